@@ -1,0 +1,205 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Type is a Slipway CloudEvent type, "dev.slipway.<noun>.<verb>.v1".
+type Type string
+
+// Every event type Slipway emits.
+const (
+	TypeImagePushed         Type = "dev.slipway.image.pushed.v1"
+	TypeApprovalRequested   Type = "dev.slipway.approval.requested.v1"
+	TypeApprovalGranted     Type = "dev.slipway.approval.granted.v1"
+	TypeApprovalRejected    Type = "dev.slipway.approval.rejected.v1"
+	TypeImagePromoted       Type = "dev.slipway.image.promoted.v1"
+	TypePromotionFailed     Type = "dev.slipway.promotion.failed.v1"
+	TypeDeploymentStarted   Type = "dev.slipway.deployment.started.v1"
+	TypeDeploymentSucceeded Type = "dev.slipway.deployment.succeeded.v1"
+	TypeDeploymentFailed    Type = "dev.slipway.deployment.failed.v1"
+	TypeDriftDetected       Type = "dev.slipway.drift.detected.v1"
+	TypeNotificationFailed  Type = "dev.slipway.notification.failed.v1"
+)
+
+const typePrefix, typeSuffix = "dev.slipway.", ".v1"
+
+// Types lists every event type with a zero value of its data payload, in the
+// order of the contract table. Documentation and schemas are generated from it.
+var Types = []struct {
+	Type Type
+	Data any
+}{
+	{TypeImagePushed, ImagePushed{}},
+	{TypeApprovalRequested, ApprovalRequested{}},
+	{TypeApprovalGranted, ApprovalDecision{}},
+	{TypeApprovalRejected, ApprovalDecision{}},
+	{TypeImagePromoted, ImagePromoted{}},
+	{TypePromotionFailed, PromotionFailed{}},
+	{TypeDeploymentStarted, Deployment{}},
+	{TypeDeploymentSucceeded, Deployment{}},
+	{TypeDeploymentFailed, Deployment{}},
+	{TypeDriftDetected, DriftDetected{}},
+	{TypeNotificationFailed, NotificationFailed{}},
+}
+
+// Short returns "<noun>.<verb>", the part of the type that the subject and
+// configuration (route matches) use.
+func (t Type) Short() string {
+	return strings.TrimSuffix(strings.TrimPrefix(string(t), typePrefix), typeSuffix)
+}
+
+// ParseType accepts a full type ("dev.slipway.image.pushed.v1") or its short
+// form ("image.pushed") and returns the full type if it is a known one.
+func ParseType(s string) (Type, error) {
+	for _, t := range Types {
+		if string(t.Type) == s || t.Type.Short() == s {
+			return t.Type, nil
+		}
+	}
+	return "", fmt.Errorf("unknown event type %q", s)
+}
+
+// ImageRef names one image in one environment's registry.
+type ImageRef struct {
+	Environment string `json:"environment"`
+	Registry    string `json:"registry"`
+	Repository  string `json:"repository"`
+	Tag         string `json:"tag,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+}
+
+// String renders the reference as registry/repository[:tag][@digest], the
+// CloudEvents subject of image events.
+func (r ImageRef) String() string {
+	return ImageReference(r.Registry, r.Repository, r.Tag, r.Digest)
+}
+
+// ImageReference renders registry/repository[:tag][@digest].
+func ImageReference(registry, repository, tag, digest string) string {
+	s := repository
+	if registry != "" {
+		s = registry + "/" + repository
+	}
+	if tag != "" {
+		s += ":" + tag
+	}
+	if digest != "" {
+		s += "@" + digest
+	}
+	return s
+}
+
+// ImagePushed is the data of dev.slipway.image.pushed.v1: a manifest or index
+// was pushed by tag to an environment's registry.
+type ImagePushed struct {
+	Environment string `json:"environment"`
+	Registry    string `json:"registry"`
+	Repository  string `json:"repository"`
+	Tag         string `json:"tag"`
+	// Digest is empty only when the webhook carried none and the registry
+	// could not be asked for it.
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+	Actor     string `json:"actor"`
+	// Source is the name of the ingest source (webhook endpoint) that received it.
+	Source string `json:"source"`
+	// Format is the webhook format of that source, e.g. "distribution".
+	Format string `json:"format"`
+	// UpstreamID is the registry's own delivery/event id, or the composite
+	// key Slipway derived when the format has none.
+	UpstreamID string    `json:"upstreamId"`
+	PushedAt   time.Time `json:"pushedAt"`
+}
+
+// Ref returns the pushed image as an ImageRef.
+func (d ImagePushed) Ref() ImageRef {
+	return ImageRef{Environment: d.Environment, Registry: d.Registry, Repository: d.Repository, Tag: d.Tag, Digest: d.Digest}
+}
+
+// ApprovalRequested is the data of dev.slipway.approval.requested.v1.
+type ApprovalRequested struct {
+	ApprovalID string `json:"approvalId"`
+	// Promotion is the name of the promotion rule.
+	Promotion string    `json:"promotion"`
+	From      ImageRef  `json:"from"`
+	To        ImageRef  `json:"to"`
+	Approvers []string  `json:"approvers,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// ApprovalDecision is the data of dev.slipway.approval.granted.v1 and
+// dev.slipway.approval.rejected.v1.
+type ApprovalDecision struct {
+	ApprovalID string `json:"approvalId"`
+	Promotion  string `json:"promotion,omitempty"`
+	// By is the approver's name from the configuration.
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+// ImagePromoted is the data of dev.slipway.image.promoted.v1.
+type ImagePromoted struct {
+	Promotion       string   `json:"promotion"`
+	From            ImageRef `json:"from"`
+	To              ImageRef `json:"to"`
+	BlobsCopied     int      `json:"blobsCopied"`
+	BlobsSkipped    int      `json:"blobsSkipped"`
+	BytesCopied     int64    `json:"bytesCopied"`
+	ReferrersCopied int      `json:"referrersCopied"`
+	DurationMs      int64    `json:"durationMs"`
+}
+
+// PromotionFailed is the data of dev.slipway.promotion.failed.v1.
+type PromotionFailed struct {
+	Promotion string   `json:"promotion"`
+	From      ImageRef `json:"from"`
+	To        ImageRef `json:"to"`
+	Error     string   `json:"error"`
+	Attempt   int      `json:"attempt"`
+	// Retryable tells whether Slipway will try again (5xx, timeouts) or gave
+	// up for good (401/403/404, a missing signature).
+	Retryable bool `json:"retryable"`
+}
+
+// Deployment is the data of dev.slipway.deployment.started.v1,
+// .succeeded.v1 (DurationMs set) and .failed.v1 (Reason and RolledBack set).
+type Deployment struct {
+	Cluster              string `json:"cluster"`
+	Environment          string `json:"environment"`
+	AppID                string `json:"appId"`
+	FromImage            string `json:"fromImage"`
+	ToImage              string `json:"toImage"`
+	Digest               string `json:"digest"`
+	MarathonDeploymentID string `json:"marathonDeploymentId"`
+	MarathonVersion      string `json:"marathonVersion"`
+	// Notify is the app's slipway.notify label, an extra notification target.
+	Notify     string `json:"notify,omitempty"`
+	DurationMs int64  `json:"durationMs,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	RolledBack bool   `json:"rolledBack,omitempty"`
+}
+
+// DriftDetected is the data of dev.slipway.drift.detected.v1: an app runs an
+// image other than the one Slipway last deployed.
+type DriftDetected struct {
+	Cluster       string `json:"cluster"`
+	Environment   string `json:"environment,omitempty"`
+	AppID         string `json:"appId"`
+	ExpectedImage string `json:"expectedImage"`
+	ActualImage   string `json:"actualImage"`
+}
+
+// NotificationFailed is the data of dev.slipway.notification.failed.v1: a
+// receiver could not be reached after the last attempt.
+type NotificationFailed struct {
+	Receiver string `json:"receiver"`
+	EventID  string `json:"eventId"`
+	// EventType is the type of the event that could not be delivered.
+	EventType string `json:"eventType,omitempty"`
+	Error     string `json:"error"`
+	Attempts  int    `json:"attempts"`
+}

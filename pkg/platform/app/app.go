@@ -1,0 +1,41 @@
+// Package app is what every Slipway service runs on: the loaded
+// configuration, a logger, the NATS connection and stream, and a Prometheus
+// registry, handed to each service's Run.
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/health"
+)
+
+// Deps is what a service gets from the process it runs in.
+type Deps struct {
+	Config *config.Config
+	Log    *slog.Logger
+	// JS is the JetStream context; the stream (and its dead-letter stream)
+	// already exist when Run is called.
+	JS jetstream.JetStream
+	// Stream is the configured stream name.
+	Stream string
+	// Metrics is the process's registry: register collectors on it, and
+	// serve it at /metrics (health.Mount).
+	Metrics *prometheus.Registry
+	// Health tells /readyz whether NATS is connected and the stream present;
+	// a service that serves HTTP mounts it with health.Mount.
+	Health *health.Checker
+}
+
+// Service is one of Slipway's services (ingest, promoter, deployer, notifier).
+type Service interface {
+	// Name is how --only selects it.
+	Name() string
+	// Run works until ctx is cancelled, then stops cleanly and returns nil;
+	// an error return stops the whole process.
+	Run(ctx context.Context, d Deps) error
+}

@@ -1,0 +1,261 @@
+// Package config loads and checks Slipway's one configuration file. Every
+// service reads its own part of the same file.
+package config
+
+import "time"
+
+// Config is the whole file.
+type Config struct {
+	NATS         NATS          `yaml:"nats"`
+	Environments []Environment `yaml:"environments"`
+	Ingest       Ingest        `yaml:"ingest"`
+	Promotions   []Promotion   `yaml:"promotions"`
+	Approvers    []Approver    `yaml:"approvers"`
+	Clusters     []Cluster     `yaml:"clusters"`
+	Notify       Notify        `yaml:"notify"`
+	Log          Log           `yaml:"log"`
+}
+
+// Log sets up structured logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// NATS says where the event stream lives.
+type NATS struct {
+	// URL of the NATS servers (comma-separated); empty runs an embedded server.
+	URL      string   `yaml:"url"`
+	Embedded Embedded `yaml:"embedded"`
+	Stream   Stream   `yaml:"stream"`
+
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"passwordFile"`
+	Token        string `yaml:"token"`
+	TokenFile    string `yaml:"tokenFile"`
+	// NKeyFile is a file holding an NKey user seed.
+	NKeyFile string `yaml:"nkeyFile"`
+	// CredentialsFile is a .creds file (user JWT and seed).
+	CredentialsFile string `yaml:"credentialsFile"`
+	TLS             TLS    `yaml:"tls"`
+}
+
+// Embedded configures the in-process NATS server used when nats.url is empty.
+type Embedded struct {
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"storeDir"`
+}
+
+// Stream shapes the SLIPWAY stream.
+type Stream struct {
+	Name            string        `yaml:"name"`
+	Replicas        int           `yaml:"replicas"`
+	MaxAge          time.Duration `yaml:"maxAge"`
+	DuplicateWindow time.Duration `yaml:"duplicateWindow"`
+}
+
+// TLS for a client connection.
+type TLS struct {
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"serverName"`
+}
+
+// Environment is one stage (dev, tst, prd) with its registry.
+type Environment struct {
+	Name     string   `yaml:"name"`
+	Registry Registry `yaml:"registry"`
+}
+
+// Registry is an OCI registry and the credentials Slipway uses with it.
+type Registry struct {
+	Host         string `yaml:"host"`
+	Insecure     bool   `yaml:"insecure"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"passwordFile"`
+}
+
+// Ingest is the HTTP entry point.
+type Ingest struct {
+	Listen       string   `yaml:"listen"`
+	MaxBodyBytes int64    `yaml:"maxBodyBytes"`
+	Sources      []Source `yaml:"sources"`
+	// ResolveTimeout bounds the HEAD that fills a missing digest.
+	ResolveTimeout time.Duration `yaml:"resolveTimeout"`
+}
+
+// Source is one webhook endpoint, POST /webhooks/{name}.
+type Source struct {
+	Name        string `yaml:"name"`
+	Format      string `yaml:"format"`
+	Environment string `yaml:"environment"`
+	// Registry is the host to use when the payload has none, or to override it.
+	Registry string `yaml:"registry"`
+	Auth     *Auth  `yaml:"auth"`
+}
+
+// Auth is how a source proves it is the registry. Exactly one is set.
+type Auth struct {
+	None         bool        `yaml:"none"`
+	Header       *HeaderAuth `yaml:"header"`
+	HMAC         *HMACAuth   `yaml:"hmac"`
+	Basic        *BasicAuth  `yaml:"basic"`
+	URLToken     string      `yaml:"urlToken"`
+	URLTokenFile string      `yaml:"urlTokenFile"`
+}
+
+// HeaderAuth expects a header with a fixed value.
+type HeaderAuth struct {
+	Name      string `yaml:"name"`
+	Value     string `yaml:"value"`
+	ValueFile string `yaml:"valueFile"`
+}
+
+// HMACAuth expects a header with an HMAC of the raw body.
+type HMACAuth struct {
+	Header string `yaml:"header"`
+	// Algorithm is sha1, sha256 (default) or sha512.
+	Algorithm  string `yaml:"algorithm"`
+	Prefix     string `yaml:"prefix"`
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secretFile"`
+}
+
+// BasicAuth expects HTTP Basic credentials.
+type BasicAuth struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"passwordFile"`
+}
+
+// Promotion is a rule that copies images from one environment to the next.
+type Promotion struct {
+	Name             string        `yaml:"name"`
+	From             string        `yaml:"from"`
+	To               string        `yaml:"to"`
+	Repositories     []string      `yaml:"repositories"`
+	Tags             TagFilter     `yaml:"tags"`
+	TargetRepository string        `yaml:"targetRepository"`
+	TargetTag        string        `yaml:"targetTag"`
+	Approval         Approval      `yaml:"approval"`
+	CopyReferrers    *bool         `yaml:"copyReferrers"`
+	Require          *Requirements `yaml:"require"`
+	MinAge           time.Duration `yaml:"minAge"`
+}
+
+// TagFilter selects tags by semver constraint or regular expression.
+type TagFilter struct {
+	Semver string `yaml:"semver"`
+	Regex  string `yaml:"regex"`
+}
+
+// Approval gates a promotion on a release manager's decision.
+type Approval struct {
+	Required  bool          `yaml:"required"`
+	Approvers []string      `yaml:"approvers"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// Requirements a source image must meet before it is promoted.
+type Requirements struct {
+	// Referrers lists artifact types that must be attached (signatures, SBOMs).
+	Referrers []string `yaml:"referrers"`
+}
+
+// Approver is a person who may decide approvals.
+type Approver struct {
+	Name        string `yaml:"name"`
+	Token       string `yaml:"token"`
+	TokenFile   string `yaml:"tokenFile"`
+	SlackUserID string `yaml:"slackUserId"`
+}
+
+// Cluster is a Marathon (DC/OS) cluster of one environment.
+type Cluster struct {
+	Name        string       `yaml:"name"`
+	Environment string       `yaml:"environment"`
+	Marathon    Marathon     `yaml:"marathon"`
+	Deploy      DeployPolicy `yaml:"deploy"`
+}
+
+// Marathon is how to reach a cluster's Marathon.
+type Marathon struct {
+	URL    string       `yaml:"url"`
+	Auth   MarathonAuth `yaml:"auth"`
+	CAFile string       `yaml:"caFile"`
+}
+
+// MarathonAuth is one of none, basic, dcos (service account) or a static token.
+type MarathonAuth struct {
+	None      bool       `yaml:"none"`
+	Basic     *BasicAuth `yaml:"basic"`
+	DCOS      *DCOSAuth  `yaml:"dcos"`
+	Token     string     `yaml:"token"`
+	TokenFile string     `yaml:"tokenFile"`
+}
+
+// DCOSAuth is a DC/OS service account.
+type DCOSAuth struct {
+	UID            string `yaml:"uid"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
+	LoginEndpoint  string `yaml:"loginEndpoint"`
+}
+
+// DeployPolicy is how the deployer rolls out on a cluster.
+type DeployPolicy struct {
+	Timeout   time.Duration `yaml:"timeout"`
+	Rollback  *bool         `yaml:"rollback"`
+	PinDigest *bool         `yaml:"pinDigest"`
+	Force     bool          `yaml:"force"`
+}
+
+// Notify routes events to receivers.
+type Notify struct {
+	Receivers []Receiver `yaml:"receivers"`
+	Routes    []Route    `yaml:"routes"`
+}
+
+// Receiver is one notification target. Exactly one kind is set.
+type Receiver struct {
+	Name    string           `yaml:"name"`
+	Slack   *SlackReceiver   `yaml:"slack"`
+	Webhook *WebhookReceiver `yaml:"webhook"`
+	// Other kinds (msteams, email, cdevents) are added with the notifier.
+}
+
+// SlackReceiver posts to Slack by incoming webhook or bot token.
+type SlackReceiver struct {
+	WebhookURL     string `yaml:"webhookUrl"`
+	WebhookURLFile string `yaml:"webhookUrlFile"`
+	Token          string `yaml:"token"`
+	TokenFile      string `yaml:"tokenFile"`
+	Channel        string `yaml:"channel"`
+}
+
+// WebhookReceiver posts signed CloudEvents.
+type WebhookReceiver struct {
+	URL        string `yaml:"url"`
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secretFile"`
+}
+
+// Route sends matching events to receivers.
+type Route struct {
+	Match     Match    `yaml:"match"`
+	Receivers []string `yaml:"receivers"`
+	Continue  bool     `yaml:"continue"`
+}
+
+// Match selects events.
+type Match struct {
+	Types        []string `yaml:"types"`
+	Environments []string `yaml:"environments"`
+	Repositories []string `yaml:"repositories"`
+	Clusters     []string `yaml:"clusters"`
+}

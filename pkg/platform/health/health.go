@@ -1,0 +1,63 @@
+// Package health serves /healthz, /readyz and /metrics for every service.
+package health
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check returns nil when what it checks is ready.
+type Check func(ctx context.Context) error
+
+// Checker runs the readiness checks of a process.
+type Checker struct {
+	mu     sync.RWMutex
+	checks map[string]Check
+}
+
+// NewChecker returns a Checker with no checks (always ready).
+func NewChecker() *Checker { return &Checker{checks: map[string]Check{}} }
+
+// Add registers a named readiness check.
+func (c *Checker) Add(name string, check Check) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks[name] = check
+}
+
+// Ready runs every check and returns the failures by name.
+func (c *Checker) Ready(ctx context.Context) map[string]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	failed := map[string]string{}
+	for name, check := range c.checks {
+		if err := check(ctx); err != nil {
+			failed[name] = err.Error()
+		}
+	}
+	return failed
+}
+
+// Mount adds GET /healthz (the process is alive), GET /readyz (every check
+// passes; 503 with the failures otherwise) and GET /metrics (Prometheus text
+// from gatherer) to e.
+func Mount(e *echo.Echo, c *Checker, gatherer prometheus.Gatherer) {
+	e.GET("/healthz", func(ctx echo.Context) error {
+		return ctx.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(ctx echo.Context) error {
+		cctx, cancel := context.WithTimeout(ctx.Request().Context(), 2*time.Second)
+		defer cancel()
+		if failed := c.Ready(cctx); len(failed) > 0 {
+			return ctx.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
+		}
+		return ctx.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+}

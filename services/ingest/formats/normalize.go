@@ -1,0 +1,61 @@
+package formats
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Manifest media types: pushes of anything else (blobs, whose notifications
+// carry application/octet-stream or a layer type) are not image pushes.
+var manifestTypes = map[string]bool{
+	"application/vnd.docker.distribution.manifest.v2+json":      true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
+	"application/vnd.docker.distribution.manifest.v1+json":      true,
+	"application/vnd.docker.distribution.manifest.v1+prettyjws": true,
+	"application/vnd.oci.image.manifest.v1+json":                true,
+	"application/vnd.oci.image.index.v1+json":                   true,
+}
+
+// IsManifestType reports whether a media type is that of a manifest or index.
+// An empty type (formats that do not say) counts as a manifest.
+func IsManifestType(mt string) bool {
+	if mt == "" {
+		return true
+	}
+	mt, _, _ = strings.Cut(mt, ";")
+	return manifestTypes[strings.TrimSpace(mt)]
+}
+
+// cosign's tag-schema attachments: sha256-<hex>.sig|.att|.sbom, and the OCI
+// referrers tag-schema fallback: sha256-<hex>.
+var attachmentTag = regexp.MustCompile(`^sha(256|384|512)-[0-9a-f]{32,128}(\.(sig|att|sbom))?$`)
+
+// IsAttachmentTag reports whether a tag names a signature, attestation, SBOM
+// or referrers index rather than a release of the image.
+func IsAttachmentTag(tag string) bool { return attachmentTag.MatchString(tag) }
+
+// isDigest reports whether a "tag" is really a digest (Harbor and others put
+// the digest in the tag field of untagged children).
+func isDigest(tag string) bool {
+	alg, hex, ok := strings.Cut(tag, ":")
+	return ok && (alg == "sha256" || alg == "sha384" || alg == "sha512") && hex != ""
+}
+
+// Normalize keeps the pushes that are releases of an image: tagged pushes of
+// a manifest or index. Untagged children of multi-arch pushes, blob pushes
+// and signature/attestation tags count as ignored.
+func Normalize(r Result) Result {
+	out := Result{Ignored: r.Ignored}
+	for _, p := range r.Pushes {
+		switch {
+		case p.Repository == "",
+			p.Tag == "", isDigest(p.Tag),
+			IsAttachmentTag(p.Tag),
+			!IsManifestType(p.MediaType):
+			out.Ignored++
+		default:
+			out.Pushes = append(out.Pushes, p)
+		}
+	}
+	return out
+}
