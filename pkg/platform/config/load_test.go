@@ -1,0 +1,158 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+var contractEnv = env(map[string]string{
+	"TOKEN": "t0k3n", "SECRET": "s3cr3t", "PW": "pw: with # yaml", "RM_TOKEN": "rm",
+	"SLACK_WEBHOOK": "https://hooks.slack.example/services/T/B/X", "HOOK_SECRET": "h",
+})
+
+func TestContractExampleLoads(t *testing.T) {
+	raw, err := os.ReadFile("testdata/contract.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(raw, contractEnv)
+	if err != nil {
+		t.Fatalf("the contract's example must load: %v", err)
+	}
+	if got := cfg.NATS.Stream.DuplicateWindow; got != 10*time.Minute {
+		t.Errorf("duplicateWindow = %v", got)
+	}
+	if got := cfg.Ingest.Sources[1].Auth.Header.Value; got != "Bearer t0k3n" {
+		t.Errorf("header value = %q, want expansion of ${TOKEN}", got)
+	}
+	// A secret with YAML syntax in it must not change the document.
+	if got := cfg.Ingest.Sources[3].Auth.Basic.Password; got != "pw: with # yaml" {
+		t.Errorf("basic password = %q", got)
+	}
+	if got := cfg.Promotions[1].Approval.Timeout; got != 72*time.Hour {
+		t.Errorf("approval timeout = %v", got)
+	}
+	if cfg.Clusters[0].Deploy.Rollback == nil || !*cfg.Clusters[0].Deploy.Rollback {
+		t.Error("deploy.rollback not read")
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("environments: [{name: dev, registry: {host: r.example}}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Stream.Name != "SLIPWAY" || cfg.NATS.Stream.Replicas != 1 || cfg.NATS.Stream.DuplicateWindow != 10*time.Minute {
+		t.Errorf("stream defaults: %+v", cfg.NATS.Stream)
+	}
+	if cfg.Ingest.Listen != ":8080" || cfg.Ingest.MaxBodyBytes != 1<<20 {
+		t.Errorf("ingest defaults: %+v", cfg.Ingest)
+	}
+	if cfg.NATS.Embedded.Listen != "127.0.0.1:4222" || cfg.NATS.Embedded.StoreDir != "./data/nats" {
+		t.Errorf("embedded defaults: %+v", cfg.NATS.Embedded)
+	}
+}
+
+func TestPlainVariableTakesItsType(t *testing.T) {
+	cfg, err := Parse([]byte("nats:\n  stream:\n    replicas: ${R}\n"), env(map[string]string{"R": "3"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Stream.Replicas != 3 {
+		t.Errorf("replicas = %d", cfg.NATS.Stream.Replicas)
+	}
+	cfg, err = Parse([]byte("nats:\n  url: nats://x:4222\n  user: u\n  password: ${P}\n"), env(map[string]string{"P": "0123"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Password != "0123" {
+		t.Errorf("password = %q, want the digits as written", cfg.NATS.Password)
+	}
+}
+
+func TestVariableDefault(t *testing.T) {
+	cfg, err := Parse([]byte(`ingest: {listen: "${LISTEN:-:9090}"}`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Ingest.Listen != ":9090" {
+		t.Errorf("listen = %q", cfg.Ingest.Listen)
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := `
+environments: [{name: dev, registry: {host: r.example}}]
+ingest:
+  sources:
+    - name: s
+      format: distribution
+      environment: dev
+      auth: {hmac: {header: X-Sig, secretFile: "` + secret + `"}}
+`
+	cfg, err := Parse([]byte(doc), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Ingest.Sources[0].Auth.HMAC.Secret; got != "from-file" {
+		t.Errorf("secret = %q", got)
+	}
+
+	both := strings.Replace(doc, `secretFile:`, `secret: x, secretFile:`, 1)
+	if _, err := Parse([]byte(both), env(nil)); err == nil || !strings.Contains(err.Error(), "ingest.sources[0].auth.hmac: set either secret or secretFile") {
+		t.Errorf("both set: %v", err)
+	}
+	missing := strings.Replace(doc, secret, filepath.Join(dir, "nope"), 1)
+	if _, err := Parse([]byte(missing), env(nil)); err == nil || !strings.Contains(err.Error(), "ingest.sources[0].auth.hmac.secretFile") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestErrorsNameTheKeyPath(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"unset variable", `nats: {token: "${NOPE}"}`, "nats.token: environment variable NOPE is not set"},
+		{"unknown key", "nats:\n  stream:\n    replica: 3\n", "nats.stream.replica: field replica not found"},
+		{"wrong type", "nats:\n  stream:\n    replicas: many\n", "nats.stream.replicas: cannot unmarshal"},
+		{"bad duration", "nats:\n  stream:\n    maxAge: forever\n", "nats.stream.maxAge"},
+		{"replicas", "nats: {stream: {replicas: 2}}", "nats.stream: replicas must be 1 or 3"},
+		{"short window", "nats: {stream: {duplicateWindow: 1m}}", "duplicateWindow must be at least 10m"},
+		{"source without auth", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: distribution, environment: dev}]}",
+			"ingest.sources[0].auth: is required; use {none: true}"},
+		{"two auths", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: acr, environment: dev, auth: {none: true, urlToken: x}}]}",
+			"ingest.sources[0].auth: set exactly one"},
+		{"unknown environment", "ingest: {sources: [{name: s, format: acr, environment: qa, auth: {none: true}}]}",
+			`ingest.sources[0].environment: unknown environment "qa"`},
+		{"bad hmac algorithm", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: ghcr, environment: dev, auth: {hmac: {header: X, secret: y, algorithm: md5}}}]}",
+			`ingest.sources[0].auth.hmac.algorithm: "md5"`},
+		{"env name", "environments: [{name: 'd.v', registry: {host: r}}]", "environments[0].name"},
+		{"unknown approver", "environments: [{name: a, registry: {host: r}}, {name: b, registry: {host: r}}]\npromotions: [{name: p, from: a, to: b, approval: {required: true, approvers: [bob]}}]",
+			`promotions[0].approval.approvers[0]: unknown approver "bob"`},
+		{"route to unknown receiver", "notify: {routes: [{receivers: [x]}]}", `notify.routes[0].receivers[0]: unknown receiver "x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,318 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+)
+
+// Defaults that the contract names.
+const (
+	DefaultEmbeddedListen = "127.0.0.1:4222"
+	DefaultStoreDir       = "./data/nats"
+	DefaultIngestListen   = ":8080"
+	DefaultMaxBodyBytes   = 1 << 20
+)
+
+func (c *Config) applyDefaults() {
+	if c.NATS.Embedded.Listen == "" {
+		c.NATS.Embedded.Listen = DefaultEmbeddedListen
+	}
+	if c.NATS.Embedded.StoreDir == "" {
+		c.NATS.Embedded.StoreDir = DefaultStoreDir
+	}
+	if c.NATS.Stream.Name == "" {
+		c.NATS.Stream.Name = bus.DefaultStream
+	}
+	if c.NATS.Stream.Replicas == 0 {
+		c.NATS.Stream.Replicas = 1
+	}
+	if c.NATS.Stream.MaxAge == 0 {
+		c.NATS.Stream.MaxAge = bus.DefaultMaxAge
+	}
+	if c.NATS.Stream.DuplicateWindow == 0 {
+		c.NATS.Stream.DuplicateWindow = bus.DefaultDuplicateWindow
+	}
+	if c.Ingest.Listen == "" {
+		c.Ingest.Listen = DefaultIngestListen
+	}
+	if c.Ingest.MaxBodyBytes == 0 {
+		c.Ingest.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+// StreamConfig is the stream part in the shape the bus package takes.
+func (c *Config) StreamConfig() bus.StreamConfig {
+	s := c.NATS.Stream
+	return bus.StreamConfig{Name: s.Name, Replicas: s.Replicas, MaxAge: s.MaxAge, DuplicateWindow: s.DuplicateWindow}
+}
+
+// Environment returns the environment called name.
+func (c *Config) Environment(name string) (Environment, bool) {
+	for _, e := range c.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
+
+// problems collects every error of a file, each with its key path, so an
+// operator fixes them in one go.
+type problems []string
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p, "\n"))
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)
+
+// Validate checks what every service relies on. Services check their own
+// parts further when they start (formats, templates, URLs they dial).
+func (c *Config) Validate() error {
+	var p problems
+	c.validateNATS(&p)
+
+	envs := map[string]bool{}
+	for i, e := range c.Environments {
+		path := fmt.Sprintf("environments[%d]", i)
+		switch {
+		case !events.ValidToken(e.Name):
+			p.add(path+".name", "%q must be letters, digits, '-' or '_' (it is a NATS subject token)", e.Name)
+		case envs[e.Name]:
+			p.add(path+".name", "%q is defined twice", e.Name)
+		}
+		envs[e.Name] = true
+		if e.Registry.Host == "" {
+			p.add(path+".registry.host", "is required")
+		} else if strings.Contains(e.Registry.Host, "/") {
+			p.add(path+".registry.host", "%q must be a host[:port], without scheme or path", e.Registry.Host)
+		}
+	}
+	checkEnv := func(path, name string) {
+		if name == "" {
+			p.add(path, "is required")
+		} else if !envs[name] {
+			p.add(path, "unknown environment %q", name)
+		}
+	}
+
+	if c.Ingest.MaxBodyBytes < 0 {
+		p.add("ingest.maxBodyBytes", "must be positive")
+	}
+	sources := map[string]bool{}
+	for i, s := range c.Ingest.Sources {
+		path := fmt.Sprintf("ingest.sources[%d]", i)
+		switch {
+		case !nameRE.MatchString(s.Name):
+			p.add(path+".name", "%q must be lowercase letters, digits, '-' or '_' (it is a URL path segment)", s.Name)
+		case sources[s.Name]:
+			p.add(path+".name", "%q is defined twice", s.Name)
+		}
+		sources[s.Name] = true
+		if s.Format == "" {
+			p.add(path+".format", "is required")
+		}
+		checkEnv(path+".environment", s.Environment)
+		validateWebhookAuth(&p, path+".auth", s.Auth)
+	}
+
+	approvers := map[string]bool{}
+	for i, a := range c.Approvers {
+		path := fmt.Sprintf("approvers[%d]", i)
+		if a.Name == "" {
+			p.add(path+".name", "is required")
+		} else if approvers[a.Name] {
+			p.add(path+".name", "%q is defined twice", a.Name)
+		}
+		approvers[a.Name] = true
+		if a.Token == "" {
+			p.add(path+".token", "is required (or tokenFile)")
+		}
+	}
+	promotions := map[string]bool{}
+	for i, r := range c.Promotions {
+		path := fmt.Sprintf("promotions[%d]", i)
+		if r.Name == "" {
+			p.add(path+".name", "is required")
+		} else if promotions[r.Name] {
+			p.add(path+".name", "%q is defined twice", r.Name)
+		}
+		promotions[r.Name] = true
+		checkEnv(path+".from", r.From)
+		checkEnv(path+".to", r.To)
+		if r.From != "" && r.From == r.To {
+			p.add(path+".to", "must differ from from")
+		}
+		if r.Tags.Semver != "" && r.Tags.Regex != "" {
+			p.add(path+".tags", "set semver or regex, not both")
+		}
+		if r.Tags.Regex != "" {
+			if _, err := regexp.Compile(r.Tags.Regex); err != nil {
+				p.add(path+".tags.regex", "%v", err)
+			}
+		}
+		for j, a := range r.Approval.Approvers {
+			if !approvers[a] {
+				p.add(fmt.Sprintf("%s.approval.approvers[%d]", path, j), "unknown approver %q", a)
+			}
+		}
+		if r.MinAge < 0 {
+			p.add(path+".minAge", "must not be negative")
+		}
+	}
+
+	clusters := map[string]bool{}
+	for i, cl := range c.Clusters {
+		path := fmt.Sprintf("clusters[%d]", i)
+		if !nameRE.MatchString(cl.Name) {
+			p.add(path+".name", "%q must be lowercase letters, digits, '-' or '_'", cl.Name)
+		} else if clusters[cl.Name] {
+			p.add(path+".name", "%q is defined twice", cl.Name)
+		}
+		clusters[cl.Name] = true
+		checkEnv(path+".environment", cl.Environment)
+		checkURL(&p, path+".marathon.url", cl.Marathon.URL, true)
+		a := cl.Marathon.Auth
+		if count(a.None, a.Basic != nil, a.DCOS != nil, a.Token != "") > 1 {
+			p.add(path+".marathon.auth", "set one of none, basic, dcos, token")
+		}
+		if cl.Deploy.Timeout < 0 {
+			p.add(path+".deploy.timeout", "must not be negative")
+		}
+	}
+
+	receivers := map[string]bool{}
+	for i, r := range c.Notify.Receivers {
+		path := fmt.Sprintf("notify.receivers[%d]", i)
+		if r.Name == "" {
+			p.add(path+".name", "is required")
+		} else if receivers[r.Name] {
+			p.add(path+".name", "%q is defined twice", r.Name)
+		}
+		receivers[r.Name] = true
+		if count(r.Slack != nil, r.Webhook != nil) != 1 {
+			p.add(path, "set exactly one receiver kind (slack, webhook)")
+		}
+		if r.Webhook != nil {
+			checkURL(&p, path+".webhook.url", r.Webhook.URL, true)
+		}
+	}
+	for i, r := range c.Notify.Routes {
+		for j, name := range r.Receivers {
+			if !receivers[name] {
+				p.add(fmt.Sprintf("notify.routes[%d].receivers[%d]", i, j), "unknown receiver %q", name)
+			}
+		}
+	}
+
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		p.add("log.format", "%q must be text or json", c.Log.Format)
+	}
+	return p.err()
+}
+
+func (c *Config) validateNATS(p *problems) {
+	n := c.NATS
+	if err := c.StreamConfig().Validate(); err != nil {
+		p.add("nats.stream", "%v", err)
+	}
+	if !events.ValidToken(n.Stream.Name) {
+		p.add("nats.stream.name", "%q must be letters, digits, '-' or '_'", n.Stream.Name)
+	}
+	if n.URL == "" {
+		return
+	}
+	for _, u := range strings.Split(n.URL, ",") {
+		checkURL(p, "nats.url", strings.TrimSpace(u), false)
+	}
+	if count(n.User != "", n.Token != "", n.NKeyFile != "", n.CredentialsFile != "") > 1 {
+		p.add("nats", "set one of user/password, token, nkeyFile, credentialsFile")
+	}
+	if n.User != "" && n.Password == "" {
+		p.add("nats.password", "is required with user (or passwordFile)")
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		p.add("nats.tls", "certFile and keyFile go together")
+	}
+}
+
+func validateWebhookAuth(p *problems, path string, a *Auth) {
+	if a == nil {
+		p.add(path, "is required; use {none: true} to accept unauthenticated webhooks")
+		return
+	}
+	if count(a.None, a.Header != nil, a.HMAC != nil, a.Basic != nil, a.URLToken != "") != 1 {
+		p.add(path, "set exactly one of none, header, hmac, basic, urlToken")
+		return
+	}
+	switch {
+	case a.Header != nil:
+		if a.Header.Name == "" {
+			p.add(path+".header.name", "is required")
+		}
+		if a.Header.Value == "" {
+			p.add(path+".header.value", "is required (or valueFile)")
+		}
+	case a.HMAC != nil:
+		if a.HMAC.Header == "" {
+			p.add(path+".hmac.header", "is required")
+		}
+		if a.HMAC.Secret == "" {
+			p.add(path+".hmac.secret", "is required (or secretFile)")
+		}
+		switch a.HMAC.Algorithm {
+		case "", "sha1", "sha256", "sha512":
+		default:
+			p.add(path+".hmac.algorithm", "%q must be sha1, sha256 or sha512", a.HMAC.Algorithm)
+		}
+	case a.Basic != nil:
+		if a.Basic.Username == "" || a.Basic.Password == "" {
+			p.add(path+".basic", "username and password are required")
+		}
+	}
+}
+
+func checkURL(p *problems, path, raw string, httpOnly bool) {
+	if raw == "" {
+		p.add(path, "is required")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		p.add(path, "%q is not an absolute URL", raw)
+		return
+	}
+	if httpOnly && u.Scheme != "http" && u.Scheme != "https" {
+		p.add(path, "%q must be http or https", raw)
+	}
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
