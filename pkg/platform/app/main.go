@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/telemetry"
+)
+
+// Main is the whole main function of a service's own binary
+// (services/<name>/cmd/<name> --config FILE).
+func Main(s Service) {
+	fs := flag.NewFlagSet(s.Name(), flag.ExitOnError)
+	path := fs.String("config", "slipway.yaml", "configuration file")
+	_ = fs.Parse(os.Args[1:])
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := RunProcess(cfg, s); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name(), err)
+		os.Exit(1)
+	}
+}
+
+// RunProcess sets up logging and tracing and runs services until SIGINT or
+// SIGTERM.
+func RunProcess(cfg *config.Config, services ...Service) error {
+	log := telemetry.NewLogger(cfg.Log, os.Stderr)
+	slog.SetDefault(log)
+	shutdownTracing := telemetry.SetupTracing()
+	defer func() { _ = shutdownTracing(context.Background()) }()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, cfg, log, services...)
+}

@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/health"
+	"github.com/slipway-cd/slipway/pkg/platform/natsconn"
+)
+
+// Run connects to NATS (or starts the embedded server), makes sure the
+// stream exists, and runs the services until ctx is cancelled or one fails.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...Service) error {
+	if len(services) == 0 {
+		return errors.New("no service to run")
+	}
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.Name()
+	}
+	conn, err := natsconn.Connect(ctx, cfg.NATS, log, "slipway "+fmt.Sprint(names))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	if err := ensureStream(ctx, conn.JS, cfg, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	checker := health.NewChecker()
+	checker.Add("nats", conn.Ready)
+	streamName := cfg.NATS.Stream.Name
+	checker.Add("stream", func(ctx context.Context) error {
+		_, err := conn.JS.Stream(ctx, streamName)
+		return err
+	})
+	deps := Deps{Config: cfg, Log: log, JS: conn.JS, Stream: streamName, Metrics: reg, Health: checker}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, s := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := deps
+			d.Log = log.With("service", s.Name())
+			d.Log.Info("service starting")
+			if err := s.Run(ctx, d); err != nil {
+				cancel(fmt.Errorf("%s: %w", s.Name(), err))
+				return
+			}
+			d.Log.Info("service stopped")
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// ensureStream retries until NATS answers: at start-up the servers may
+// still be coming up (compose, DC/OS), and failing fast would only make the
+// scheduler restart us in a loop.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg *config.Config, log *slog.Logger) error {
+	delay := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := bus.EnsureStream(actx, js, cfg.StreamConfig())
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			// The server answered and said no (bad limits, replicas > nodes):
+			// retrying will not help.
+			return err
+		}
+		log.Warn("waiting for jetstream", "err", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}

@@ -1,0 +1,210 @@
+// Package natsconn gives a Slipway process its NATS connection: to the
+// configured servers, or to a JetStream server embedded in the process when
+// nats.url is empty.
+package natsconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+)
+
+// Conn is a connection to NATS with its JetStream context.
+type Conn struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	embedded *server.Server
+	closed   chan struct{}
+}
+
+// Connect connects as the client called name. With an empty cfg.URL it
+// first starts an embedded JetStream server listening on cfg.Embedded.Listen
+// (so outside consumers and `slipway events tail` can connect to it) and
+// storing in cfg.Embedded.StoreDir.
+func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger, name string) (*Conn, error) {
+	c := &Conn{closed: make(chan struct{})}
+	var opts []nats.Option
+	url := cfg.URL
+	if url == "" {
+		s, err := StartEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		c.embedded = s
+		url = s.ClientURL()
+		opts = append(opts, nats.InProcessServer(s))
+	} else {
+		auth, err := clientAuth(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, auth...)
+	}
+	opts = append(opts,
+		nats.Name(name),
+		// Never give up: a service without NATS is useless, and /readyz
+		// says so while it lasts.
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error("nats error", "subject", subj, "err", err)
+		}),
+	)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		c.shutdownEmbedded()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	c.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.JS = js
+	return c, nil
+}
+
+// reconnectDelay backs off from 250ms to 10s with jitter, so that many
+// services do not reconnect to a restarted server in lockstep.
+func reconnectDelay(attempts int) time.Duration {
+	d := 250 * time.Millisecond << min(attempts, 6)
+	if d > 10*time.Second {
+		d = 10 * time.Second
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func clientAuth(cfg config.NATS) ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.nkeyFile: %w", err)
+		}
+		opts = append(opts, o)
+	case cfg.CredentialsFile != "":
+		if _, err := os.Stat(cfg.CredentialsFile); err != nil {
+			return nil, fmt.Errorf("nats.credentialsFile: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(cfg.CredentialsFile))
+	}
+	t := cfg.TLS
+	if t.CAFile != "" {
+		opts = append(opts, nats.RootCAs(t.CAFile))
+	}
+	if t.CertFile != "" {
+		opts = append(opts, nats.ClientCert(t.CertFile, t.KeyFile))
+	}
+	if t.ServerName != "" {
+		opts = append(opts, nats.Secure(&tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}))
+	}
+	return opts, nil
+}
+
+// StartEmbedded starts a single-node JetStream server.
+func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.listen %q: bad port", cfg.Listen)
+	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("nats.embedded.storeDir: %w", err)
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "slipway-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	s.SetLoggerV2(&serverLog{log: log.With("component", "nats-server")}, false, false, false)
+	s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("embedded nats did not become ready within 30s")
+	}
+	log.Info("embedded nats started", "url", s.ClientURL(), "storeDir", cfg.StoreDir)
+	return s, nil
+}
+
+// Embedded returns the in-process server, or nil when connected elsewhere.
+func (c *Conn) Embedded() *server.Server { return c.embedded }
+
+// Ready reports whether the connection is up.
+func (c *Conn) Ready(context.Context) error {
+	if st := c.NC.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("nats %s", st)
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server, if any.
+func (c *Conn) Close() {
+	if c.NC != nil {
+		// Drain lets in-flight acks and publishes finish before closing.
+		if err := c.NC.Drain(); err == nil {
+			select {
+			case <-c.closed:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		c.NC.Close()
+	}
+	c.shutdownEmbedded()
+}
+
+func (c *Conn) shutdownEmbedded() {
+	if c.embedded != nil {
+		c.embedded.Shutdown()
+		c.embedded.WaitForShutdown()
+	}
+}
+
+// serverLog sends nats-server's log lines to slog.
+type serverLog struct{ log *slog.Logger }
+
+func (l *serverLog) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Tracef(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
