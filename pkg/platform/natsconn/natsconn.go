@@ -166,6 +166,36 @@ func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error
 	return s, nil
 }
 
+// ClientURL is where a client reaches the configured NATS: the servers of
+// nats.url, or the listen address of the embedded server.
+func ClientURL(cfg config.NATS) string {
+	if cfg.URL != "" {
+		return cfg.URL
+	}
+	return "nats://" + cfg.Embedded.Listen
+}
+
+// Dial connects a short-lived client (a CLI command) to url, with the
+// credentials of cfg. It never starts a server and fails at once when
+// nothing answers.
+func Dial(cfg config.NATS, url, name string) (*Conn, error) {
+	opts, err := clientAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name(name), nats.MaxReconnects(-1), nats.CustomReconnectDelay(reconnectDelay))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &Conn{NC: nc, JS: js}, nil
+}
+
 // Embedded returns the in-process server, or nil when connected elsewhere.
 func (c *Conn) Embedded() *server.Server { return c.embedded }
 
@@ -179,7 +209,7 @@ func (c *Conn) Ready(context.Context) error {
 
 // Close drains the connection and stops the embedded server, if any.
 func (c *Conn) Close() {
-	if c.NC != nil {
+	if c.NC != nil && c.closed != nil {
 		// Drain lets in-flight acks and publishes finish before closing.
 		if err := c.NC.Drain(); err == nil {
 			select {
@@ -187,6 +217,8 @@ func (c *Conn) Close() {
 			case <-time.After(30 * time.Second):
 			}
 		}
+		c.NC.Close()
+	} else if c.NC != nil {
 		c.NC.Close()
 	}
 	c.shutdownEmbedded()

@@ -1,0 +1,46 @@
+# Slipway is a Go workspace of several modules; every target runs over all
+# of them (go list -m lists the workspace's modules).
+GO       ?= go
+MODDIRS  := $(shell $(GO) list -m -f '{{.Dir}}')
+PKGS     := $(addsuffix /...,$(MODDIRS))
+BENCHTIME ?= 3s
+FUZZTIME  ?= 30s
+
+.PHONY: all test test-short bench lint build generate fuzz clean
+
+all: lint test build
+
+## test: every test of every module, with the race detector (fuzz seed corpora included)
+test:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: the same without the race detector, for a quick loop
+test-short:
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+## bench: benchmarks (ingest vs raw JetStream and others); see docs/benchmarks.md
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m $(PKGS)
+
+## lint: gofmt and go vet over every module
+lint:
+	@out=$$(gofmt -l $(MODDIRS)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## build: the binaries into ./bin
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ ./cmd/slipway ./services/ingest/cmd/ingest
+
+## generate: regenerate docs/schemas, docs/asyncapi.yaml and the event table in docs/events.md
+generate:
+	$(GO) run ./pkg/events/schema/cmd/gen-schemas
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for f in $$($(GO) test -list '^Fuzz' ./services/ingest/formats/ | grep '^Fuzz'); do \
+		echo "== $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./services/ingest/formats/ || exit 1; \
+	done
+
+clean:
+	rm -rf bin

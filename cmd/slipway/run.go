@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/ingest"
+)
+
+// services lists every service `slipway run` can host, in start order.
+func services() []app.Service {
+	return []app.Service{ingest.New()}
+}
+
+func runCmd() *cobra.Command {
+	var path string
+	var only []string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE [--only ingest,...]",
+		Short: "Run all (or some) services in one process",
+		Long: "Run Slipway's services in one process. With nats.url empty in the configuration,\n" +
+			"an embedded JetStream server runs in the same process.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			selected, err := selectServices(only)
+			if err != nil {
+				return err
+			}
+			return app.RunProcess(cfg, selected...)
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "slipway.yaml", "configuration file")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these services (comma-separated)")
+	return cmd
+}
+
+func selectServices(only []string) ([]app.Service, error) {
+	all := services()
+	if len(only) == 0 {
+		return all, nil
+	}
+	var names []string
+	for _, s := range all {
+		names = append(names, s.Name())
+	}
+	var out []app.Service
+	for _, name := range only {
+		i := slices.Index(names, strings.TrimSpace(name))
+		if i < 0 {
+			return nil, fmt.Errorf("--only: unknown service %q (one of %s)", name, strings.Join(names, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
