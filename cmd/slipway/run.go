@@ -35,7 +35,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return app.RunProcess(cfg, selected...)
+			return app.RunProcess(cmd.Context(), cfg, selected...)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "slipway.yaml", "configuration file")

@@ -24,20 +24,20 @@ func Main(s Service) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if err := RunProcess(cfg, s); err != nil {
+	if err := RunProcess(context.Background(), cfg, s); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name(), err)
 		os.Exit(1)
 	}
 }
 
-// RunProcess sets up logging and tracing and runs services until SIGINT or
-// SIGTERM.
-func RunProcess(cfg *config.Config, services ...Service) error {
+// RunProcess sets up logging and tracing and runs services until SIGINT,
+// SIGTERM or the end of ctx.
+func RunProcess(ctx context.Context, cfg *config.Config, services ...Service) error {
 	log := telemetry.NewLogger(cfg.Log, os.Stderr)
 	slog.SetDefault(log)
 	shutdownTracing := telemetry.SetupTracing()
 	defer func() { _ = shutdownTracing(context.Background()) }()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, cfg, log, services...)
 }

@@ -61,7 +61,9 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger, name string
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: our own Close
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

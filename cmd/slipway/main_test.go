@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+)
+
+// execute runs the CLI with args and returns what it printed.
+func execute(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestConfigCheck(t *testing.T) {
+	out, err := execute(t, context.Background(), "config", "check", "--config", "../../examples/slipway.yaml")
+	if err != nil {
+		t.Fatalf("the example configuration must pass: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "ok (1 environments, 1 webhook sources") {
+		t.Errorf("output = %q", out)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, bad, `
+environments: [{name: dev, registry: {host: r.example}}]
+ingest:
+  sources:
+    - {name: hub, format: dockerhubb, environment: dev, auth: {none: true}}
+`)
+	_, err = execute(t, context.Background(), "config", "check", "--config", bad)
+	if err == nil || !strings.Contains(err.Error(), "ingest.sources[0].format") || !strings.Contains(err.Error(), "dockerhubb") {
+		t.Fatalf("a bad format must be named with its key path, got %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := execute(t, context.Background(), "version")
+	if err != nil || !strings.HasPrefix(out, "slipway ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+}
+
+func TestRunUnknownService(t *testing.T) {
+	_, err := execute(t, context.Background(), "run", "--config", "../../examples/slipway.yaml", "--only", "ingest,frobnicator")
+	if err == nil || !strings.Contains(err.Error(), `unknown service "frobnicator"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRunAndTail runs `slipway run` with an embedded NATS server, posts a
+// registry notification to its ingest listener, and reads the event back
+// with `slipway events tail`, as an operator would on a first try.
+func TestRunAndTail(t *testing.T) {
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "slipway.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+nats:
+  embedded: { listen: %q, storeDir: %q }
+environments:
+  - { name: dev, registry: { host: "registry.dev.example:5000" } }
+ingest:
+  listen: %q
+  sources:
+    - name: dev-registry
+      format: distribution
+      environment: dev
+      auth: { header: { name: Authorization, value: "Bearer ${TEST_TOKEN}" } }
+log: { level: warn }
+`, natsAddr, filepath.Join(t.TempDir(), "nats"), httpAddr))
+	t.Setenv("TEST_TOKEN", "s3cret")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(stopped)
+		_, runErr = execute(t, ctx, "run", "--config", cfgPath)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+			if runErr != nil {
+				t.Errorf("run ended with %v", runErr)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not stop within 30s of cancel")
+		}
+	})
+	waitReady(t, "http://"+httpAddr+"/readyz", stopped)
+
+	body, err := os.ReadFile("testdata/push.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/webhooks/dev-registry", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v1+json")
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(reply), `"accepted":1`) {
+		t.Fatalf("webhook: %d %s", resp.StatusCode, reply)
+	}
+
+	// Tail from the start of the stream and wait for the line.
+	pr, pw := io.Pipe()
+	tctx, tcancel := context.WithCancel(context.Background())
+	tailDone := make(chan error, 1)
+	go func() {
+		cmd := rootCmd()
+		cmd.SetArgs([]string{"events", "tail", "--nats", "nats://" + natsAddr, "--all"})
+		cmd.SetOut(pw)
+		tailDone <- cmd.ExecuteContext(tctx)
+		pw.Close()
+	}()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case line := <-lines:
+		for _, want := range []string{"image.pushed", "dev", "registry.dev.example:5000/apps/web:1.4.0@sha256:", "via dev-registry"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("tail line %q lacks %q", line, want)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event line from events tail within 30s")
+	}
+	tcancel()
+	if err := <-tailDone; err != nil {
+		t.Errorf("tail: %v", err)
+	}
+	for range lines {
+	}
+}
+
+func TestFormatLine(t *testing.T) {
+	e, err := events.New(context.Background(), events.Spec{
+		ID: events.ID("t"), Type: events.TypeDeploymentFailed, Source: "/slipway/deployer", Environment: "prd",
+		Subject: "vsphere-prd:/apps/web",
+		Data: events.Deployment{Cluster: "vsphere-prd", AppID: "/apps/web", ToImage: "r/apps/web:2.0", Reason: "never healthy after 10m", RolledBack: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := formatLine(e)
+	for _, want := range []string{"deployment.failed", "prd", "vsphere-prd:/apps/web", "→ r/apps/web:2.0", "never healthy after 10m (rolled back: true)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("%q lacks %q", line, want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitReady polls /readyz until it answers 200: readiness is the event
+// waited on, with a deadline; it gives up at once if the process stopped.
+func waitReady(t *testing.T, url string, stopped <-chan struct{}) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-stopped:
+			t.Fatalf("slipway run stopped before %s was ready", url)
+		case <-deadline:
+			t.Fatalf("%s not ready within 60s", url)
+		case <-tick.C:
+		}
+	}
+}
