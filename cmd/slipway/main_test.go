@@ -165,7 +165,7 @@ func TestFormatLine(t *testing.T) {
 	e, err := events.New(context.Background(), events.Spec{
 		ID: events.ID("t"), Type: events.TypeDeploymentFailed, Source: "/slipway/deployer", Environment: "prd",
 		Subject: "vsphere-prd:/apps/web",
-		Data: events.Deployment{Cluster: "vsphere-prd", AppID: "/apps/web", ToImage: "r/apps/web:2.0", Reason: "never healthy after 10m", RolledBack: true},
+		Data:    events.Deployment{Cluster: "vsphere-prd", AppID: "/apps/web", ToImage: "r/apps/web:2.0", Reason: "never healthy after 10m", RolledBack: true},
 	})
 	if err != nil {
 		t.Fatal(err)
