@@ -1,0 +1,176 @@
+package formats
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+)
+
+// CNCF Distribution notifications: {"events":[…]}, sent as
+// application/vnd.docker.distribution.events.v1+json by 2.x (and GitLab's
+// fork) and …events.v2+json by 3.x. The event shape is the same in both. 3.x
+// sends one event per request, 2.x may batch several. Every blob upload is a
+// "push" of its own (application/octet-stream); a multi-arch push is one
+// untagged "push" per child manifest and a tagged one for the index. The
+// event id is a UUID the registry keeps across its retries.
+//
+// The Content-Type is not checked: the body decides, and relays in front of
+// a registry are known to rewrite it.
+
+func init() {
+	register("distribution", distributionParser("distribution"))
+	// GitLab's self-managed registry is a Distribution fork that sends the
+	// same envelope; its own name keeps error messages in the operator's
+	// terms.
+	register("gitlab", distributionParser("gitlab"))
+}
+
+// registryEvent is one Distribution event; ACR sends the same shape, alone.
+type registryEvent struct {
+	ID        string `json:"id"`
+	Timestamp string `json:"timestamp"`
+	Action    string `json:"action"`
+	Target    *struct {
+		MediaType  string `json:"mediaType"`
+		Digest     string `json:"digest"`
+		Size       int64  `json:"size"`
+		Length     int64  `json:"length"`
+		Repository string `json:"repository"`
+		URL        string `json:"url"`
+		Tag        string `json:"tag"`
+	} `json:"target"`
+	Request struct {
+		Host string `json:"host"`
+	} `json:"request"`
+	Actor struct {
+		Name string `json:"name"`
+	} `json:"actor"`
+}
+
+func distributionParser(format string) Parser {
+	return func(d Delivery) (Result, error) {
+		if !jsonObject(d.Body) {
+			return Result{}, malformed("%s: body is not a JSON object", format)
+		}
+		var env struct {
+			Events json.RawMessage `json:"events"`
+		}
+		if err := decodeJSON(format, "body", d.Body, &env); err != nil {
+			return Result{}, err
+		}
+		raw := bytes.TrimSpace(env.Events)
+		if len(raw) == 0 || string(raw) == "null" {
+			return Result{}, malformed("%s: events is missing", format)
+		}
+		if raw[0] != '[' {
+			return Result{}, malformed("%s: events is not an array", format)
+		}
+		var events []json.RawMessage
+		if err := decodeJSON(format, "events", raw, &events); err != nil {
+			return Result{}, err
+		}
+		var r Result
+		for i, ev := range events {
+			p, push, err := parseRegistryEvent(format, fmt.Sprintf("events[%d]", i), ev)
+			switch {
+			case err != nil:
+				return Result{}, err
+			case push:
+				r.Pushes = append(r.Pushes, p)
+			default:
+				r.Ignored++
+			}
+		}
+		return r, nil
+	}
+}
+
+// parseRegistryEvent reads one event found at path ("" for a body that is
+// the event). push is false for anything but a push (pull, mount, delete,
+// ACR's ping and chart events, actions added later): those are not checked
+// further, because a registry must never be refused for a notification
+// Slipway does not act on. Blob pushes are reported with their media type
+// and left to Normalize.
+func parseRegistryEvent(format, path string, raw json.RawMessage) (p Push, push bool, err error) {
+	what := path
+	if what == "" {
+		what = "body"
+	}
+	if !jsonObject(raw) {
+		return Push{}, false, malformed("%s: %s is not a JSON object", format, what)
+	}
+	var ev registryEvent
+	if err := decodeJSON(format, what, raw, &ev); err != nil {
+		return Push{}, false, err
+	}
+	switch ev.Action {
+	case "":
+		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "action"))
+	case "push":
+	default:
+		return Push{}, false, nil
+	}
+	t := ev.Target
+	switch {
+	case t == nil:
+		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "target"))
+	case t.Digest == "":
+		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "target.digest"))
+	case t.Size < 0:
+		return Push{}, false, malformed("%s: %s is negative", format, fieldPath(path, "target.size"))
+	case t.Length < 0:
+		return Push{}, false, malformed("%s: %s is negative", format, fieldPath(path, "target.length"))
+	}
+	if err := checkImage(format, fieldPath(path, "target.repository"), t.Repository,
+		fieldPath(path, "target.tag"), t.Tag, fieldPath(path, "target.digest"), t.Digest); err != nil {
+		return Push{}, false, err
+	}
+	at, err := eventTime(format, fieldPath(path, "timestamp"), ev.Timestamp)
+	if err != nil {
+		return Push{}, false, err
+	}
+	host, err := registryEventHost(format, path, ev.Request.Host, t.URL)
+	if err != nil {
+		return Push{}, false, err
+	}
+	size := t.Size
+	if size == 0 {
+		size = t.Length // only length in some 2.x events
+	}
+	id := ev.ID
+	if id == "" {
+		id = Composite(host, t.Repository, t.Tag, t.Digest, ev.Action, ev.Timestamp)
+	}
+	return Push{
+		Registry:   host,
+		Repository: t.Repository,
+		Tag:        t.Tag,
+		Digest:     t.Digest,
+		MediaType:  t.MediaType,
+		Size:       size,
+		Actor:      ev.Actor.Name,
+		UpstreamID: id,
+		PushedAt:   at,
+	}, true, nil
+}
+
+// registryEventHost prefers request.host, the name the client pushed to;
+// target.url is built from the registry's configured http.host and is the
+// fallback for events relayed without their request record.
+func registryEventHost(format, path, reqHost, targetURL string) (string, error) {
+	if reqHost != "" {
+		if !validHost(reqHost) {
+			return "", malformed("%s: %s %q is not a host[:port]", format, fieldPath(path, "request.host"), reqHost)
+		}
+		return reqHost, nil
+	}
+	if targetURL == "" {
+		return "", nil
+	}
+	u, err := url.Parse(targetURL)
+	if err != nil || u.Host == "" || !validHost(u.Host) {
+		return "", malformed("%s: %s %q is not an absolute URL with a registry host", format, fieldPath(path, "target.url"), targetURL)
+	}
+	return u.Host, nil
+}
