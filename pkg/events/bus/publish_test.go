@@ -1,0 +1,77 @@
+package bus_test
+
+import (
+	"testing"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+)
+
+func TestPublishDuplicateIsReportedAndDeliveredOnce(t *testing.T) {
+	e := start(t)
+	p := bus.NewPublisher(e.js, "")
+	ev := deployment(t, e.ctx, "1", "prd")
+	for i, want := range []bool{false, true} {
+		dup, err := p.Publish(e.ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dup != want {
+			t.Errorf("publish %d: duplicate %t, want %t", i+1, dup, want)
+		}
+	}
+	// The stream is ordered: once the later event is handled, a second copy
+	// of the first would have been handled before it.
+	later := deployment(t, e.ctx, "2", "prd")
+	if dup, err := p.Publish(e.ctx, later); err != nil || dup {
+		t.Fatalf("publish later event: duplicate %t, %v", dup, err)
+	}
+	h, calls := recorder(func(call) error { return nil })
+	c := e.consume(t, bus.ConsumerConfig{Durable: "dedup"}, h)
+	if got := recv(t, calls, "first event").id; got != ev.ID() {
+		t.Errorf("first handled %s, want %s", got, ev.ID())
+	}
+	if got := recv(t, calls, "later event").id; got != later.ID() {
+		t.Errorf("second handled %s, want the later event %s", got, later.ID())
+	}
+	c.Stop()
+	if n := len(calls); n != 0 {
+		t.Errorf("%d extra handler calls", n)
+	}
+}
+
+func TestPublishSetsContractHeaders(t *testing.T) {
+	e := start(t)
+	ev := deployment(t, e.ctx, "1", "prd")
+	e.publish(t, ev)
+	s, err := e.js.Stream(e.ctx, bus.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(e.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "slipway.deployment.succeeded.prd" {
+		t.Errorf("subject %s", m.Subject)
+	}
+	if got := m.Header.Get(events.HeaderMsgID); got != ev.ID() {
+		t.Errorf("Nats-Msg-Id %q, want the event id", got)
+	}
+	if got := m.Header.Get(events.HeaderContentType); got != events.ContentType {
+		t.Errorf("Content-Type %q", got)
+	}
+	back, err := events.FromMsg(m.Data)
+	if err != nil || back.ID() != ev.ID() {
+		t.Errorf("body does not decode to the event: %v", err)
+	}
+}
+
+func TestPublishRefusesOtherStream(t *testing.T) {
+	e := start(t)
+	// The subject belongs to SLIPWAY; a publisher told to expect another
+	// stream must not count the event as published.
+	if _, err := bus.NewPublisher(e.js, "OTHER").Publish(e.ctx, deployment(t, e.ctx, "1", "prd")); err == nil {
+		t.Error("publish succeeded against the wrong stream")
+	}
+}

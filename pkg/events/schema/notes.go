@@ -1,0 +1,41 @@
+package schema
+
+import (
+	"fmt"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+)
+
+// note is what the contract says about an event type beyond its Go data.
+type note struct {
+	summary string
+	// env names whose environment the subject's last token is.
+	env string
+	// subject describes the CloudEvents subject; empty where the contract
+	// does not fix one.
+	subject string
+}
+
+const imageSubject = "image reference `registry/repository:tag@digest`"
+
+var notes = map[events.Type]note{
+	events.TypeImagePushed:         {"An image (manifest or index) was pushed by tag to an environment's registry.", "the registry's", "pushed " + imageSubject},
+	events.TypeApprovalRequested:   {"A promotion waits for an approver's decision.", "the target's", ""},
+	events.TypeApprovalGranted:     {"An approver allowed a waiting promotion.", "the target's", ""},
+	events.TypeApprovalRejected:    {"An approver refused a waiting promotion.", "the target's", ""},
+	events.TypeImagePromoted:       {"An image was copied to the next environment's registry.", "the target's", "promoted (target) " + imageSubject},
+	events.TypePromotionFailed:     {"Copying an image to the next environment's registry failed.", "the target's", ""},
+	events.TypeDeploymentStarted:   {"Slipway started redeploying a Marathon app to a new image.", "the cluster's", "`cluster:appId`"},
+	events.TypeDeploymentSucceeded: {"The redeployed app became healthy.", "the cluster's", "`cluster:appId`"},
+	events.TypeDeploymentFailed:    {"A redeploy failed or timed out, and may have been rolled back.", "the cluster's", "`cluster:appId`"},
+	events.TypeDriftDetected:       {"An app runs an image other than the one Slipway last deployed.", "the cluster's", ""},
+	events.TypeNotificationFailed:  {"A notification receiver could not be reached after the last attempt.", "the undelivered event's", ""},
+}
+
+func noteFor(t events.Type) (note, error) {
+	n, ok := notes[t]
+	if !ok {
+		return note{}, fmt.Errorf("event type %s is not documented: add it to notes in pkg/events/schema/notes.go", t)
+	}
+	return n, nil
+}

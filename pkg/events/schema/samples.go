@@ -1,0 +1,175 @@
+package schema
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+)
+
+// samples tells one release's story, one event of every type. They are the
+// examples in events.md and asyncapi.yaml, and the test validates them
+// against the schemas, so they set every field some event of their data type
+// can carry.
+func samples() []events.Spec {
+	const (
+		digest   = "sha256:3f4ab9c1d2e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2"
+		previous = "sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d"
+		repo     = "apps/payments"
+		devReg   = "registry.dev.example:5000"
+		tstReg   = "registry.tst.example"
+		prdReg   = "registry.prd.example"
+	)
+	at := time.Date(2025, 6, 2, 9, 15, 4, 0, time.UTC)
+	ref := func(env, registry string) events.ImageRef {
+		return events.ImageRef{Environment: env, Registry: registry, Repository: repo, Tag: "1.4.2", Digest: digest}
+	}
+	dev, tst, prd := ref("dev", devReg), ref("tst", tstReg), ref("prd", prdReg)
+
+	pushed := events.ImagePushed{
+		Environment: "dev", Registry: devReg, Repository: repo, Tag: "1.4.2", Digest: digest,
+		MediaType: "application/vnd.oci.image.index.v1+json", Size: 1609, Actor: "ci-bot",
+		Source: "dev-registry", Format: "distribution",
+		UpstreamID: "b5c2e9a4-7d1f-4c3e-9a8b-2f6d0e4c1a7b", PushedAt: at,
+	}
+	// As ingest derives it: the image, content-addressed.
+	pushedID := events.ID("image.pushed", pushed.Environment, pushed.Registry, pushed.Repository, pushed.Tag, pushed.Digest)
+
+	promotedTst := events.ImagePromoted{
+		Promotion: "dev-to-tst", From: dev, To: tst,
+		BlobsCopied: 4, BlobsSkipped: 2, BytesCopied: 48213377, ReferrersCopied: 2, DurationMs: 5321,
+	}
+	promotedTstID := events.CausedID(pushedID, events.TypeImagePromoted, "dev-to-tst")
+
+	deployment := events.Deployment{
+		Cluster: "vsphere-tst", Environment: "tst", AppID: "/payments/api",
+		FromImage: tstReg + "/" + repo + ":1.4.1@" + previous, ToImage: tst.String(), Digest: digest,
+		MarathonDeploymentID: "5f0c2d7e-8b1a-4e6f-9c3d-2a7b8e1f4c6d", MarathonVersion: "2025-06-02T09:16:12.734Z",
+		Notify: "slack:#payments",
+	}
+	deployID := events.CausedID(promotedTstID, events.TypeDeploymentStarted, "vsphere-tst", "/payments/api")
+	succeeded := deployment
+	succeeded.DurationMs = 48210
+
+	approvalID := events.CausedID(promotedTstID, events.TypeApprovalRequested, "tst-to-prd")
+	failed := deployment
+	failed.Cluster, failed.Environment = "vsphere-prd", "prd"
+	failed.FromImage, failed.ToImage = prdReg+"/"+repo+":1.4.1@"+previous, prd.String()
+	failed.MarathonDeploymentID, failed.MarathonVersion = "c8e1b4f2-3a6d-4f9e-8b2c-7d5a1e0f3b9c", "2025-06-02T11:02:44.108Z"
+	failed.Reason = "tasks did not become healthy within 10m0s"
+	failed.RolledBack = true
+	failedID := events.CausedID(approvalID, events.TypeDeploymentFailed, "vsphere-prd", "/payments/api")
+
+	return []events.Spec{
+		{
+			ID: pushedID, Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry",
+			Environment: "dev", Subject: pushed.Ref().String(), Time: at, Data: pushed,
+		},
+		{
+			ID: approvalID, Type: events.TypeApprovalRequested, Source: "/slipway/promoter",
+			Environment: "prd", CausationID: promotedTstID, Time: at.Add(62 * time.Second),
+			Data: events.ApprovalRequested{
+				ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", From: tst, To: prd,
+				Approvers: []string{"release-manager"}, ExpiresAt: at.Add(72 * time.Hour),
+			},
+		},
+		{
+			ID: events.CausedID(approvalID, events.TypeApprovalGranted), Type: events.TypeApprovalGranted,
+			Source: "/slipway/ingest/approvals", Environment: "prd", CausationID: approvalID, Time: at.Add(95 * time.Minute),
+			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "signed off in the release meeting"},
+		},
+		{
+			ID: events.CausedID(approvalID, events.TypeApprovalRejected), Type: events.TypeApprovalRejected,
+			Source: "/slipway/ingest/approvals", Environment: "prd", CausationID: approvalID, Time: at.Add(95 * time.Minute),
+			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "load test still open"},
+		},
+		{
+			ID: promotedTstID, Type: events.TypeImagePromoted, Source: "/slipway/promoter",
+			Environment: "tst", Subject: tst.String(), CausationID: pushedID, Time: at.Add(6 * time.Second), Data: promotedTst,
+		},
+		{
+			ID: events.CausedID(approvalID, events.TypePromotionFailed, "1"), Type: events.TypePromotionFailed,
+			Source: "/slipway/promoter", Environment: "prd", CausationID: approvalID, Time: at.Add(96 * time.Minute),
+			Data: events.PromotionFailed{
+				Promotion: "tst-to-prd", From: tst, To: prd,
+				Error: "push manifest to " + prdReg + ": 503 Service Unavailable", Attempt: 1, Retryable: true,
+			},
+		},
+		{
+			ID: deployID, Type: events.TypeDeploymentStarted, Source: "/slipway/deployer",
+			Environment: "tst", Subject: "vsphere-tst:/payments/api", CausationID: promotedTstID, Time: at.Add(8 * time.Second), Data: deployment,
+		},
+		{
+			ID: events.CausedID(deployID, events.TypeDeploymentSucceeded), Type: events.TypeDeploymentSucceeded,
+			Source: "/slipway/deployer", Environment: "tst", Subject: "vsphere-tst:/payments/api", CausationID: deployID,
+			Time: at.Add(56 * time.Second), Data: succeeded,
+		},
+		{
+			ID: failedID, Type: events.TypeDeploymentFailed, Source: "/slipway/deployer",
+			Environment: "prd", Subject: "vsphere-prd:/payments/api", CausationID: approvalID, Time: at.Add(108 * time.Minute), Data: failed,
+		},
+		{
+			ID: events.ID("drift", "vsphere-prd", "/payments/api", "2025-06-02T12:00:00Z"), Type: events.TypeDriftDetected,
+			Source: "/slipway/deployer", Environment: "prd", Time: at.Add(165 * time.Minute),
+			Data: events.DriftDetected{
+				Cluster: "vsphere-prd", Environment: "prd", AppID: "/payments/api",
+				ExpectedImage: prd.String(), ActualImage: prdReg + "/" + repo + ":1.4.2-hotfix",
+			},
+		},
+		{
+			ID: events.CausedID(failedID, events.TypeNotificationFailed, "team-slack"), Type: events.TypeNotificationFailed,
+			Source: "/slipway/notifier", Environment: "prd", CausationID: failedID, Time: at.Add(110 * time.Minute),
+			Data: events.NotificationFailed{
+				Receiver: "team-slack", EventID: failedID, EventType: string(events.TypeDeploymentFailed),
+				Error: "slack webhook: 500 Internal Server Error", Attempts: 5,
+			},
+		},
+	}
+}
+
+// sampleTrace is the producer's span the samples were published in, so that
+// they show the traceparent extension.
+var sampleTrace = trace.NewSpanContext(trace.SpanContextConfig{
+	TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+	SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+	TraceFlags: trace.FlagsSampled,
+	Remote:     true,
+})
+
+// sampleEvent builds the event of spec the way a Slipway service does.
+func sampleEvent(spec events.Spec) (events.Event, error) {
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), sampleTrace)
+	return events.New(ctx, spec)
+}
+
+// sampleJSON is the message body of spec's event, indented.
+func sampleJSON(spec events.Spec) ([]byte, error) {
+	e, err := sampleEvent(spec)
+	if err != nil {
+		return nil, fmt.Errorf("sample %s: %w", spec.Type, err)
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, body, "", "  "); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sampleFor returns the sample of t.
+func sampleFor(t events.Type) (events.Spec, bool) {
+	for _, s := range samples() {
+		if s.Type == t {
+			return s, true
+		}
+	}
+	return events.Spec{}, false
+}
