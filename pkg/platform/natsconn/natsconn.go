@@ -92,13 +92,10 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger, name string
 	return c, nil
 }
 
-// reconnectDelay backs off from 250ms to 10s with jitter, so that many
+// reconnectDelay backs off from 250ms to 5s with jitter, so that many
 // services do not reconnect to a restarted server in lockstep.
 func reconnectDelay(attempts int) time.Duration {
-	d := 250 * time.Millisecond << min(attempts, 6)
-	if d > 10*time.Second {
-		d = 10 * time.Second
-	}
+	d := min(250*time.Millisecond<<min(attempts, 5), 5*time.Second)
 	return d/2 + rand.N(d/2)
 }
 

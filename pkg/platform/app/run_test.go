@@ -1,0 +1,101 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/testkit"
+)
+
+// probe is a service that hands its Deps to the test and waits.
+type probe struct{ deps chan app.Deps }
+
+func (probe) Name() string { return "probe" }
+func (p probe) Run(ctx context.Context, d app.Deps) error {
+	p.deps <- d
+	<-ctx.Done()
+	return nil
+}
+
+// TestReadinessTellsTheTruth: /readyz must fail while NATS is away and
+// recover by itself when it is back, without a restart of the service.
+func TestReadinessTellsTheTruth(t *testing.T) {
+	ns := testkit.NATS(t)
+	cfg := &config.Config{}
+	cfg.NATS.URL = ns.URL
+	cfg.NATS.Stream = config.Stream{Name: "SLIPWAY", Replicas: 1, MaxAge: time.Hour, DuplicateWindow: 10 * time.Minute}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	p := probe{deps: make(chan app.Deps, 1)}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), p) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var d app.Deps
+	select {
+	case d = <-p.deps:
+	case <-time.After(30 * time.Second):
+		t.Fatal("service not started within 30s")
+	}
+	if _, err := d.JS.Stream(ctx, "SLIPWAY_DLQ"); err != nil {
+		t.Errorf("the runner must create the dead-letter stream too: %v", err)
+	}
+
+	waitFor(t, "ready", func() bool { return len(d.Health.Ready(ctx)) == 0 })
+	ns.Shutdown()
+	waitFor(t, "not ready while NATS is down", func() bool { return d.Health.Ready(ctx)["nats"] != "" })
+	ns.Restart(t)
+	waitFor(t, "ready again after NATS is back", func() bool { return len(d.Health.Ready(ctx)) == 0 })
+}
+
+// TestRunStartsEmbeddedServer: with nats.url empty, other processes can
+// connect to the embedded server at embedded.listen.
+func TestRunStartsEmbeddedServer(t *testing.T) {
+	cfg, err := config.Parse([]byte("nats:\n  embedded:\n    listen: 127.0.0.1:0\n    storeDir: "+t.TempDir()+"\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := probe{deps: make(chan app.Deps, 1)}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), p) }()
+	var d app.Deps
+	select {
+	case d = <-p.deps:
+	case err := <-done:
+		t.Fatalf("Run ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("service not started within 30s")
+	}
+	info, err := d.JS.AccountInfo(ctx)
+	if err != nil || info.Streams != 2 {
+		t.Errorf("embedded JetStream: %+v, %v (want the event and dead-letter streams)", info, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("not %s within 30s", what)
+		case <-tick.C:
+		}
+	}
+}
