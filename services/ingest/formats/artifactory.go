@@ -33,11 +33,8 @@ type artifactoryHook struct {
 var artifactoryDigestFolder = regexp.MustCompile(`^sha256__([0-9a-f]{64})$`)
 
 func parseArtifactory(d Delivery) (Result, error) {
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("artifactory: body is not a JSON object")
-	}
 	var hook artifactoryHook
-	if err := decodeJSON("artifactory", "body", d.Body, &hook); err != nil {
+	if err := decodeObject("artifactory", "body", d.Body, &hook); err != nil {
 		return Result{}, err
 	}
 	switch {

@@ -14,20 +14,9 @@ import (
 
 func init() { register("cloudevents", parseCloudEvents) }
 
-var (
-	// cdeventsPublished matches dev.cdevents.artifact.published.<schema
-	// version>: 0.1.0 in CDEvents 0.3, 0.2.0 in 0.4, 0.3.0 in 0.5.
-	cdeventsPublished = regexp.MustCompile(`^dev\.cdevents\.artifact\.published\.[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$`)
-
-	// zot's event types that are not pushes (Harbor's are sorted out by
-	// harborCloudEvent, CDEvents' by prefix).
-	zotNonPushTypes = map[string]bool{
-		"zotregistry.image.deleted":      true,
-		"zotregistry.image.lint_failed":  true,
-		"zotregistry.image.scanned":      true,
-		"zotregistry.repository.created": true,
-	}
-)
+// cdeventsPublished matches dev.cdevents.artifact.published.<schema
+// version>: 0.1.0 in CDEvents 0.3, 0.2.0 in 0.4, 0.3.0 in 0.5.
+var cdeventsPublished = regexp.MustCompile(`^dev\.cdevents\.artifact\.published\.[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$`)
 
 func parseCloudEvents(d Delivery) (Result, error) {
 	ev, err := readCloudEvent("cloudevents", d)
@@ -51,7 +40,9 @@ func parseCloudEvents(d Delivery) (Result, error) {
 			return Result{Ignored: 1}, nil
 		}
 		pushes = []Push{p}
-	case zotNonPushTypes[ev.Type], strings.HasPrefix(ev.Type, "dev.cdevents."):
+	case zotOtherType(ev.Type), strings.HasPrefix(ev.Type, "dev.cdevents."):
+		// zot's and CDEvents' other kinds; Harbor's are sorted out by
+		// harborCloudEvent.
 		return Result{Ignored: 1}, nil
 	default:
 		return Result{}, malformed("cloudevents: event type %q is not one Slipway maps (%s, %s, dev.cdevents.artifact.published.*)",
@@ -83,11 +74,8 @@ type cdEvent struct {
 // pkg:oci ones are images (image is false for the rest).
 func cdeventsPush(ev cloudEvent) (p Push, image bool, err error) {
 	const f = "cloudevents"
-	if !jsonObject(ev.Data) {
-		return p, false, malformed("%s: %s data is not a JSON object", f, ev.Type)
-	}
 	var cd cdEvent
-	if err := decodeJSON(f, ev.Type+" data", ev.Data, &cd); err != nil {
+	if err := decodeObject(f, ev.Type+" data", ev.Data, &cd); err != nil {
 		return p, false, err
 	}
 	if cd.Context == nil {

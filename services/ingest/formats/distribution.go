@@ -50,13 +50,10 @@ type registryEvent struct {
 
 func distributionParser(format string) Parser {
 	return func(d Delivery) (Result, error) {
-		if !jsonObject(d.Body) {
-			return Result{}, malformed("%s: body is not a JSON object", format)
-		}
 		var env struct {
 			Events json.RawMessage `json:"events"`
 		}
-		if err := decodeJSON(format, "body", d.Body, &env); err != nil {
+		if err := decodeObject(format, "body", d.Body, &env); err != nil {
 			return Result{}, err
 		}
 		raw := bytes.TrimSpace(env.Events)
@@ -97,11 +94,8 @@ func parseRegistryEvent(format, path string, raw json.RawMessage) (p Push, push 
 	if what == "" {
 		what = "body"
 	}
-	if !jsonObject(raw) {
-		return Push{}, false, malformed("%s: %s is not a JSON object", format, what)
-	}
 	var ev registryEvent
-	if err := decodeJSON(format, what, raw, &ev); err != nil {
+	if err := decodeObject(format, what, raw, &ev); err != nil {
 		return Push{}, false, err
 	}
 	switch ev.Action {
@@ -126,7 +120,7 @@ func parseRegistryEvent(format, path string, raw json.RawMessage) (p Push, push 
 		fieldPath(path, "target.tag"), t.Tag, fieldPath(path, "target.digest"), t.Digest); err != nil {
 		return Push{}, false, err
 	}
-	at, err := eventTime(format, fieldPath(path, "timestamp"), ev.Timestamp)
+	at, err := optionalTime(format, fieldPath(path, "timestamp"), ev.Timestamp)
 	if err != nil {
 		return Push{}, false, err
 	}

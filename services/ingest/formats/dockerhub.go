@@ -24,11 +24,8 @@ type dockerHubHook struct {
 }
 
 func parseDockerHub(d Delivery) (Result, error) {
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("dockerhub: body is not a JSON object")
-	}
 	var h dockerHubHook
-	if err := decodeJSON("dockerhub", "body", d.Body, &h); err != nil {
+	if err := decodeObject("dockerhub", "body", d.Body, &h); err != nil {
 		return Result{}, err
 	}
 	switch {

@@ -11,8 +11,8 @@ import (
 // "library").
 
 func TestDockerHubPush(t *testing.T) {
-	r := aParse(t, "dockerhub", aBody(aFixture(t, "dockerhub/push.json")))
-	aEqual(t, r, Result{Pushes: []Push{{
+	r := parse(t, "dockerhub", bareDelivery(fixture(t, "dockerhub/push.json")))
+	wantEqual(t, r, Result{Pushes: []Push{{
 		Registry:   "docker.io",
 		Repository: "svendowideit/testhook",
 		Tag:        "latest",
@@ -20,7 +20,7 @@ func TestDockerHubPush(t *testing.T) {
 		UpstreamID: Composite("svendowideit/testhook", "latest", "1417566161"),
 		PushedAt:   time.Unix(1417566161, 0).UTC(),
 	}}})
-	aEqual(t, Normalize(r), r)
+	wantEqual(t, Normalize(r), r)
 }
 
 func TestDockerHubVariants(t *testing.T) {
@@ -31,7 +31,7 @@ func TestDockerHubVariants(t *testing.T) {
 		{"push-official.json", "library/alpine", "3.20.0", Composite("library/alpine", "3.20.0", "1717430400")},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			n := Normalize(aParse(t, "dockerhub", aBody(aFixture(t, "dockerhub/"+tc.fixture))))
+			n := Normalize(parse(t, "dockerhub", bareDelivery(fixture(t, "dockerhub/"+tc.fixture))))
 			if len(n.Pushes) != 1 {
 				t.Fatalf("got %+v", n)
 			}
@@ -41,8 +41,8 @@ func TestDockerHubVariants(t *testing.T) {
 		})
 	}
 	t.Run("no pushed_at", func(t *testing.T) {
-		body := aEdit(t, aFixture(t, "dockerhub/push.json"), func(m map[string]any) { delete(aAt(m, "push_data"), "pushed_at") })
-		p := aParse(t, "dockerhub", aBody(body)).Pushes[0]
+		body := patchJSON(t, fixture(t, "dockerhub/push.json"), func(m map[string]any) { delete(jsonAt(m, "push_data"), "pushed_at") })
+		p := parse(t, "dockerhub", bareDelivery(body)).Pushes[0]
 		if !p.PushedAt.IsZero() || p.UpstreamID != Composite("svendowideit/testhook", "latest", "") {
 			t.Fatalf("got %+v", p)
 		}
@@ -52,12 +52,12 @@ func TestDockerHubVariants(t *testing.T) {
 // Docker Hub calls once per manifest of a multi-arch push, all for the same
 // tag and second: one upstream id, so the repeats die as duplicates.
 func TestDockerHubMultiArchRepeats(t *testing.T) {
-	body := aFixture(t, "dockerhub/push.json")
-	a := aParse(t, "dockerhub", aBody(body))
-	b := aParse(t, "dockerhub", aBody(body))
-	aEqual(t, a, b)
-	later := aEdit(t, body, func(m map[string]any) { aAt(m, "push_data")["pushed_at"] = 1417566200 })
-	if c := aParse(t, "dockerhub", aBody(later)); c.Pushes[0].UpstreamID == a.Pushes[0].UpstreamID {
+	body := fixture(t, "dockerhub/push.json")
+	a := parse(t, "dockerhub", bareDelivery(body))
+	b := parse(t, "dockerhub", bareDelivery(body))
+	wantEqual(t, a, b)
+	later := patchJSON(t, body, func(m map[string]any) { jsonAt(m, "push_data")["pushed_at"] = 1417566200 })
+	if c := parse(t, "dockerhub", bareDelivery(later)); c.Pushes[0].UpstreamID == a.Pushes[0].UpstreamID {
 		t.Fatal("a later push of the same tag must get a new id")
 	}
 }
@@ -65,14 +65,14 @@ func TestDockerHubMultiArchRepeats(t *testing.T) {
 func TestDockerHubIgnored(t *testing.T) {
 	// Docker Hub only notifies pushes; what it sends that is not a
 	// release is a signature tag or a push without tag.
-	aEqual(t, aNormalized(t, "dockerhub", aBody(aFixture(t, "dockerhub/push-signature.json"))), Result{Ignored: 1})
-	body := aEdit(t, aFixture(t, "dockerhub/push.json"), func(m map[string]any) { delete(aAt(m, "push_data"), "tag") })
-	aEqual(t, aNormalized(t, "dockerhub", aBody(body)), Result{Ignored: 1})
+	wantEqual(t, normalized(t, "dockerhub", bareDelivery(fixture(t, "dockerhub/push-signature.json"))), Result{Ignored: 1})
+	body := patchJSON(t, fixture(t, "dockerhub/push.json"), func(m map[string]any) { delete(jsonAt(m, "push_data"), "tag") })
+	wantEqual(t, normalized(t, "dockerhub", bareDelivery(body)), Result{Ignored: 1})
 }
 
 func TestDockerHubMalformed(t *testing.T) {
-	push := aFixture(t, "dockerhub/push.json")
-	edit := func(fn func(m map[string]any)) []byte { return aEdit(t, push, fn) }
+	push := fixture(t, "dockerhub/push.json")
+	edit := func(fn func(m map[string]any)) []byte { return patchJSON(t, push, fn) }
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -80,23 +80,23 @@ func TestDockerHubMalformed(t *testing.T) {
 	}{
 		{"not JSON", []byte("push!"), "body is not a JSON object"},
 		{"no repository", edit(func(m map[string]any) { delete(m, "repository") }), "repository is missing"},
-		{"no repo_name", edit(func(m map[string]any) { delete(aAt(m, "repository"), "repo_name") }), "repository.repo_name is missing"},
+		{"no repo_name", edit(func(m map[string]any) { delete(jsonAt(m, "repository"), "repo_name") }), "repository.repo_name is missing"},
 		{"repository not object", edit(func(m map[string]any) { m["repository"] = "svendowideit/testhook" }), "body is not the expected JSON"},
-		{"legacy official name", edit(func(m map[string]any) { aAt(m, "repository")["repo_name"] = "_/nginx" }), `repository.repo_name "_/nginx" is not a valid repository name`},
+		{"legacy official name", edit(func(m map[string]any) { jsonAt(m, "repository")["repo_name"] = "_/nginx" }), `repository.repo_name "_/nginx" is not a valid repository name`},
 		{"no push_data", edit(func(m map[string]any) { delete(m, "push_data") }), "push_data is missing"},
-		{"bad tag", edit(func(m map[string]any) { aAt(m, "push_data")["tag"] = "-latest" }), `push_data.tag "-latest" is not a valid tag`},
-		{"bad pushed_at", edit(func(m map[string]any) { aAt(m, "push_data")["pushed_at"] = 1e300 }), "push_data.pushed_at 1e+300 is not a Unix time"},
-		{"pushed_at not a number", edit(func(m map[string]any) { aAt(m, "push_data")["pushed_at"] = "today" }), "body is not the expected JSON"},
+		{"bad tag", edit(func(m map[string]any) { jsonAt(m, "push_data")["tag"] = "-latest" }), `push_data.tag "-latest" is not a valid tag`},
+		{"bad pushed_at", edit(func(m map[string]any) { jsonAt(m, "push_data")["pushed_at"] = 1e300 }), "push_data.pushed_at 1e+300 is not a Unix time"},
+		{"pushed_at not a number", edit(func(m map[string]any) { jsonAt(m, "push_data")["pushed_at"] = "today" }), "body is not the expected JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			aMalformed(t, "dockerhub", aBody(tc.body), tc.want)
+			wantMalformed(t, "dockerhub", bareDelivery(tc.body), tc.want)
 		})
 	}
 }
 
 func FuzzDockerHub(f *testing.F) {
-	aSeed(f, "dockerhub", `{"repository":{"repo_name":"a/b"},"push_data":{"pushed_at":"1e9"}}`)
+	seedFixtures(f, "dockerhub", `{"repository":{"repo_name":"a/b"},"push_data":{"pushed_at":"1e9"}}`)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		aFuzzCheck(t, "dockerhub", aBody(body))
+		fuzzCheck(t, "dockerhub", bareDelivery(body))
 	})
 }

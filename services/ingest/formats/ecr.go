@@ -34,11 +34,8 @@ var (
 )
 
 func parseECR(d Delivery) (Result, error) {
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("ecr: body is not a JSON object")
-	}
 	var ev ecrEvent
-	if err := decodeJSON("ecr", "body", d.Body, &ev); err != nil {
+	if err := decodeObject("ecr", "body", d.Body, &ev); err != nil {
 		return Result{}, err
 	}
 	switch {

@@ -8,7 +8,7 @@ import (
 const ecrDigest = "sha256:02915c173f5b5238c520514331165c9c1e1d2a5a6d088b612fd675a5f265a853"
 
 func ecrDelivery(body []byte) Delivery {
-	return Delivery{Header: bHeader(
+	return Delivery{Header: header(
 		"Content-Type", "application/json; charset=utf-8",
 		"User-Agent", "Amazon/EventBridge/ApiDestinations",
 		"X-Api-Key", "9c0f1e53c1c24d6f",
@@ -16,19 +16,19 @@ func ecrDelivery(body []byte) Delivery {
 }
 
 func ecrPatch(t *testing.T, fn func(ev, detail map[string]any)) Delivery {
-	return ecrDelivery(bPatch(t, bFixture(t, "ecr/image_push.json"), func(m map[string]any) { fn(m, bObj(m, "detail")) }))
+	return ecrDelivery(patchJSON(t, fixture(t, "ecr/image_push.json"), func(m map[string]any) { fn(m, jsonAt(m, "detail")) }))
 }
 
 func TestECRTaggedPush(t *testing.T) {
-	got := bSinglePush(t, bParse(t, "ecr", ecrDelivery(bFixture(t, "ecr/image_push.json"))))
-	bEqualPush(t, got, Push{
+	got := singlePush(t, parse(t, "ecr", ecrDelivery(fixture(t, "ecr/image_push.json"))))
+	wantEqual(t, got, Push{
 		Registry:   "123456789012.dkr.ecr.us-west-2.amazonaws.com",
 		Repository: "team/app",
 		Tag:        "1.2.3",
 		Digest:     ecrDigest,
 		MediaType:  "application/vnd.oci.image.index.v1+json",
 		UpstreamID: "13cde686-328b-6117-af20-0e5566167482",
-		PushedAt:   bTime(t, "2019-11-16T01:54:34Z"),
+		PushedAt:   mustTime(t, "2019-11-16T01:54:34Z"),
 	})
 }
 
@@ -38,7 +38,7 @@ func TestECRRegionHosts(t *testing.T) {
 		"us-gov-west-1": "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com",
 		"eu-central-2":  "123456789012.dkr.ecr.eu-central-2.amazonaws.com",
 	} {
-		got := bSinglePush(t, bParse(t, "ecr", ecrPatch(t, func(ev, _ map[string]any) { ev["region"] = region })))
+		got := singlePush(t, parse(t, "ecr", ecrPatch(t, func(ev, _ map[string]any) { ev["region"] = region })))
 		if got.Registry != host {
 			t.Errorf("%s: registry %q, want %q", region, got.Registry, host)
 		}
@@ -60,15 +60,15 @@ func TestECRMultiArch(t *testing.T) {
 			}
 		})
 	}
-	bSequence(t, "ecr", []Delivery{
+	wantOneRelease(t, "ecr", []Delivery{
 		child("a", false), child("b", true),
-		ecrDelivery(bFixture(t, "ecr/image_push.json")),
+		ecrDelivery(fixture(t, "ecr/image_push.json")),
 	}, "1.2.3", ecrDigest)
 }
 
 func TestECRSignatureTags(t *testing.T) {
 	for _, suffix := range []string{".sig", ".att", ".sbom"} {
-		bNormalizedIgnored(t, "ecr", ecrPatch(t, func(_, det map[string]any) {
+		wantNormalizeDrops(t, "ecr", ecrPatch(t, func(_, det map[string]any) {
 			det["image-tag"] = "sha256-" + ecrDigest[7:] + suffix
 			det["image-digest"] = "sha256:" + strings.Repeat("9", 64)
 			det["manifest-media-type"] = "application/vnd.oci.image.manifest.v1+json"
@@ -77,10 +77,10 @@ func TestECRSignatureTags(t *testing.T) {
 }
 
 func TestECRIgnored(t *testing.T) {
-	bIgnored(t, "ecr", ecrDelivery(bFixture(t, "ecr/image_delete.json")))
-	bIgnored(t, "ecr", ecrDelivery(bFixture(t, "ecr/image_scan.json")))
-	bIgnored(t, "ecr", ecrPatch(t, func(_, det map[string]any) { det["result"] = "FAILURE" }))
-	bIgnored(t, "ecr", ecrDelivery([]byte(`{"version":"0","id":"85fc3613","detail-type":"ECR Pull Through Cache Action","source":"aws.ecr","account":"123456789012","time":"2023-02-28T02:36:48Z","region":"us-west-2","detail":{"sync-status":"SUCCESS"}}`)))
+	wantIgnored(t, "ecr", ecrDelivery(fixture(t, "ecr/image_delete.json")))
+	wantIgnored(t, "ecr", ecrDelivery(fixture(t, "ecr/image_scan.json")))
+	wantIgnored(t, "ecr", ecrPatch(t, func(_, det map[string]any) { det["result"] = "FAILURE" }))
+	wantIgnored(t, "ecr", ecrDelivery([]byte(`{"version":"0","id":"85fc3613","detail-type":"ECR Pull Through Cache Action","source":"aws.ecr","account":"123456789012","time":"2023-02-28T02:36:48Z","region":"us-west-2","detail":{"sync-status":"SUCCESS"}}`)))
 }
 
 func TestECRMalformed(t *testing.T) {
@@ -108,19 +108,19 @@ func TestECRMalformed(t *testing.T) {
 		"bad time": {ecrPatch(t, func(ev, _ map[string]any) { ev["time"] = "1573869274" }), `time "1573869274" is not a timestamp`},
 		"year -1":  {ecrPatch(t, func(ev, _ map[string]any) { ev["time"] = "0000-01-01T00:00:00+01:00" }), "outside the years 0 to 9999"},
 	} {
-		t.Run(name, func(t *testing.T) { bMalformed(t, "ecr", tc.d, tc.want) })
+		t.Run(name, func(t *testing.T) { wantMalformed(t, "ecr", tc.d, tc.want) })
 	}
 }
 
 func TestECRUpstreamIDStable(t *testing.T) {
-	d := ecrDelivery(bFixture(t, "ecr/image_push.json"))
-	a, b := bParse(t, "ecr", d), bParse(t, "ecr", d)
+	d := ecrDelivery(fixture(t, "ecr/image_push.json"))
+	a, b := parse(t, "ecr", d), parse(t, "ecr", d)
 	if a.Pushes[0].UpstreamID != "13cde686-328b-6117-af20-0e5566167482" || a.Pushes[0].UpstreamID != b.Pushes[0].UpstreamID {
 		t.Fatalf("ids %q %q", a.Pushes[0].UpstreamID, b.Pushes[0].UpstreamID)
 	}
 }
 
 func FuzzECR(f *testing.F) {
-	bSeed(f, "ecr")
-	f.Fuzz(func(t *testing.T, body []byte) { bFuzzCheck(t, "ecr", ecrDelivery(body)) })
+	seedFixtures(f, "ecr")
+	f.Fuzz(func(t *testing.T, body []byte) { fuzzCheck(t, "ecr", ecrDelivery(body)) })
 }

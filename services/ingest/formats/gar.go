@@ -31,11 +31,8 @@ type garData struct {
 }
 
 func parseGAR(d Delivery) (Result, error) {
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("gar: body is not a JSON object")
-	}
 	var env garEnvelope
-	if err := decodeJSON("gar", "body", d.Body, &env); err != nil {
+	if err := decodeObject("gar", "body", d.Body, &env); err != nil {
 		return Result{}, err
 	}
 	m := env.Message
@@ -54,11 +51,8 @@ func parseGAR(d Delivery) (Result, error) {
 	if err != nil {
 		return Result{}, malformed("gar: message.data is not base64")
 	}
-	if !jsonObject(raw) {
-		return Result{}, malformed("gar: message.data is not a JSON object")
-	}
 	var data garData
-	if err := decodeJSON("gar", "message.data", raw, &data); err != nil {
+	if err := decodeObject("gar", "message.data", raw, &data); err != nil {
 		return Result{}, err
 	}
 	switch data.Action {

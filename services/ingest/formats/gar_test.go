@@ -13,7 +13,7 @@ const (
 )
 
 func garDelivery(body []byte) Delivery {
-	return Delivery{Header: bHeader(
+	return Delivery{Header: header(
 		"Content-Type", "application/json",
 		"Authorization", "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6IjFiYjc3NGJkIn0.eyJhdWQiOiJzbGlwd2F5In0.c2ln",
 		"User-Agent", "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)",
@@ -30,25 +30,25 @@ func garMessage(t *testing.T, data any) Delivery {
 }
 
 func garEnvelopeData(t *testing.T, data any) Delivery {
-	return garDelivery(bPatch(t, bFixture(t, "gar/insert_tagged.json"), func(m map[string]any) {
-		bObj(m, "message")["data"] = data
+	return garDelivery(patchJSON(t, fixture(t, "gar/insert_tagged.json"), func(m map[string]any) {
+		jsonAt(m, "message")["data"] = data
 	}))
 }
 
 func TestGARTaggedPush(t *testing.T) {
-	got := bSinglePush(t, bParse(t, "gar", garDelivery(bFixture(t, "gar/insert_tagged.json"))))
-	bEqualPush(t, got, Push{
+	got := singlePush(t, parse(t, "gar", garDelivery(fixture(t, "gar/insert_tagged.json"))))
+	wantEqual(t, got, Push{
 		Registry:   "europe-west1-docker.pkg.dev",
 		Repository: "acme-dev/apps/team/app",
 		Tag:        "1.2.3",
 		Digest:     garDigest,
 		UpstreamID: "2070443601311540",
-		PushedAt:   bTime(t, "2024-03-04T10:15:31.749Z"),
+		PushedAt:   mustTime(t, "2024-03-04T10:15:31.749Z"),
 	})
 }
 
 func TestGARContainerRegistry(t *testing.T) {
-	got := bSinglePush(t, bParse(t, "gar", garDelivery(bFixture(t, "gar/gcr_insert.json"))))
+	got := singlePush(t, parse(t, "gar", garDelivery(fixture(t, "gar/gcr_insert.json"))))
 	if got.Registry != "gcr.io" || got.Repository != "acme-dev/hello-world" || got.Tag != "latest" || got.Digest != garDigest {
 		t.Fatalf("gcr: %+v", got)
 	}
@@ -56,20 +56,20 @@ func TestGARContainerRegistry(t *testing.T) {
 
 func TestGARMultiArch(t *testing.T) {
 	child := garMessage(t, map[string]string{"action": "INSERT", "digest": garImage + "@sha256:" + strings.Repeat("e", 64)})
-	got := bSinglePush(t, bParse(t, "gar", garDelivery(bFixture(t, "gar/insert_digest.json"))))
+	got := singlePush(t, parse(t, "gar", garDelivery(fixture(t, "gar/insert_digest.json"))))
 	if got.Tag != "" || got.Repository != "acme-dev/apps/team/app" || got.UpstreamID != "2070443601311541" {
 		t.Fatalf("untagged: %+v", got)
 	}
-	bSequence(t, "gar", []Delivery{
-		garDelivery(bFixture(t, "gar/insert_digest.json")),
+	wantOneRelease(t, "gar", []Delivery{
+		garDelivery(fixture(t, "gar/insert_digest.json")),
 		child,
-		garDelivery(bFixture(t, "gar/insert_tagged.json")),
+		garDelivery(fixture(t, "gar/insert_tagged.json")),
 	}, "1.2.3", garDigest)
 }
 
 func TestGARSignatureTags(t *testing.T) {
 	for _, suffix := range []string{".sig", ".att", ".sbom"} {
-		bNormalizedIgnored(t, "gar", garMessage(t, map[string]string{
+		wantNormalizeDrops(t, "gar", garMessage(t, map[string]string{
 			"action": "INSERT",
 			"digest": garImage + "@sha256:" + strings.Repeat("5", 64),
 			"tag":    garImage + ":sha256-" + garDigest[7:] + suffix,
@@ -78,23 +78,23 @@ func TestGARSignatureTags(t *testing.T) {
 }
 
 func TestGARIgnored(t *testing.T) {
-	bIgnored(t, "gar", garDelivery(bFixture(t, "gar/delete.json")))
-	bIgnored(t, "gar", garMessage(t, map[string]string{"action": "DELETE", "digest": garImage + "@" + garDigest}))
+	wantIgnored(t, "gar", garDelivery(fixture(t, "gar/delete.json")))
+	wantIgnored(t, "gar", garMessage(t, map[string]string{"action": "DELETE", "digest": garImage + "@" + garDigest}))
 }
 
 func TestGARMalformed(t *testing.T) {
-	good := bFixture(t, "gar/insert_tagged.json")
+	good := fixture(t, "gar/insert_tagged.json")
 	for name, tc := range map[string]struct {
 		d    Delivery
 		want string
 	}{
 		"not json":   {garDelivery([]byte("message=1")), "body is not a JSON object"},
 		"no message": {garDelivery([]byte(`{"subscription":"projects/p/subscriptions/s"}`)), "message is missing"},
-		"no id": {garDelivery(bPatch(t, good, func(m map[string]any) {
-			delete(bObj(m, "message"), "messageId")
-			delete(bObj(m, "message"), "message_id")
+		"no id": {garDelivery(patchJSON(t, good, func(m map[string]any) {
+			delete(jsonAt(m, "message"), "messageId")
+			delete(jsonAt(m, "message"), "message_id")
 		})), "message.messageId is missing"},
-		"no data":        {garDelivery(bPatch(t, good, func(m map[string]any) { delete(bObj(m, "message"), "data") })), "message.data is missing"},
+		"no data":        {garDelivery(patchJSON(t, good, func(m map[string]any) { delete(jsonAt(m, "message"), "data") })), "message.data is missing"},
 		"data not str":   {garEnvelopeData(t, map[string]any{"action": "INSERT"}), "message.data is missing"},
 		"not base64":     {garEnvelopeData(t, "{not base64!}"), "message.data is not base64"},
 		"data not json":  {garEnvelopeData(t, base64.StdEncoding.EncodeToString([]byte("INSERT"))), "message.data is not a JSON object"},
@@ -106,35 +106,35 @@ func TestGARMalformed(t *testing.T) {
 		"mismatch":       {garMessage(t, map[string]string{"action": "INSERT", "digest": garImage + "@" + garDigest, "tag": garImage + "-other:1"}), "name different images"},
 		"short digest":   {garMessage(t, map[string]string{"action": "INSERT", "digest": garImage + "@sha256:6ec128e26cd5"}), "is not a valid digest"},
 		"bad repo":       {garMessage(t, map[string]string{"action": "INSERT", "tag": "gcr.io/Acme/App:1"}), "is not a valid repository name"},
-		"bad time":       {garDelivery(bPatch(t, good, func(m map[string]any) { bObj(m, "message")["publishTime"] = "now" })), `message.publishTime "now" is not a timestamp`},
+		"bad time":       {garDelivery(patchJSON(t, good, func(m map[string]any) { jsonAt(m, "message")["publishTime"] = "now" })), `message.publishTime "now" is not a timestamp`},
 	} {
-		t.Run(name, func(t *testing.T) { bMalformed(t, "gar", tc.d, tc.want) })
+		t.Run(name, func(t *testing.T) { wantMalformed(t, "gar", tc.d, tc.want) })
 	}
 }
 
 func TestGARUpstreamIDStable(t *testing.T) {
-	d := garDelivery(bFixture(t, "gar/insert_tagged.json"))
-	a, b := bParse(t, "gar", d), bParse(t, "gar", d)
+	d := garDelivery(fixture(t, "gar/insert_tagged.json"))
+	a, b := parse(t, "gar", d), parse(t, "gar", d)
 	if a.Pushes[0].UpstreamID != "2070443601311540" || a.Pushes[0].UpstreamID != b.Pushes[0].UpstreamID {
 		t.Fatalf("ids %q %q", a.Pushes[0].UpstreamID, b.Pushes[0].UpstreamID)
 	}
 	// The snake_case duplicates alone are enough.
-	snake := garDelivery(bPatch(t, bFixture(t, "gar/insert_tagged.json"), func(m map[string]any) {
-		delete(bObj(m, "message"), "messageId")
-		delete(bObj(m, "message"), "publishTime")
+	snake := garDelivery(patchJSON(t, fixture(t, "gar/insert_tagged.json"), func(m map[string]any) {
+		delete(jsonAt(m, "message"), "messageId")
+		delete(jsonAt(m, "message"), "publishTime")
 	}))
-	s := bSinglePush(t, bParse(t, "gar", snake))
+	s := singlePush(t, parse(t, "gar", snake))
 	if s.UpstreamID != "2070443601311540" || !s.PushedAt.Equal(a.Pushes[0].PushedAt) {
 		t.Fatalf("snake_case envelope: %+v", s)
 	}
 }
 
 func FuzzGAR(f *testing.F) {
-	bSeed(f, "gar")
+	seedFixtures(f, "gar")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		bFuzzCheck(t, "gar", garDelivery(body))
+		fuzzCheck(t, "gar", garDelivery(body))
 		// Also fuzz the decoded notification inside a valid envelope.
 		env := `{"message":{"messageId":"1","data":"` + base64.StdEncoding.EncodeToString(body) + `"}}`
-		bFuzzCheck(t, "gar", garDelivery([]byte(env)))
+		fuzzCheck(t, "gar", garDelivery([]byte(env)))
 	})
 }

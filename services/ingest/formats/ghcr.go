@@ -57,11 +57,8 @@ func parseGHCR(d Delivery) (Result, error) {
 		// ping and every other event a repository or org hook may send.
 		return Result{Ignored: 1}, nil
 	}
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("ghcr: body is not a JSON object")
-	}
 	var hook ghcrHook
-	if err := decodeJSON("ghcr", "body", d.Body, &hook); err != nil {
+	if err := decodeObject("ghcr", "body", d.Body, &hook); err != nil {
 		return Result{}, err
 	}
 	raw := hook.Package

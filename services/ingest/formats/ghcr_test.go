@@ -11,7 +11,7 @@ const (
 )
 
 func ghcrDelivery(event string, body []byte) Delivery {
-	return Delivery{Header: bHeader(
+	return Delivery{Header: header(
 		"X-GitHub-Event", event,
 		"X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958",
 		"X-Hub-Signature-256", "sha256=d57c68ca6f92289e6987922ff26938930f6e66a2d161ef06abdf1859230aa23c",
@@ -21,8 +21,8 @@ func ghcrDelivery(event string, body []byte) Delivery {
 
 // ghcrVersion patches the published fixture's package_version.
 func ghcrVersion(t *testing.T, fn func(v map[string]any)) []byte {
-	return bPatch(t, bFixture(t, "ghcr/package_published.json"), func(m map[string]any) {
-		fn(bObj(m, "package", "package_version"))
+	return patchJSON(t, fixture(t, "ghcr/package_published.json"), func(m map[string]any) {
+		fn(jsonAt(m, "package", "package_version"))
 	})
 }
 
@@ -32,16 +32,16 @@ func ghcrImage(t *testing.T, tag, digest, mediaType string) []byte {
 	return ghcrVersion(t, func(v map[string]any) {
 		v["version"], v["name"] = digest, digest
 		v["package_url"] = "ghcr.io/octo-org/hello-world:" + tag
-		cm := bObj(v, "container_metadata")
+		cm := jsonAt(v, "container_metadata")
 		cm["tag"] = map[string]any{"name": tag, "digest": digest}
-		man := bObj(cm, "manifest")
+		man := jsonAt(cm, "manifest")
 		man["digest"], man["media_type"] = digest, mediaType
 	})
 }
 
 func TestGHCRTaggedPush(t *testing.T) {
-	got := bSinglePush(t, bParse(t, "ghcr", ghcrDelivery("package", bFixture(t, "ghcr/package_published.json"))))
-	bEqualPush(t, got, Push{
+	got := singlePush(t, parse(t, "ghcr", ghcrDelivery("package", fixture(t, "ghcr/package_published.json"))))
+	wantEqual(t, got, Push{
 		Registry:   "ghcr.io",
 		Repository: "octo-org/hello-world",
 		Tag:        "v1.2.3",
@@ -50,7 +50,7 @@ func TestGHCRTaggedPush(t *testing.T) {
 		Size:       1609,
 		Actor:      "Codertocat",
 		UpstreamID: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
-		PushedAt:   bTime(t, "2024-05-10T08:12:41Z"),
+		PushedAt:   mustTime(t, "2024-05-10T08:12:41Z"),
 	})
 	if n := Normalize(Result{Pushes: []Push{got}}); len(n.Pushes) != 1 {
 		t.Fatalf("Normalize dropped the tagged push: %+v", n)
@@ -61,9 +61,9 @@ func TestGHCRTaggedPush(t *testing.T) {
 // the owner's login in capitals in package_url, an untagged child ("…:")
 // and the zero time.
 func TestGHCRRegistryPackageChild(t *testing.T) {
-	d := ghcrDelivery("registry_package", bFixture(t, "ghcr/registry_package_published.json"))
-	got := bSinglePush(t, bParse(t, "ghcr", d))
-	bEqualPush(t, got, Push{
+	d := ghcrDelivery("registry_package", fixture(t, "ghcr/registry_package_published.json"))
+	got := singlePush(t, parse(t, "ghcr", d))
+	wantEqual(t, got, Push{
 		Registry:   "ghcr.io",
 		Repository: "codertocat/hello-world",
 		Digest:     ghcrAMD64,
@@ -72,30 +72,30 @@ func TestGHCRRegistryPackageChild(t *testing.T) {
 		Actor:      "Codertocat",
 		UpstreamID: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
 	})
-	bNormalizedIgnored(t, "ghcr", d)
+	wantNormalizeDrops(t, "ghcr", d)
 }
 
 func TestGHCRMultiArch(t *testing.T) {
 	const manifest = "application/vnd.oci.image.manifest.v1+json"
-	bSequence(t, "ghcr", []Delivery{
+	wantOneRelease(t, "ghcr", []Delivery{
 		ghcrDelivery("package", ghcrImage(t, "", ghcrAMD64, manifest)),
 		ghcrDelivery("package", ghcrImage(t, "", ghcrARM64, manifest)),
-		ghcrDelivery("package", bFixture(t, "ghcr/package_published.json")),
+		ghcrDelivery("package", fixture(t, "ghcr/package_published.json")),
 	}, "v1.2.3", ghcrIndex)
 }
 
 func TestGHCRSignatureTags(t *testing.T) {
 	for _, suffix := range []string{".sig", ".att", ".sbom", ""} {
 		tag := "sha256-" + ghcrIndex[len("sha256:"):] + suffix
-		bNormalizedIgnored(t, "ghcr", ghcrDelivery("package",
+		wantNormalizeDrops(t, "ghcr", ghcrDelivery("package",
 			ghcrImage(t, tag, ghcrAMD64, "application/vnd.oci.image.manifest.v1+json")))
 	}
 }
 
 func TestGHCRUpdatedUsesUpdateTime(t *testing.T) {
-	body := bPatch(t, bFixture(t, "ghcr/package_published.json"), func(m map[string]any) { m["action"] = "updated" })
-	got := bSinglePush(t, bParse(t, "ghcr", ghcrDelivery("package", body)))
-	if want := bTime(t, "2024-05-10T08:12:44Z"); !got.PushedAt.Equal(want) || got.Tag != "v1.2.3" {
+	body := patchJSON(t, fixture(t, "ghcr/package_published.json"), func(m map[string]any) { m["action"] = "updated" })
+	got := singlePush(t, parse(t, "ghcr", ghcrDelivery("package", body)))
+	if want := mustTime(t, "2024-05-10T08:12:44Z"); !got.PushedAt.Equal(want) || got.Tag != "v1.2.3" {
 		t.Fatalf("updated: got %+v", got)
 	}
 }
@@ -107,30 +107,30 @@ func TestGHCRFallbacks(t *testing.T) {
 		delete(v, "package_url")
 		delete(v, "container_metadata")
 	})
-	got := bSinglePush(t, bParse(t, "ghcr", ghcrDelivery("package", body)))
+	got := singlePush(t, parse(t, "ghcr", ghcrDelivery("package", body)))
 	if got.Registry != "ghcr.io" || got.Repository != "octo-org/hello-world" || got.Digest != ghcrIndex || got.Tag != "" {
 		t.Fatalf("fallbacks: got %+v", got)
 	}
 }
 
 func TestGHCRIgnored(t *testing.T) {
-	bIgnored(t, "ghcr", ghcrDelivery("ping", bFixture(t, "ghcr/ping.json")))
-	bIgnored(t, "ghcr", ghcrDelivery("push", []byte(`{"ref":"refs/heads/main"}`)))
-	npm := bPatch(t, bFixture(t, "ghcr/package_published.json"), func(m map[string]any) {
-		p := bObj(m, "package")
+	wantIgnored(t, "ghcr", ghcrDelivery("ping", fixture(t, "ghcr/ping.json")))
+	wantIgnored(t, "ghcr", ghcrDelivery("push", []byte(`{"ref":"refs/heads/main"}`)))
+	npm := patchJSON(t, fixture(t, "ghcr/package_published.json"), func(m map[string]any) {
+		p := jsonAt(m, "package")
 		p["package_type"], p["ecosystem"] = "npm", "npm"
 		delete(p, "package_version")
 	})
-	bIgnored(t, "ghcr", ghcrDelivery("package", npm))
-	deleted := bPatch(t, bFixture(t, "ghcr/package_published.json"), func(m map[string]any) { m["action"] = "deleted" })
-	bIgnored(t, "ghcr", ghcrDelivery("package", deleted))
+	wantIgnored(t, "ghcr", ghcrDelivery("package", npm))
+	deleted := patchJSON(t, fixture(t, "ghcr/package_published.json"), func(m map[string]any) { m["action"] = "deleted" })
+	wantIgnored(t, "ghcr", ghcrDelivery("package", deleted))
 }
 
 func TestGHCRMalformed(t *testing.T) {
-	good := bFixture(t, "ghcr/package_published.json")
+	good := fixture(t, "ghcr/package_published.json")
 	noHeader := ghcrDelivery("package", good)
 	noHeader.Header.Del("X-GitHub-Event")
-	bMalformed(t, "ghcr", noHeader, "X-GitHub-Event header is missing")
+	wantMalformed(t, "ghcr", noHeader, "X-GitHub-Event header is missing")
 	for name, tc := range map[string]struct {
 		event string
 		body  []byte
@@ -141,47 +141,47 @@ func TestGHCRMalformed(t *testing.T) {
 		"wrong object":    {"registry_package", good, "registry_package is missing"},
 		"no package":      {"package", []byte(`{"action":"published"}`), "package is missing"},
 		"package not obj": {"package", []byte(`{"action":"published","package":"x"}`), "package is missing"},
-		"no action":       {"package", bPatch(t, good, func(m map[string]any) { delete(m, "action") }), "action is missing"},
-		"no version":      {"package", bPatch(t, good, func(m map[string]any) { delete(bObj(m, "package"), "package_version") }), "package.package_version is missing"},
+		"no action":       {"package", patchJSON(t, good, func(m map[string]any) { delete(m, "action") }), "action is missing"},
+		"no version":      {"package", patchJSON(t, good, func(m map[string]any) { delete(jsonAt(m, "package"), "package_version") }), "package.package_version is missing"},
 		"bad url":         {"package", ghcrVersion(t, func(v map[string]any) { v["package_url"] = "hello-world:v1" }), "package_url \"hello-world:v1\" is not an image reference"},
 		"bad repo":        {"package", ghcrVersion(t, func(v map[string]any) { v["package_url"] = "ghcr.io/octo org/x:v1" }), "is not a valid repository name"},
-		"bad tag":         {"package", ghcrVersion(t, func(v map[string]any) { bObj(v, "container_metadata", "tag")["name"] = "-v1" }), "container_metadata.tag.name \"-v1\" is not a valid tag"},
+		"bad tag":         {"package", ghcrVersion(t, func(v map[string]any) { jsonAt(v, "container_metadata", "tag")["name"] = "-v1" }), "container_metadata.tag.name \"-v1\" is not a valid tag"},
 		"short digest": {"package", ghcrVersion(t, func(v map[string]any) {
-			bObj(v, "container_metadata", "manifest")["digest"] = "sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b"
+			jsonAt(v, "container_metadata", "manifest")["digest"] = "sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b"
 		}), "is not a valid digest"},
-		"digest type":   {"package", ghcrVersion(t, func(v map[string]any) { bObj(v, "container_metadata", "manifest")["digest"] = 7 }), "not the expected JSON"},
-		"negative size": {"package", ghcrVersion(t, func(v map[string]any) { bObj(v, "container_metadata", "manifest")["size"] = -1 }), "size is negative"},
+		"digest type":   {"package", ghcrVersion(t, func(v map[string]any) { jsonAt(v, "container_metadata", "manifest")["digest"] = 7 }), "not the expected JSON"},
+		"negative size": {"package", ghcrVersion(t, func(v map[string]any) { jsonAt(v, "container_metadata", "manifest")["size"] = -1 }), "size is negative"},
 		"bad time":      {"package", ghcrVersion(t, func(v map[string]any) { v["created_at"] = "last tuesday" }), "created_at \"last tuesday\" is not a timestamp"},
-		"no repo, no owner": {"package", bPatch(t, good, func(m map[string]any) {
-			delete(bObj(m, "package", "package_version"), "package_url")
-			delete(bObj(m, "package"), "owner")
+		"no repo, no owner": {"package", patchJSON(t, good, func(m map[string]any) {
+			delete(jsonAt(m, "package", "package_version"), "package_url")
+			delete(jsonAt(m, "package"), "owner")
 		}), "package_url is missing"},
 	} {
-		t.Run(name, func(t *testing.T) { bMalformed(t, "ghcr", ghcrDelivery(tc.event, tc.body), tc.want) })
+		t.Run(name, func(t *testing.T) { wantMalformed(t, "ghcr", ghcrDelivery(tc.event, tc.body), tc.want) })
 	}
 }
 
 func TestGHCRUpstreamIDStable(t *testing.T) {
-	d := ghcrDelivery("package", bFixture(t, "ghcr/package_published.json"))
-	a, b := bParse(t, "ghcr", d), bParse(t, "ghcr", d)
+	d := ghcrDelivery("package", fixture(t, "ghcr/package_published.json"))
+	a, b := parse(t, "ghcr", d), parse(t, "ghcr", d)
 	if a.Pushes[0].UpstreamID != b.Pushes[0].UpstreamID {
 		t.Fatal("upstream id differs between identical deliveries")
 	}
 	// Without X-GitHub-Delivery the id is derived from the payload.
 	d.Header.Del("X-GitHub-Delivery")
-	c, e := bParse(t, "ghcr", d), bParse(t, "ghcr", d)
+	c, e := parse(t, "ghcr", d), parse(t, "ghcr", d)
 	other := ghcrDelivery("package", ghcrImage(t, "v9", ghcrIndex, "application/vnd.oci.image.index.v1+json"))
 	other.Header.Del("X-GitHub-Delivery")
-	o := bParse(t, "ghcr", other)
+	o := parse(t, "ghcr", other)
 	if c.Pushes[0].UpstreamID == "" || c.Pushes[0].UpstreamID != e.Pushes[0].UpstreamID || c.Pushes[0].UpstreamID == o.Pushes[0].UpstreamID {
 		t.Fatalf("composite ids: %q %q %q", c.Pushes[0].UpstreamID, e.Pushes[0].UpstreamID, o.Pushes[0].UpstreamID)
 	}
 }
 
 func FuzzGHCR(f *testing.F) {
-	bSeed(f, "ghcr", `{"action":"published","package":{"package_type":"CONTAINER","package_version":{"package_url":"ghcr.io/a/b:"}}}`)
+	seedFixtures(f, "ghcr", `{"action":"published","package":{"package_type":"CONTAINER","package_version":{"package_url":"ghcr.io/a/b:"}}}`)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		bFuzzCheck(t, "ghcr", ghcrDelivery("package", body))
-		bFuzzCheck(t, "ghcr", ghcrDelivery("registry_package", body))
+		fuzzCheck(t, "ghcr", ghcrDelivery("package", body))
+		fuzzCheck(t, "ghcr", ghcrDelivery("registry_package", body))
 	})
 }

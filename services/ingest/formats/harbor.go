@@ -64,11 +64,8 @@ func parseHarbor(d Delivery) (Result, error) {
 		}
 		return harborCloudEvent("harbor", ev)
 	}
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("harbor: body is not a JSON object")
-	}
 	var h harborHook
-	if err := decodeJSON("harbor", "body", d.Body, &h); err != nil {
+	if err := decodeObject("harbor", "body", d.Body, &h); err != nil {
 		return Result{}, err
 	}
 	if h.SpecVersion != nil {
@@ -111,9 +108,6 @@ func harborCloudEvent(format string, ev cloudEvent) (Result, error) {
 	default:
 		return Result{}, malformed("%s: CloudEvent type %q is not a Harbor event", format, ev.Type)
 	}
-	if !publishable(ev.Time) {
-		return Result{}, malformed("%s: CloudEvent time %s is outside the years 0 to 9999", format, ev.Time)
-	}
 	pushes, err := harborArtifacts(format, "data", ev.Data)
 	if err != nil {
 		return Result{}, err
@@ -138,11 +132,8 @@ func harborArtifacts(format, path string, raw json.RawMessage) ([]Push, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, malformed("%s: %s is missing", format, path)
 	}
-	if !jsonObject(raw) {
-		return nil, malformed("%s: %s is not a JSON object", format, path)
-	}
 	var ed harborEventData
-	if err := decodeJSON(format, path, raw, &ed); err != nil {
+	if err := decodeObject(format, path, raw, &ed); err != nil {
 		return nil, err
 	}
 	switch {

@@ -33,11 +33,8 @@ func parseNexus(d Delivery) (Result, error) {
 		// asset events, audit and repository-management webhooks.
 		return Result{Ignored: 1}, nil
 	}
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("nexus: body is not a JSON object")
-	}
 	var hook nexusHook
-	if err := decodeJSON("nexus", "body", d.Body, &hook); err != nil {
+	if err := decodeObject("nexus", "body", d.Body, &hook); err != nil {
 		return Result{}, err
 	}
 	switch hook.Action {

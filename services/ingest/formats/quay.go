@@ -21,11 +21,8 @@ type quayHook struct {
 }
 
 func parseQuay(d Delivery) (Result, error) {
-	if !jsonObject(d.Body) {
-		return Result{}, malformed("quay: body is not a JSON object")
-	}
 	var h quayHook
-	if err := decodeJSON("quay", "body", d.Body, &h); err != nil {
+	if err := decodeObject("quay", "body", d.Body, &h); err != nil {
 		return Result{}, err
 	}
 	if err := checkImage("quay", "repository", h.Repository, "", "", "", ""); err != nil {

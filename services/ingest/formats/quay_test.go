@@ -7,18 +7,18 @@ import "testing"
 // object of tag -> image id).
 
 func TestQuayPush(t *testing.T) {
-	r := aParse(t, "quay", aBody(aFixture(t, "quay/push.json")))
-	aEqual(t, r, Result{Pushes: []Push{{
+	r := parse(t, "quay", bareDelivery(fixture(t, "quay/push.json")))
+	wantEqual(t, r, Result{Pushes: []Push{{
 		Registry:   "quay.io",
 		Repository: "dgangaia/test",
 		Tag:        "latest",
 		UpstreamID: Composite("dgangaia/test", "latest"),
 	}}})
-	aEqual(t, Normalize(r), r)
+	wantEqual(t, Normalize(r), r)
 }
 
 func TestQuayTags(t *testing.T) {
-	r := aParse(t, "quay", aBody(aFixture(t, "quay/push-tags.json")))
+	r := parse(t, "quay", bareDelivery(fixture(t, "quay/push-tags.json")))
 	var tags, ids []string
 	for _, p := range r.Pushes {
 		if p.Registry != "quay.internal.example:8443" || p.Repository != "acme/web" {
@@ -26,23 +26,23 @@ func TestQuayTags(t *testing.T) {
 		}
 		tags, ids = append(tags, p.Tag), append(ids, p.UpstreamID)
 	}
-	aEqual(t, tags, []string{"2.3.0", "2.3", "latest"})
-	aEqual(t, ids, []string{Composite("acme/web", "2.3.0"), Composite("acme/web", "2.3"), Composite("acme/web", "latest")})
+	wantEqual(t, tags, []string{"2.3.0", "2.3", "latest"})
+	wantEqual(t, ids, []string{Composite("acme/web", "2.3.0"), Composite("acme/web", "2.3"), Composite("acme/web", "latest")})
 
 	t.Run("legacy object", func(t *testing.T) {
-		r := aParse(t, "quay", aBody(aFixture(t, "quay/push-legacy-map.json")))
+		r := parse(t, "quay", bareDelivery(fixture(t, "quay/push-legacy-map.json")))
 		if len(r.Pushes) != 1 || r.Pushes[0].Tag != "latest" || r.Pushes[0].Repository != "devtable/ubuntu" {
 			t.Fatalf("got %+v", r)
 		}
 	})
 	t.Run("listed twice", func(t *testing.T) {
-		body := aJSON(t, map[string]any{"repository": "acme/web", "updated_tags": []string{"v1", "v1"}})
-		if r := aParse(t, "quay", aBody(body)); len(r.Pushes) != 1 || r.Pushes[0].Registry != "" {
+		body := jsonBody(t, map[string]any{"repository": "acme/web", "updated_tags": []string{"v1", "v1"}})
+		if r := parse(t, "quay", bareDelivery(body)); len(r.Pushes) != 1 || r.Pushes[0].Registry != "" {
 			t.Fatalf("got %+v", r)
 		}
 	})
 	t.Run("stable", func(t *testing.T) {
-		aEqual(t, aParse(t, "quay", aBody(aFixture(t, "quay/push-tags.json"))), r)
+		wantEqual(t, parse(t, "quay", bareDelivery(fixture(t, "quay/push-tags.json"))), r)
 	})
 }
 
@@ -50,14 +50,14 @@ func TestQuayIgnored(t *testing.T) {
 	// Quay sends one notification for a multi-arch push, naming only the
 	// tag; children never appear. What remains to drop: signature tags and
 	// pushes that moved no tag.
-	aEqual(t, aNormalized(t, "quay", aBody(aFixture(t, "quay/push-signature.json"))), Result{Ignored: 1})
-	body := aJSON(t, map[string]any{"repository": "acme/web", "updated_tags": []string{}})
-	aEqual(t, aParse(t, "quay", aBody(body)), Result{Ignored: 1})
+	wantEqual(t, normalized(t, "quay", bareDelivery(fixture(t, "quay/push-signature.json"))), Result{Ignored: 1})
+	body := jsonBody(t, map[string]any{"repository": "acme/web", "updated_tags": []string{}})
+	wantEqual(t, parse(t, "quay", bareDelivery(body)), Result{Ignored: 1})
 }
 
 func TestQuayMalformed(t *testing.T) {
-	push := aFixture(t, "quay/push.json")
-	edit := func(fn func(m map[string]any)) []byte { return aEdit(t, push, fn) }
+	push := fixture(t, "quay/push.json")
+	edit := func(fn func(m map[string]any)) []byte { return patchJSON(t, push, fn) }
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -73,14 +73,14 @@ func TestQuayMalformed(t *testing.T) {
 		{"docker_url without host", edit(func(m map[string]any) { m["docker_url"] = "test" }), `docker_url "test" does not start with a registry host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			aMalformed(t, "quay", aBody(tc.body), tc.want)
+			wantMalformed(t, "quay", bareDelivery(tc.body), tc.want)
 		})
 	}
 }
 
 func FuzzQuay(f *testing.F) {
-	aSeed(f, "quay", `{"repository":"a/b","updated_tags":{"x":1,"y":null}}`, `{"repository":"a/b","updated_tags":[""]}`)
+	seedFixtures(f, "quay", `{"repository":"a/b","updated_tags":{"x":1,"y":null}}`, `{"repository":"a/b","updated_tags":[""]}`)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		aFuzzCheck(t, "quay", aBody(body))
+		fuzzCheck(t, "quay", bareDelivery(body))
 	})
 }

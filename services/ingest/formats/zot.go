@@ -1,6 +1,9 @@
 package formats
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // zot's events extension posts CloudEvents in binary mode (ce-* headers,
 // the body is the data) with the CloudEvents SDK. Types are
@@ -12,10 +15,21 @@ import "strings"
 
 func init() { register("zot", parseZot) }
 
-const zotPushType = "zotregistry.image.updated"
+// zotTypePrefix is the prefix of zot's event types unless the operator
+// changed it; the generic cloudevents format knows zot by it.
+const zotTypePrefix = "zotregistry"
+
+const zotPushType = zotTypePrefix + ".image.updated"
 
 // zotOtherSuffixes are the event kinds zot sends besides image.updated.
 var zotOtherSuffixes = []string{".image.deleted", ".image.lint_failed", ".image.scanned", ".repository.created"}
+
+// zotOtherType reports whether typ is one of zot's other event kinds under
+// the default prefix.
+func zotOtherType(typ string) bool {
+	suffix, ok := strings.CutPrefix(typ, zotTypePrefix)
+	return ok && slices.Contains(zotOtherSuffixes, suffix)
+}
 
 type zotData struct {
 	Name      string `json:"name"`
@@ -52,11 +66,8 @@ func parseZot(d Delivery) (Result, error) {
 // zotPush maps the data of an image.updated event; the generic cloudevents
 // format uses it too.
 func zotPush(format string, ev cloudEvent) (Push, error) {
-	if !jsonObject(ev.Data) {
-		return Push{}, malformed("%s: %s data is not a JSON object", format, ev.Type)
-	}
 	var data zotData
-	if err := decodeJSON(format, ev.Type+" data", ev.Data, &data); err != nil {
+	if err := decodeObject(format, ev.Type+" data", ev.Data, &data); err != nil {
 		return Push{}, err
 	}
 	if data.Reference == "" {

@@ -10,7 +10,7 @@ const zotDigest = "sha256:c490e21154d6b8eb7edc6fdaca84627bcdba10f01a48f85b57132f
 // zotDelivery is what zot's HTTP sink (the CloudEvents SDK, binary mode)
 // sends.
 func zotDelivery(typ string, body []byte) Delivery {
-	return Delivery{Header: bHeader(
+	return Delivery{Header: header(
 		"Content-Type", "application/json",
 		"Ce-Specversion", "1.0",
 		"Ce-Id", "0f4b8f4e-7a43-4d5e-9d0b-3f3c0c1d2e4a",
@@ -22,13 +22,13 @@ func zotDelivery(typ string, body []byte) Delivery {
 }
 
 func zotBody(t *testing.T, fn func(m map[string]any)) []byte {
-	return bPatch(t, bFixture(t, "zot/image_updated.json"), fn)
+	return patchJSON(t, fixture(t, "zot/image_updated.json"), fn)
 }
 
 func TestZotTaggedPush(t *testing.T) {
-	body := bFixture(t, "zot/image_updated.json")
-	got := bSinglePush(t, bParse(t, "zot", zotDelivery("zotregistry.image.updated", body)))
-	bEqualPush(t, got, Push{
+	body := fixture(t, "zot/image_updated.json")
+	got := singlePush(t, parse(t, "zot", zotDelivery("zotregistry.image.updated", body)))
+	wantEqual(t, got, Push{
 		Repository: "team/app",
 		Tag:        "1.2.3",
 		Digest:     zotDigest,
@@ -36,24 +36,24 @@ func TestZotTaggedPush(t *testing.T) {
 		Size:       406, // len(manifest); its sha256 is the digest
 		Actor:      "ci-bot",
 		UpstreamID: "0f4b8f4e-7a43-4d5e-9d0b-3f3c0c1d2e4a",
-		PushedAt:   bTime(t, "2024-03-04T10:15:30.123456789Z"),
+		PushedAt:   mustTime(t, "2024-03-04T10:15:30.123456789Z"),
 	})
 }
 
 // events.typePrefix replaces "zotregistry" in newer zot releases.
 func TestZotTypePrefix(t *testing.T) {
-	got := bSinglePush(t, bParse(t, "zot", zotDelivery("com.example.registry.image.updated", bFixture(t, "zot/image_updated.json"))))
+	got := singlePush(t, parse(t, "zot", zotDelivery("com.example.registry.image.updated", fixture(t, "zot/image_updated.json"))))
 	if got.Repository != "team/app" || got.Tag != "1.2.3" {
 		t.Fatalf("prefixed type: %+v", got)
 	}
-	bIgnored(t, "zot", zotDelivery("com.example.registry.image.deleted", bFixture(t, "zot/image_updated.json")))
+	wantIgnored(t, "zot", zotDelivery("com.example.registry.image.deleted", fixture(t, "zot/image_updated.json")))
 }
 
 // Structured mode is accepted too (a relay may re-encode).
 func TestZotStructured(t *testing.T) {
 	body := []byte(`{"specversion":"1.0","id":"abc","source":"zotregistry.dev","type":"zotregistry.image.updated","datacontenttype":"application/json","data":` +
-		string(bFixture(t, "zot/image_updated.json")) + `}`)
-	got := bSinglePush(t, bParse(t, "zot", Delivery{Header: bHeader("Content-Type", "application/cloudevents+json"), Body: body}))
+		string(fixture(t, "zot/image_updated.json")) + `}`)
+	got := singlePush(t, parse(t, "zot", Delivery{Header: header("Content-Type", "application/cloudevents+json"), Body: body}))
 	if got.UpstreamID != "abc" || got.Digest != zotDigest || !got.PushedAt.IsZero() {
 		t.Fatalf("structured: %+v", got)
 	}
@@ -72,18 +72,18 @@ func TestZotMultiArch(t *testing.T) {
 		m["reference"] = "sha256:" + strings.Repeat("c", 64)
 		delete(m, "digest")
 	}))
-	if p := bSinglePush(t, bParse(t, "zot", noDigest)); p.Digest != p.Tag {
+	if p := singlePush(t, parse(t, "zot", noDigest)); p.Digest != p.Tag {
 		t.Fatalf("digest from reference: %+v", p)
 	}
 	index := zotDelivery("zotregistry.image.updated", zotBody(t, func(m map[string]any) {
 		m["mediaType"] = "application/vnd.oci.image.index.v1+json"
 	}))
-	bSequence(t, "zot", []Delivery{child("a"), child("b"), noDigest, index}, "1.2.3", zotDigest)
+	wantOneRelease(t, "zot", []Delivery{child("a"), child("b"), noDigest, index}, "1.2.3", zotDigest)
 }
 
 func TestZotSignatureTags(t *testing.T) {
 	for _, suffix := range []string{".sig", ".att", ".sbom"} {
-		bNormalizedIgnored(t, "zot", zotDelivery("zotregistry.image.updated", zotBody(t, func(m map[string]any) {
+		wantNormalizeDrops(t, "zot", zotDelivery("zotregistry.image.updated", zotBody(t, func(m map[string]any) {
 			m["reference"] = "sha256-" + zotDigest[7:] + suffix
 			m["digest"] = "sha256:" + strings.Repeat("d", 64)
 		})))
@@ -92,13 +92,13 @@ func TestZotSignatureTags(t *testing.T) {
 
 func TestZotIgnored(t *testing.T) {
 	for _, typ := range []string{"zotregistry.image.deleted", "zotregistry.image.lint_failed", "zotregistry.image.scanned"} {
-		bIgnored(t, "zot", zotDelivery(typ, bFixture(t, "zot/image_updated.json")))
+		wantIgnored(t, "zot", zotDelivery(typ, fixture(t, "zot/image_updated.json")))
 	}
-	bIgnored(t, "zot", zotDelivery("zotregistry.repository.created", bFixture(t, "zot/repository_created.json")))
+	wantIgnored(t, "zot", zotDelivery("zotregistry.repository.created", fixture(t, "zot/repository_created.json")))
 }
 
 func TestZotMalformed(t *testing.T) {
-	good := bFixture(t, "zot/image_updated.json")
+	good := fixture(t, "zot/image_updated.json")
 	without := func(h string) Delivery {
 		d := zotDelivery("zotregistry.image.updated", good)
 		d.Header.Del(h)
@@ -131,21 +131,21 @@ func TestZotMalformed(t *testing.T) {
 		"no reference":  {zotDelivery("zotregistry.image.updated", zotBody(t, func(m map[string]any) { delete(m, "reference") })), "data.reference is missing"},
 		"bad digest":    {zotDelivery("zotregistry.image.updated", zotBody(t, func(m map[string]any) { m["digest"] = "sha256:abc" })), `data.digest "sha256:abc" is not a valid digest`},
 	} {
-		t.Run(name, func(t *testing.T) { bMalformed(t, "zot", tc.d, tc.want) })
+		t.Run(name, func(t *testing.T) { wantMalformed(t, "zot", tc.d, tc.want) })
 	}
 }
 
 func TestZotUpstreamIDStable(t *testing.T) {
-	d := zotDelivery("zotregistry.image.updated", bFixture(t, "zot/image_updated.json"))
-	a, b := bParse(t, "zot", d), bParse(t, "zot", d)
+	d := zotDelivery("zotregistry.image.updated", fixture(t, "zot/image_updated.json"))
+	a, b := parse(t, "zot", d), parse(t, "zot", d)
 	if a.Pushes[0].UpstreamID != "0f4b8f4e-7a43-4d5e-9d0b-3f3c0c1d2e4a" || a.Pushes[0].UpstreamID != b.Pushes[0].UpstreamID {
 		t.Fatalf("ids %q %q", a.Pushes[0].UpstreamID, b.Pushes[0].UpstreamID)
 	}
 }
 
 func FuzzZot(f *testing.F) {
-	bSeed(f, "zot")
+	seedFixtures(f, "zot")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		bFuzzCheck(t, "zot", zotDelivery("zotregistry.image.updated", body))
+		fuzzCheck(t, "zot", zotDelivery("zotregistry.image.updated", body))
 	})
 }
