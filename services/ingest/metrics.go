@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the ingest service. Label values are bounded: sources come from
+// the configuration (an unknown source counts as source=""), codes from the
+// contract, outcomes from the list below.
+type metrics struct {
+	requests       *prometheus.CounterVec   // source, format, code
+	events         *prometheus.CounterVec   // source, format, outcome
+	publishSeconds prometheus.Histogram     // one event, publish to ack
+	requestSeconds *prometheus.HistogramVec // source
+}
+
+// Outcomes of the events counter.
+const (
+	outcomeAccepted  = "accepted"
+	outcomeDuplicate = "duplicate"
+	outcomeIgnored   = "ignored"
+	outcomeFailed    = "failed"
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_ingest_requests_total",
+			Help: "Webhook requests by source, format and HTTP status code.",
+		}, []string{"source", "format", "code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_ingest_events_total",
+			Help: "Notifications received by outcome: accepted (stored), duplicate (already stored), ignored (not a tagged manifest push), failed (not stored).",
+		}, []string{"source", "format", "outcome"}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slipway_ingest_publish_seconds",
+			Help:    "Time from publishing one event to JetStream's ack.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5ms … 4s
+		}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "slipway_ingest_request_seconds",
+			Help:    "Time to answer one webhook request.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms … 16s
+		}, []string{"source"}),
+	}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.events, err = register(reg, m.events); err != nil {
+		return nil, err
+	}
+	if m.publishSeconds, err = register(reg, m.publishSeconds); err != nil {
+		return nil, err
+	}
+	if m.requestSeconds, err = register(reg, m.requestSeconds); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register adds c to reg, or returns the collector already registered under
+// the same name: building a second handler on one registry (tests, a
+// restart in process) shares the counters instead of failing.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) request(src *source, code int, seconds float64) {
+	name, format := "", ""
+	if src != nil {
+		name, format = src.name, src.format
+		m.requestSeconds.WithLabelValues(name).Observe(seconds)
+	}
+	m.requests.WithLabelValues(name, format, strconv.Itoa(code)).Inc()
+}
+
+func (m *metrics) event(src *source, outcome string, n int) {
+	if n > 0 {
+		m.events.WithLabelValues(src.name, src.format, outcome).Add(float64(n))
+	}
+}

@@ -1,0 +1,149 @@
+package ingest_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/ingest"
+)
+
+// Each webhook is a span, child of the sender's traceparent when there is
+// one, and its events carry that span as their traceparent.
+func TestTracing(t *testing.T) {
+	spans := recordSpans()
+	before := len(spans.Ended())
+
+	r := newRig(t)
+	srv := r.serve(t, testConfig(config.Registry{}, config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Auth: none()}))
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	post(t, srv.URL+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1")), http.Header{"Traceparent": {parent}})
+	post(t, srv.URL+"/webhooks/dev-registry", envelope(distPush("e2", "team/web", "2")), nil)
+
+	evs := storedEvents(t, r.stream)
+	if len(evs) != 2 {
+		t.Fatalf("%d events", len(evs))
+	}
+	ended := spans.Ended()[before:]
+	if len(ended) != 2 {
+		t.Fatalf("%d spans ended, want one per webhook", len(ended))
+	}
+	for i, e := range evs {
+		tp, _ := e.Extensions()[events.ExtTraceParent].(string)
+		sc := ended[i].SpanContext()
+		if want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"; tp != want {
+			t.Errorf("event %d traceparent %q, want the webhook span %q", i, tp, want)
+		}
+		if ended[i].Name() != "webhook dev-registry" || ended[i].SpanKind() != trace.SpanKindServer {
+			t.Errorf("span %q kind %v", ended[i].Name(), ended[i].SpanKind())
+		}
+	}
+	if got := ended[0].Parent(); got.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID().String() != "00f067aa0ba902b7" || !got.IsRemote() {
+		t.Errorf("first span's parent %v, want the incoming traceparent", got)
+	}
+	if ended[1].Parent().IsValid() {
+		t.Errorf("second span has a parent without an incoming traceparent")
+	}
+}
+
+var (
+	spanRecorder     = tracetest.NewSpanRecorder()
+	spanRecorderOnce sync.Once
+)
+
+// recordSpans installs an SDK tracer provider that records spans. The
+// global provider can be set only once per process (the ingest tracer
+// delegates to the first), hence once for every run of the test.
+func recordSpans() *tracetest.SpanRecorder {
+	spanRecorderOnce.Do(func() {
+		otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spanRecorder)))
+	})
+	return spanRecorder
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	r := newRig(t)
+	srv := r.serve(t, testConfig(config.Registry{}, config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Auth: none()}))
+	post(t, srv.URL+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1"), distEvent("p", "pull", manifestType, "team/web", "1", digestOf("x"))), nil)
+	post(t, srv.URL+"/webhooks/dev-registry", []byte("{"), nil)
+	post(t, srv.URL+"/webhooks/nope", []byte("{}"), nil)
+
+	body := get(t, srv.URL+"/metrics", http.StatusOK)
+	for _, want := range []string{
+		`slipway_ingest_requests_total{code="202",format="distribution",source="dev-registry"} 1`,
+		`slipway_ingest_requests_total{code="400",format="distribution",source="dev-registry"} 1`,
+		`slipway_ingest_requests_total{code="404",format="",source=""} 1`,
+		`slipway_ingest_events_total{format="distribution",outcome="accepted",source="dev-registry"} 1`,
+		`slipway_ingest_events_total{format="distribution",outcome="ignored",source="dev-registry"} 1`,
+		`slipway_ingest_publish_seconds_count 1`,
+		`slipway_ingest_request_seconds_count{source="dev-registry"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	get(t, srv.URL+"/healthz", http.StatusOK)
+	get(t, srv.URL+"/readyz", http.StatusOK)
+}
+
+func get(t *testing.T, url string, want int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d %s, want %d", url, resp.StatusCode, b, want)
+	}
+	return string(b)
+}
+
+// Run serves on ingest.listen and stops cleanly when its context ends.
+func TestServiceRun(t *testing.T) {
+	r := newRig(t)
+	cfg := testConfig(config.Registry{}, config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Auth: none()})
+	cfg.Ingest.Listen = "127.0.0.1:0"
+	addr := make(chan net.Addr, 1)
+	svc := ingest.New()
+	svc.Listening = func(a net.Addr) { addr <- a }
+	if svc.Name() != "ingest" {
+		t.Fatalf("name %q", svc.Name())
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, r.deps(cfg)) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	if code, got, _ := post(t, base+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1")), nil); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return after cancel")
+	}
+}

@@ -1,0 +1,88 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/slipway-cd/slipway/services/ingest/formats"
+)
+
+// maxInFlight bounds the events of one delivery being built (a digest
+// lookup) and published at once. Deliveries are small (Distribution batches
+// a few events, Quay one per updated tag); the bound keeps a large one from
+// opening hundreds of requests.
+const maxInFlight = 16
+
+// publishTimeout bounds the wait for JetStream's acks. Registries time out
+// their webhook calls after a few seconds and retry anyway.
+const publishTimeout = 5 * time.Second
+
+var errNotConnected = errors.New("not connected to NATS")
+
+// publishAll stores one event per push, concurrently, and returns once every
+// ack (or failure) is in. Any failure fails the delivery: the sender retries
+// it whole, and the events that were stored die as duplicates.
+func (h *handler) publishAll(ctx context.Context, src *source, pushes []formats.Push) (Counts, error) {
+	var counts Counts
+	if len(pushes) == 0 {
+		return counts, nil
+	}
+	// Fail fast while disconnected: a publish would sit in the client's
+	// reconnect buffer until the timeout, and the registry gives up first.
+	if nc := h.js.Conn(); nc != nil && !nc.IsConnected() {
+		h.metrics.event(src, outcomeFailed, len(pushes))
+		return counts, errNotConnected
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	type result struct {
+		duplicate bool
+		err       error
+	}
+	results := make([]result, len(pushes))
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	for i, p := range pushes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i].duplicate, results[i].err = h.store(ctx, src, p)
+		})
+	}
+	wg.Wait()
+
+	var errs []error
+	for _, r := range results {
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case r.duplicate:
+			counts.Duplicates++
+		default:
+			counts.Accepted++
+		}
+	}
+	h.metrics.event(src, outcomeAccepted, counts.Accepted)
+	h.metrics.event(src, outcomeDuplicate, counts.Duplicates)
+	h.metrics.event(src, outcomeFailed, len(errs))
+	if len(errs) > 0 {
+		return counts, fmt.Errorf("%d of %d events not stored, the first: %w", len(errs), len(pushes), errs[0])
+	}
+	return counts, nil
+}
+
+// store builds the event of one push and publishes it, waiting for the ack.
+func (h *handler) store(ctx context.Context, src *source, p formats.Push) (duplicate bool, err error) {
+	e, err := h.event(ctx, src, p)
+	if err != nil {
+		return false, fmt.Errorf("build event for %s:%s: %w", p.Repository, p.Tag, err)
+	}
+	start := time.Now()
+	duplicate, err = h.pub.Publish(ctx, e)
+	h.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	return duplicate, err
+}

@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+)
+
+// shutdownGrace is how long in-flight webhooks get to finish (and their
+// events to be acked) once the service is asked to stop.
+const shutdownGrace = 10 * time.Second
+
+// Service is the ingest service, an app.Service.
+type Service struct {
+	// Listening, when set, is called with the bound address once the
+	// server accepts connections (tests, and the demo, listen on port 0).
+	Listening func(addr net.Addr)
+}
+
+// New returns the ingest service.
+func New() *Service { return &Service{} }
+
+var _ app.Service = (*Service)(nil)
+
+// Name is how --only selects the service.
+func (*Service) Name() string { return "ingest" }
+
+// Run serves HTTP on ingest.listen until ctx is cancelled, then stops
+// accepting, lets in-flight requests finish, and returns nil.
+func (s *Service) Run(ctx context.Context, d app.Deps) error {
+	h, err := NewHandler(d)
+	if err != nil {
+		return err
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	addr := d.Config.Ingest.Listen
+	if addr == "" {
+		addr = DefaultListen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ingest.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Requests keep ctx's values but not its cancellation: on shutdown
+		// an in-flight webhook still gets its acks and its answer.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("ingest listening", "addr", ln.Addr().String())
+	if s.Listening != nil {
+		s.Listening(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("ingest: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("ingest: shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	log.Info("ingest stopped")
+	return nil
+}

@@ -1,0 +1,90 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/ingest/auth"
+	"github.com/slipway-cd/slipway/services/ingest/formats"
+	"github.com/slipway-cd/slipway/services/ingest/resolve"
+)
+
+// source is one configured webhook endpoint, checked and ready to serve.
+type source struct {
+	name        string
+	format      string
+	environment string
+	// registry overrides the payload's host when set.
+	registry string
+	// envRegistry is the environment's registry host: the fallback when
+	// neither the source nor the payload names one.
+	envRegistry string
+	parse       formats.Parser
+	auth        auth.Authenticator
+	// resolver asks the environment's registry for missing digests.
+	resolver *resolve.Resolver
+}
+
+// sourceName keeps names usable as one URL path segment and readable in
+// metrics labels and the event source.
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// compileSources checks ingest.sources against the formats and environments
+// Slipway knows, and returns them by name. Errors carry the key path.
+func compileSources(cfg *config.Config) (map[string]*source, error) {
+	envs := map[string]config.Environment{}
+	for _, e := range cfg.Environments {
+		envs[e.Name] = e
+	}
+	resolvers := map[string]*resolve.Resolver{}
+	out := map[string]*source{}
+	for i, s := range cfg.Ingest.Sources {
+		key := fmt.Sprintf("ingest.sources[%d]", i)
+		if !sourceName.MatchString(s.Name) {
+			return nil, fmt.Errorf("%s.name %q: use letters, digits, '.', '_' and '-'", key, s.Name)
+		}
+		if _, dup := out[s.Name]; dup {
+			return nil, fmt.Errorf("%s.name %q is used by another source", key, s.Name)
+		}
+		parse, err := formats.Lookup(s.Format)
+		if err != nil {
+			return nil, fmt.Errorf("%s.format: %w", key, err)
+		}
+		env, ok := envs[s.Environment]
+		if !ok {
+			return nil, fmt.Errorf("%s.environment: unknown environment %q (not in environments)", key, s.Environment)
+		}
+		if !events.ValidToken(s.Environment) {
+			// It becomes a subject token; config checks should have caught it.
+			return nil, fmt.Errorf("%s.environment %q cannot be a NATS subject token", key, s.Environment)
+		}
+		a, err := auth.New(s.Auth)
+		switch {
+		case errors.Is(err, auth.ErrRequired):
+			return nil, fmt.Errorf("%s.%w", key, err)
+		case err != nil:
+			return nil, fmt.Errorf("%s.auth: %w", key, err)
+		}
+		r, ok := resolvers[env.Name]
+		if !ok {
+			if r, err = resolve.New(env.Registry, cfg.Ingest.ResolveTimeout); err != nil {
+				return nil, fmt.Errorf("environments %q: %w", env.Name, err)
+			}
+			resolvers[env.Name] = r
+		}
+		out[s.Name] = &source{
+			name:        s.Name,
+			format:      s.Format,
+			environment: s.Environment,
+			registry:    s.Registry,
+			envRegistry: env.Registry.Host,
+			parse:       parse,
+			auth:        a,
+			resolver:    r,
+		}
+	}
+	return out, nil
+}

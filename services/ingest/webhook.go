@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/services/ingest/auth"
+	"github.com/slipway-cd/slipway/services/ingest/formats"
+)
+
+// Counts is the body of a 202 answer.
+type Counts struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+	Ignored    int `json:"ignored"`
+}
+
+// errorBody is the body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// reply is what one webhook request gets.
+type reply struct {
+	code int
+	body any
+}
+
+// retryAfter is sent with 503: long enough for NATS to come back or a
+// leader to be elected, short enough not to stall the registry's queue.
+const retryAfter = 5 * time.Second
+
+var (
+	tracer = otel.Tracer("slipway/ingest")
+	// W3C trace context, whatever the process-wide propagator: a registry
+	// or a proxy in front of us may send traceparent.
+	traceContext = propagation.TraceContext{}
+)
+
+// webhook serves POST /webhooks/{source}[/{token}]. It does the
+// bookkeeping (span, metrics, log); receive decides the answer.
+func (h *handler) webhook(c echo.Context) error {
+	start := time.Now()
+	r := c.Request()
+	src := h.sources[c.Param("source")]
+	if src == nil || strings.Contains(c.Param("token"), "/") { // echo's last param takes the rest of the path
+		h.metrics.request(nil, http.StatusNotFound, 0)
+		return c.JSON(http.StatusNotFound, errorBody{"unknown source"})
+	}
+
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	// The span is named after the source, never the URL: a urlToken
+	// source's path holds its secret.
+	ctx, span := tracer.Start(ctx, "webhook "+src.name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("slipway.source", src.name), attribute.String("slipway.format", src.format)))
+	defer span.End()
+
+	tok, hasToken := urlToken(c)
+	rep := h.receive(ctx, src, r, tok, hasToken)
+
+	span.SetAttributes(attribute.Int("http.response.status_code", rep.code))
+	if rep.code >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(rep.code))
+	}
+	h.metrics.request(src, rep.code, time.Since(start).Seconds())
+	if rep.code == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	}
+	return c.JSON(rep.code, rep.body)
+}
+
+// receive is the data path of one delivery: read, authenticate, parse,
+// normalise, store, answer.
+func (h *handler) receive(ctx context.Context, src *source, r *http.Request, token string, hasToken bool) reply {
+	body, err := readBody(r, h.maxBody)
+	if errors.Is(err, errTooLarge) {
+		return reply{http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body larger than %d bytes", h.maxBody)}}
+	}
+	if err != nil {
+		return reply{http.StatusBadRequest, errorBody{"reading body: " + err.Error()}}
+	}
+
+	if err := src.auth.Authenticate(auth.Request{Header: r.Header, Body: body, Token: token, HasToken: hasToken}); err != nil {
+		// The reason (which header, wrong value) is for the operator; the
+		// sender learns nothing. It never holds secret material.
+		h.log.InfoContext(ctx, "webhook rejected", "source", src.name, "auth", src.auth.Mechanism(), "reason", err)
+		return reply{http.StatusUnauthorized, errorBody{"unauthorized"}}
+	}
+
+	res, err := src.parse(formats.Delivery{Header: r.Header, Body: body})
+	if err != nil {
+		// Parsers return only MalformedError, whose message names what is
+		// wrong; any error is the sender's to fix.
+		h.log.InfoContext(ctx, "malformed webhook", "source", src.name, "format", src.format, "error", err)
+		return reply{http.StatusBadRequest, errorBody{malformedMessage(src.format, err)}}
+	}
+	res = formats.Normalize(res)
+	h.metrics.event(src, outcomeIgnored, res.Ignored)
+
+	counts, err := h.publishAll(ctx, src, res.Pushes)
+	counts.Ignored = res.Ignored
+	if err != nil {
+		// Whatever was stored becomes a duplicate when the registry retries.
+		h.log.WarnContext(ctx, "webhook not stored; the sender should retry", "source", src.name, "events", len(res.Pushes), "error", err)
+		return reply{http.StatusServiceUnavailable, errorBody{"events could not be stored, retry later"}}
+	}
+	h.log.DebugContext(ctx, "webhook stored", "source", src.name, "accepted", counts.Accepted, "duplicates", counts.Duplicates, "ignored", counts.Ignored)
+	return reply{http.StatusAccepted, counts}
+}
+
+// urlToken returns the {token} segment, unescaped (a sender escapes what a
+// path cannot hold), and whether the request used the token form at all.
+func urlToken(c echo.Context) (string, bool) {
+	if c.Path() != routeWithToken {
+		return "", false
+	}
+	tok := c.Param("token")
+	if u, err := url.PathUnescape(tok); err == nil {
+		tok = u
+	}
+	return tok, true
+}
+
+// malformedMessage is the 400 answer: what is wrong, after the format's
+// name (parsers mostly put it there themselves; never twice).
+func malformedMessage(format string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, format+":") {
+		return msg
+	}
+	return format + ": " + msg
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most max bytes. Content-Length only lets us refuse
+// early; the limit holds whatever the header says (or when there is none).
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errTooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
