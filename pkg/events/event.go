@@ -125,7 +125,9 @@ func ToMsg(e Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(e)
+	// e.MarshalJSON rather than json.Marshal(e): the latter re-scans and
+	// compacts the output, a third of the cost of publishing.
+	body, err := e.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 	}

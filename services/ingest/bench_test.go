@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,7 +81,21 @@ func BenchmarkIngestVsJetStream(b *testing.B) {
 		msgs[i] = rawMsg(b, fmt.Sprintf("raw-%s-%d", run, i), "team/bench", fmt.Sprintf("r-%s-%d", run, i))
 	}
 
+	// The floor HTTP itself puts under ingest on this machine: the same
+	// client, concurrency and body size against a handler that only reads
+	// the body and answers 202.
+	floor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":1,"duplicates":0,"ignored":0}` + "\n"))
+	}))
+	b.Cleanup(floor.Close)
+
 	b.ResetTimer()
+	_, floorDur := load(b, b.N, func(ctx context.Context, i int) error {
+		return postAccepted(ctx, client, floor.URL, bodies[i])
+	})
 	rawLat, rawDur := load(b, b.N, func(ctx context.Context, i int) error {
 		ack, err := js.PublishMsg(ctx, msgs[i])
 		if err == nil && ack.Duplicate {
@@ -86,18 +104,7 @@ func BenchmarkIngestVsJetStream(b *testing.B) {
 		return err
 	})
 	inLat, inDur := load(b, b.N, func(ctx context.Context, i int) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
-		req.Header.Set("Authorization", notifyToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"accepted":1`) {
-			return fmt.Errorf("webhook %d: %d %s", i, resp.StatusCode, body)
-		}
-		return nil
+		return postAccepted(ctx, client, url, bodies[i])
 	})
 	b.StopTimer()
 
@@ -110,8 +117,111 @@ func BenchmarkIngestVsJetStream(b *testing.B) {
 	b.ReportMetric(ms(percentile(rawLat, 50)), "raw-p50-ms")
 	b.ReportMetric(ms(percentile(rawLat, 99)), "raw-p99-ms")
 	b.ReportMetric(inRate/rawRate, "ingest/raw")
-	if kb, ok := peakRSSKiB(); ok {
-		b.ReportMetric(float64(kb)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(b.N)/floorDur.Seconds(), "http-floor-msgs/s")
+}
+
+// postAccepted sends one Distribution notification and expects it accepted.
+func postAccepted(ctx context.Context, client *http.Client, url string, body []byte) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", notifyToken)
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v2+json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(reply), `"accepted":1`) {
+		return fmt.Errorf("webhook: %d %s", resp.StatusCode, reply)
+	}
+	return nil
+}
+
+// BenchmarkIngestProcess runs the ingest binary as its own process, as it
+// runs in production, against an embedded NATS server in the benchmark's
+// process, and reports its throughput, latency and peak RSS (VmHWM of the
+// ingest process alone) under b.N concurrent webhook posts.
+//
+//	go test -run='^$' -bench=IngestProcess -benchtime=20000x ./services/ingest/
+func BenchmarkIngestProcess(b *testing.B) {
+	ns := testkit.NATS(b)
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "ingest")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ingest").CombinedOutput(); err != nil {
+		b.Fatalf("build ingest: %v\n%s", err, out)
+	}
+	addr := freeAddr(b)
+	cfgPath := filepath.Join(dir, "slipway.yaml")
+	cfg := fmt.Sprintf(`
+nats: { url: %q }
+environments: [ { name: dev, registry: { host: %q } } ]
+ingest:
+  listen: %q
+  sources:
+    - name: dev-registry
+      format: distribution
+      environment: dev
+      auth: { header: { name: Authorization, value: %q } }
+log: { level: warn }
+`, ns.URL, devHost, addr, notifyToken)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	base := "http://" + addr
+	waitHTTPReady(b, base+"/readyz")
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	b.Cleanup(client.CloseIdleConnections)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	b.ResetTimer()
+	lat, dur := load(b, b.N, func(ctx context.Context, i int) error {
+		body := envelope(distPush(fmt.Sprintf("p-%s-%d", run, i), "team/bench", fmt.Sprintf("p-%s-%d", run, i)))
+		return postAccepted(ctx, client, base+"/webhooks/dev-registry", body)
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/dur.Seconds(), "msgs/s")
+	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
+	if kb, ok := peakRSSKiB(cmd.Process.Pid); ok {
+		b.ReportMetric(float64(kb)/1024, "ingest-peak-RSS-MiB")
+	}
+}
+
+func freeAddr(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitHTTPReady waits for url to answer 200, with a deadline.
+func waitHTTPReady(b *testing.B, url string) {
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-deadline:
+			b.Fatalf("%s not ready within 60s", url)
+		case <-tick.C:
+		}
 	}
 }
 
@@ -185,9 +295,9 @@ func percentile(d []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// peakRSSKiB reads the process's peak resident set (VmHWM) on Linux.
-func peakRSSKiB() (int64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
+// peakRSSKiB reads a process's peak resident set (VmHWM) on Linux.
+func peakRSSKiB(pid int) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
 	}

@@ -39,9 +39,9 @@ func (h *handler) publishAll(ctx context.Context, src *source, pushes []formats.
 
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	type result struct {
-		duplicate bool
-		err       error
+	if len(pushes) == 1 { // the usual delivery: no goroutine needed
+		dup, err := h.store(ctx, src, pushes[0])
+		return h.count(src, []result{{dup, err}}, 1)
 	}
 	results := make([]result, len(pushes))
 	sem := make(chan struct{}, maxInFlight)
@@ -54,7 +54,18 @@ func (h *handler) publishAll(ctx context.Context, src *source, pushes []formats.
 		})
 	}
 	wg.Wait()
+	return h.count(src, results, len(pushes))
+}
 
+// result is the outcome of storing one event.
+type result struct {
+	duplicate bool
+	err       error
+}
+
+// count adds up the outcomes of a delivery's events and records them.
+func (h *handler) count(src *source, results []result, total int) (Counts, error) {
+	var counts Counts
 	var errs []error
 	for _, r := range results {
 		switch {
@@ -70,7 +81,7 @@ func (h *handler) publishAll(ctx context.Context, src *source, pushes []formats.
 	h.metrics.event(src, outcomeDuplicate, counts.Duplicates)
 	h.metrics.event(src, outcomeFailed, len(errs))
 	if len(errs) > 0 {
-		return counts, fmt.Errorf("%d of %d events not stored, the first: %w", len(errs), len(pushes), errs[0])
+		return counts, fmt.Errorf("%d of %d events not stored, the first: %w", len(errs), total, errs[0])
 	}
 	return counts, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 )
 
 // CNCF Distribution notifications: {"events":[…]}, sent as
@@ -50,26 +51,13 @@ type registryEvent struct {
 
 func distributionParser(format string) Parser {
 	return func(d Delivery) (Result, error) {
-		var env struct {
-			Events json.RawMessage `json:"events"`
-		}
-		if err := decodeObject(format, "body", d.Body, &env); err != nil {
-			return Result{}, err
-		}
-		raw := bytes.TrimSpace(env.Events)
-		if len(raw) == 0 || string(raw) == "null" {
-			return Result{}, malformed("%s: events is missing", format)
-		}
-		if raw[0] != '[' {
-			return Result{}, malformed("%s: events is not an array", format)
-		}
-		var events []json.RawMessage
-		if err := decodeJSON(format, "events", raw, &events); err != nil {
+		events, err := distributionEvents(format, d.Body)
+		if err != nil {
 			return Result{}, err
 		}
 		var r Result
 		for i, ev := range events {
-			p, push, err := parseRegistryEvent(format, fmt.Sprintf("events[%d]", i), ev)
+			p, push, err := registryEventPush(format, fmt.Sprintf("events[%d]", i), ev)
 			switch {
 			case err != nil:
 				return Result{}, err
@@ -83,6 +71,45 @@ func distributionParser(format string) Parser {
 	}
 }
 
+// distributionEvents decodes the envelope's events. The common case, a
+// well-formed envelope, takes one decoding pass (this is the hot path of
+// every Distribution push); anything else is taken apart step by step to say
+// exactly what is wrong.
+func distributionEvents(format string, body []byte) ([]*registryEvent, error) {
+	var fast struct {
+		Events *[]*registryEvent `json:"events"`
+	}
+	if jsonObject(body) && json.Unmarshal(body, &fast) == nil && fast.Events != nil && !slices.Contains(*fast.Events, nil) {
+		return *fast.Events, nil
+	}
+	var env struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if err := decodeObject(format, "body", body, &env); err != nil {
+		return nil, err
+	}
+	raw := bytes.TrimSpace(env.Events)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, malformed("%s: events is missing", format)
+	}
+	if raw[0] != '[' {
+		return nil, malformed("%s: events is not an array", format)
+	}
+	var raws []json.RawMessage
+	if err := decodeJSON(format, "events", raw, &raws); err != nil {
+		return nil, err
+	}
+	events := make([]*registryEvent, len(raws))
+	for i, r := range raws {
+		ev, err := decodeRegistryEvent(format, fmt.Sprintf("events[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = ev
+	}
+	return events, nil
+}
+
 // parseRegistryEvent reads one event found at path ("" for a body that is
 // the event). push is false for anything but a push (pull, mount, delete,
 // ACR's ping and chart events, actions added later): those are not checked
@@ -90,14 +117,27 @@ func distributionParser(format string) Parser {
 // Slipway does not act on. Blob pushes are reported with their media type
 // and left to Normalize.
 func parseRegistryEvent(format, path string, raw json.RawMessage) (p Push, push bool, err error) {
+	ev, err := decodeRegistryEvent(format, path, raw)
+	if err != nil {
+		return Push{}, false, err
+	}
+	return registryEventPush(format, path, ev)
+}
+
+func decodeRegistryEvent(format, path string, raw json.RawMessage) (*registryEvent, error) {
 	what := path
 	if what == "" {
 		what = "body"
 	}
 	var ev registryEvent
 	if err := decodeObject(format, what, raw, &ev); err != nil {
-		return Push{}, false, err
+		return nil, err
 	}
+	return &ev, nil
+}
+
+// registryEventPush interprets a decoded event found at path.
+func registryEventPush(format, path string, ev *registryEvent) (p Push, push bool, err error) {
 	switch ev.Action {
 	case "":
 		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "action"))

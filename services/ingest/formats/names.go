@@ -17,7 +17,6 @@ var (
 	repoPathRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$`)
 	tagRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	hostRE     = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
-	hexRE      = regexp.MustCompile(`^[0-9a-f]+$`)
 )
 
 // maxRepoLen is distribution's limit on a repository name.
@@ -29,9 +28,23 @@ func validRepository(repo string) bool {
 
 // validDigest accepts the digests registries compute; the hex length must
 // match the algorithm so a truncated digest never reaches a registry call.
+// isLowerHex is a loop, not a regular expression: every push's digest goes
+// through it.
+func isLowerHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func validDigest(d string) bool {
 	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || !hexRE.MatchString(hex) {
+	if !ok || !isLowerHex(hex) {
 		return false
 	}
 	switch alg {
