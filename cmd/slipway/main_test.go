@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/testkit"
 )
 
 // execute runs the CLI with args and returns what it printed.
@@ -69,7 +69,7 @@ func TestRunUnknownService(t *testing.T) {
 // registry notification to its ingest listener, and reads the event back
 // with `slipway events tail`, as an operator would on a first try.
 func TestRunAndTail(t *testing.T) {
-	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	natsAddr, httpAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "slipway.yaml")
 	writeFile(t, cfgPath, fmt.Sprintf(`
 nats:
@@ -105,7 +105,7 @@ log: { level: warn }
 			t.Error("run did not stop within 30s of cancel")
 		}
 	})
-	waitReady(t, "http://"+httpAddr+"/readyz", stopped)
+	testkit.WaitReady(t, "http://"+httpAddr+"/readyz", stopped)
 
 	body, err := os.ReadFile("testdata/push.json")
 	if err != nil {
@@ -182,39 +182,5 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitReady polls /readyz until it answers 200: readiness is the event
-// waited on, with a deadline; it gives up at once if the process stopped.
-func waitReady(t *testing.T, url string, stopped <-chan struct{}) {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-stopped:
-			t.Fatalf("slipway run stopped before %s was ready", url)
-		case <-deadline:
-			t.Fatalf("%s not ready within 60s", url)
-		case <-tick.C:
-		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -150,7 +149,7 @@ func BenchmarkIngestProcess(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ingest").CombinedOutput(); err != nil {
 		b.Fatalf("build ingest: %v\n%s", err, out)
 	}
-	addr := freeAddr(b)
+	addr := testkit.FreeAddr(b)
 	cfgPath := filepath.Join(dir, "slipway.yaml")
 	cfg := fmt.Sprintf(`
 nats: { url: %q }
@@ -177,7 +176,7 @@ log: { level: warn }
 		_ = cmd.Wait()
 	})
 	base := "http://" + addr
-	waitHTTPReady(b, base+"/readyz")
+	testkit.WaitReady(b, base+"/readyz", nil)
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
 	b.Cleanup(client.CloseIdleConnections)
@@ -193,35 +192,6 @@ log: { level: warn }
 	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
 	if kb, ok := peakRSSKiB(cmd.Process.Pid); ok {
 		b.ReportMetric(float64(kb)/1024, "ingest-peak-RSS-MiB")
-	}
-}
-
-func freeAddr(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitHTTPReady waits for url to answer 200, with a deadline.
-func waitHTTPReady(b *testing.B, url string) {
-	deadline := time.After(60 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-deadline:
-			b.Fatalf("%s not ready within 60s", url)
-		case <-tick.C:
-		}
 	}
 }
 

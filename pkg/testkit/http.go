@@ -1,0 +1,45 @@
+package testkit
+
+import (
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a process under test that must be told where to listen.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// WaitReady polls url (a /readyz) until it answers 200, for at most a
+// minute; it gives up at once when stopped is closed (the process under
+// test ended). stopped may be nil.
+func WaitReady(t testing.TB, url string, stopped <-chan struct{}) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-stopped:
+			t.Fatalf("the process under test stopped before %s was ready", url)
+		case <-deadline:
+			t.Fatalf("%s not ready within a minute", url)
+		case <-tick.C:
+		}
+	}
+}
