@@ -13,7 +13,23 @@ type Config struct {
 	Approvers    []Approver    `yaml:"approvers"`
 	Clusters     []Cluster     `yaml:"clusters"`
 	Notify       Notify        `yaml:"notify"`
+	Deployer     Deployer      `yaml:"deployer"`
 	Log          Log           `yaml:"log"`
+}
+
+// Deployer tunes the deployer service.
+type Deployer struct {
+	// SyncInterval is how often each cluster's app index is rebuilt from a
+	// full listing; Marathon's event stream keeps it fresh in between.
+	SyncInterval time.Duration `yaml:"syncInterval"`
+	// ReconcileInterval is how often running apps are compared with the
+	// inventory to detect changes made by hand (drift).
+	ReconcileInterval time.Duration `yaml:"reconcileInterval"`
+	// Concurrency is how many apps of one cluster are updated at once.
+	Concurrency int `yaml:"concurrency"`
+	// PollInterval is how often running deployments are polled when the
+	// event stream is down.
+	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
 // Log sets up structured logging.

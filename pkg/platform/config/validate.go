@@ -1,11 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -17,6 +19,12 @@ const (
 	DefaultStoreDir       = "./data/nats"
 	DefaultIngestListen   = ":8080"
 	DefaultMaxBodyBytes   = 1 << 20
+
+	DefaultDeployTimeout     = 10 * time.Minute
+	DefaultSyncInterval      = 5 * time.Minute
+	DefaultReconcileInterval = 5 * time.Minute
+	DefaultPollInterval      = 5 * time.Second
+	DefaultDeployConcurrency = 16
 )
 
 func (c *Config) applyDefaults() {
@@ -43,6 +51,22 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Ingest.MaxBodyBytes == 0 {
 		c.Ingest.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	d := &c.Deployer
+	d.SyncInterval = cmp.Or(d.SyncInterval, DefaultSyncInterval)
+	d.ReconcileInterval = cmp.Or(d.ReconcileInterval, DefaultReconcileInterval)
+	d.PollInterval = cmp.Or(d.PollInterval, DefaultPollInterval)
+	d.Concurrency = cmp.Or(d.Concurrency, DefaultDeployConcurrency)
+	yes := true
+	for i := range c.Clusters {
+		p := &c.Clusters[i].Deploy
+		p.Timeout = cmp.Or(p.Timeout, DefaultDeployTimeout)
+		if p.Rollback == nil {
+			p.Rollback = &yes
+		}
+		if p.PinDigest == nil {
+			p.PinDigest = &yes
+		}
 	}
 }
 
@@ -192,6 +216,17 @@ func (c *Config) Validate() error {
 		if cl.Deploy.Timeout < 0 {
 			p.add(path+".deploy.timeout", "must not be negative")
 		}
+		if a.DCOS != nil {
+			if a.DCOS.UID == "" {
+				p.add(path+".marathon.auth.dcos.uid", "is required")
+			}
+			if a.DCOS.PrivateKeyFile == "" {
+				p.add(path+".marathon.auth.dcos.privateKeyFile", "is required")
+			}
+		}
+		if a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == "") {
+			p.add(path+".marathon.auth.basic", "username and password are required")
+		}
 	}
 
 	receivers := map[string]bool{}
@@ -218,6 +253,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.Deployer.Concurrency < 0 {
+		p.add("deployer.concurrency", "must be positive")
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
