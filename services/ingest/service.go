@@ -31,6 +31,9 @@ var _ app.Service = (*Service)(nil)
 // Name is how --only selects the service.
 func (*Service) Name() string { return "ingest" }
 
+// ServesHealth: /healthz, /readyz and /metrics are on ingest's listener.
+func (*Service) ServesHealth() bool { return true }
+
 // Run serves HTTP on ingest.listen until ctx is cancelled, then stops
 // accepting, lets in-flight requests finish, and returns nil.
 func (s *Service) Run(ctx context.Context, d app.Deps) error {

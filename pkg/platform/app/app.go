@@ -39,3 +39,9 @@ type Service interface {
 	// an error return stops the whole process.
 	Run(ctx context.Context, d Deps) error
 }
+
+// HealthServer is implemented by services that serve /healthz, /readyz and
+// /metrics on their own listener (ingest), so the process needs no other.
+type HealthServer interface {
+	ServesHealth() bool
+}

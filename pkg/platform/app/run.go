@@ -52,6 +52,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	if addr := opsListen(cfg.Ops.Listen, services); addr != "" {
+		srv, err := health.Listen(addr, checker, reg, log)
+		if err != nil {
+			return fmt.Errorf("ops.listen: %w", err)
+		}
+		wg.Go(func() { srv.Serve(ctx) })
+	}
 	for _, s := range services {
 		wg.Add(1)
 		go func() {
@@ -71,6 +78,26 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 		return err
 	}
 	return nil
+}
+
+// DefaultOpsListen is where a process without ingest serves /healthz,
+// /readyz and /metrics (9464 is the port OpenTelemetry's Prometheus
+// exporter uses by convention).
+const DefaultOpsListen = ":9464"
+
+func opsListen(configured string, services []Service) string {
+	switch configured {
+	case "off":
+		return ""
+	case "":
+		for _, s := range services {
+			if h, ok := s.(HealthServer); ok && h.ServesHealth() {
+				return ""
+			}
+		}
+		return DefaultOpsListen
+	}
+	return configured
 }
 
 // ensureStream retries until NATS answers: at start-up the servers may

@@ -28,6 +28,7 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 	ns := testkit.NATS(t)
 	cfg := &config.Config{}
 	cfg.NATS.URL = ns.URL
+	cfg.Ops.Listen = "127.0.0.1:0"
 	cfg.NATS.Stream = config.Stream{Name: "SLIPWAY", Replicas: 1, MaxAge: time.Hour, DuplicateWindow: 10 * time.Minute}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +61,7 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 // TestRunStartsEmbeddedServer: with nats.url empty, other processes can
 // connect to the embedded server at embedded.listen.
 func TestRunStartsEmbeddedServer(t *testing.T) {
-	cfg, err := config.Parse([]byte("nats:\n  embedded:\n    listen: 127.0.0.1:0\n    storeDir: "+t.TempDir()+"\n"), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte("ops: {listen: \"off\"}\nnats:\n  embedded:\n    listen: 127.0.0.1:0\n    storeDir: "+t.TempDir()+"\n"), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

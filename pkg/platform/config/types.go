@@ -14,7 +14,16 @@ type Config struct {
 	Clusters     []Cluster     `yaml:"clusters"`
 	Notify       Notify        `yaml:"notify"`
 	Deployer     Deployer      `yaml:"deployer"`
+	Ops          Ops           `yaml:"ops"`
 	Log          Log           `yaml:"log"`
+}
+
+// Ops is the listener for /healthz, /readyz and /metrics of a process whose
+// services serve no HTTP of their own (ingest serves them on its listener).
+type Ops struct {
+	// Listen defaults to ":9464" in such a process; set it to serve them
+	// in every process, or "off" for none.
+	Listen string `yaml:"listen"`
 }
 
 // Deployer tunes the deployer service.

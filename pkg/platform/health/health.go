@@ -3,6 +3,9 @@ package health
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -60,4 +63,40 @@ func Mount(e *echo.Echo, c *Checker, gatherer prometheus.Gatherer) {
 		return ctx.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+}
+
+// Server serves the health endpoints on a listener of their own.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+	log *slog.Logger
+}
+
+// Listen binds addr for the health endpoints; Serve serves them.
+func Listen(addr string, c *Checker, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	Mount(e, c, gatherer)
+	return &Server{ln: ln, srv: &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}, log: log}, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve serves until ctx ends.
+func (s *Server) Serve(ctx context.Context) {
+	s.log.Info("health endpoints listening", "addr", s.ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(sctx)
+	}()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("health endpoints stopped", "error", err)
+	}
 }
