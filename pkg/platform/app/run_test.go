@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 	ns := testkit.NATS(t)
 	cfg := &config.Config{}
 	cfg.NATS.URL = ns.URL
-	cfg.Ops.Listen = "127.0.0.1:0"
+	cfg.Ops.Listen = testkit.FreeAddr(t)
 	cfg.NATS.Stream = config.Stream{Name: "SLIPWAY", Replicas: 1, MaxAge: time.Hour, DuplicateWindow: 10 * time.Minute}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,11 +52,22 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 		t.Errorf("the runner must create the dead-letter stream too: %v", err)
 	}
 
-	waitFor(t, "ready", func() bool { return len(d.Health.Ready(ctx)) == 0 })
+	// A process without ingest serves /readyz on ops.listen.
+	readyz := func() int {
+		resp, err := http.Get("http://" + cfg.Ops.Listen + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "ready", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
 	ns.Shutdown()
-	waitFor(t, "not ready while NATS is down", func() bool { return d.Health.Ready(ctx)["nats"] != "" })
+	waitFor(t, "not ready while NATS is down", func() bool {
+		return d.Health.Ready(ctx)["nats"] != "" && readyz() == http.StatusServiceUnavailable
+	})
 	ns.Restart(t)
-	waitFor(t, "ready again after NATS is back", func() bool { return len(d.Health.Ready(ctx)) == 0 })
+	waitFor(t, "ready again after NATS is back", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
 }
 
 // TestRunStartsEmbeddedServer: with nats.url empty, other processes can
