@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
 )
 
@@ -23,8 +24,10 @@ func configCmd() *cobra.Command {
 			}
 			// Each service checks its part beyond what the loader knows
 			// (webhook formats, for instance).
-			if err := ingest.Validate(cfg); err != nil {
-				return fmt.Errorf("config %s: %w", path, err)
+			for _, validate := range []func(*config.Config) error{ingest.Validate, deployer.Validate} {
+				if err := validate(cfg); err != nil {
+					return fmt.Errorf("config %s: %w", path, err)
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d environments, %d webhook sources, %d promotions, %d clusters, %d receivers)\n",
 				path, len(cfg.Environments), len(cfg.Ingest.Sources), len(cfg.Promotions), len(cfg.Clusters), len(cfg.Notify.Receivers))

@@ -107,3 +107,10 @@ replace (
 )
 
 replace github.com/slipway-cd/slipway/pkg/testkit => ../../pkg/testkit
+
+require github.com/slipway-cd/slipway/services/deployer v0.0.0-00010101000000-000000000000
+
+replace (
+	github.com/slipway-cd/slipway/services/deployer => ../../services/deployer
+	github.com/slipway-cd/slipway/tools/marathon-emulator => ../../tools/marathon-emulator
+)

@@ -23,6 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), eventsCmd(), configCmd(), versionCmd())
+	root.AddCommand(runCmd(), eventsCmd(), statusCmd(), configCmd(), versionCmd())
 	return root
 }

@@ -9,12 +9,13 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
 )
 
 // services lists every service `slipway run` can host, in start order.
 func services() []app.Service {
-	return []app.Service{ingest.New()}
+	return []app.Service{ingest.New(), deployer.New()}
 }
 
 func runCmd() *cobra.Command {

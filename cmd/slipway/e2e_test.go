@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/testkit"
+	"github.com/slipway-cd/slipway/services/deployer"
+	"github.com/slipway-cd/slipway/services/ingest"
+	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
+)
+
+// TestPushDeploysOnEveryClusterOfTheEnvironment is the deployer's story end
+// to end, with real parts only: a push to an in-process Distribution
+// registry notifies ingest, whose event the deployer turns into updates on
+// the two Marathon clusters of the environment. Both opted-in apps end up
+// running the digest-pinned image; the app without the label is untouched.
+func TestPushDeploysOnEveryClusterOfTheEnvironment(t *testing.T) {
+	ns := testkit.NATS(t)
+	ingestAddr := testkit.FreeAddr(t)
+	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
+		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
+		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
+	})
+	old := reg.Host + "/apps/web:1.0.0"
+	labelled := func(id, policy string) string {
+		return fmt.Sprintf(`{"id":%q,"instances":1,"labels":{"slipway.policy":%q},"container":{"type":"DOCKER","docker":{"image":%q}}}`, id, policy, old)
+	}
+	one := startMarathon(t, labelled("/int/web", "all"), fmt.Sprintf(`{"id":"/int/legacy","container":{"type":"DOCKER","docker":{"image":%q}}}`, old))
+	two := startMarathon(t, labelled("/int/web", "minor"))
+
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+nats: { url: %q }
+environments: [ { name: dev, registry: { host: %q, insecure: true } } ]
+ingest:
+  listen: %q
+  sources:
+    - { name: dev-registry, format: distribution, environment: dev, auth: { header: { name: Authorization, value: "Bearer e2e" } } }
+clusters:
+  - { name: azure-int, environment: dev, marathon: { url: %q } }
+  - { name: azure-int-2, environment: dev, marathon: { url: %q } }
+deployer: { pollInterval: 100ms }
+`, ns.URL, reg.Host, ingestAddr, one.url, two.url)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := ns.Connect(t)
+	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	got := watch(t, js, "slipway.deployment.>")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ingest.New(), deployer.New())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	testkit.WaitReady(t, "http://"+ingestAddr+"/readyz", nil)
+	for _, cl := range []string{"azure-int", "azure-int-2"} {
+		waitUntil(t, "the deployer's consumer of "+cl, func() bool {
+			_, err := js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName(cl))
+			return err == nil
+		})
+	}
+
+	testkit.PushRandomImage(t, reg.Host+"/apps/web:1.1.0")
+	dig := testkit.Digest(t, reg.Host+"/apps/web:1.1.0")
+	succeeded := got.wait(t, events.TypeDeploymentSucceeded, 2)
+
+	want := reg.Host + "/apps/web:1.1.0@" + dig
+	clusters := map[string]bool{}
+	for _, e := range succeeded {
+		d, _ := events.DataAs[events.Deployment](e)
+		clusters[d.Cluster] = true
+		if d.ToImage != want || d.AppID != "/int/web" {
+			t.Errorf("succeeded: %+v", d)
+		}
+	}
+	if len(clusters) != 2 {
+		t.Errorf("succeeded on %v, want both clusters", clusters)
+	}
+	for name, m := range map[string]*marathonServer{"azure-int": one, "azure-int-2": two} {
+		if img := m.image(t, "/int/web"); img != want {
+			t.Errorf("%s /int/web runs %s, want %s", name, img, want)
+		}
+	}
+	if img := one.image(t, "/int/legacy"); img != old {
+		t.Errorf("/int/legacy (no label) runs %s, want it untouched", img)
+	}
+}
+
+type marathonServer struct {
+	emu *emulator.Emulator
+	url string
+}
+
+func startMarathon(t *testing.T, apps ...string) *marathonServer {
+	t.Helper()
+	emu := emulator.New(emulator.Options{DeployDuration: 20 * time.Millisecond})
+	if err := emu.Load([]byte("[" + strings.Join(apps, ",") + "]")); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(func() { srv.Close(); emu.Close() })
+	return &marathonServer{emu: emu, url: srv.URL}
+}
+
+func (m *marathonServer) image(t *testing.T, id string) string {
+	t.Helper()
+	raw, ok := m.emu.App(id)
+	if !ok {
+		t.Fatalf("no app %s", id)
+	}
+	var a struct {
+		Container struct {
+			Docker struct {
+				Image string `json:"image"`
+			} `json:"docker"`
+		} `json:"container"`
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a.Container.Docker.Image
+}
+
+// seen collects the events of a subject filter as they are stored.
+type seen struct {
+	mu   sync.Mutex
+	evs  []events.Event
+	more chan struct{}
+}
+
+func watch(t *testing.T, js jetstream.JetStream, subject string) *seen {
+	t.Helper()
+	s := &seen{more: make(chan struct{}, 1)}
+	cons, err := js.OrderedConsumer(t.Context(), bus.DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if e, err := events.FromMsg(m.Data()); err == nil {
+			s.mu.Lock()
+			s.evs = append(s.evs, e)
+			s.mu.Unlock()
+			select {
+			case s.more <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return s
+}
+
+func (s *seen) wait(t *testing.T, typ events.Type, n int) []events.Event {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		s.mu.Lock()
+		var out []events.Event
+		for _, e := range s.evs {
+			if events.Type(e.Type()) == typ {
+				out = append(out, e)
+			}
+		}
+		s.mu.Unlock()
+		if len(out) >= n {
+			return out
+		}
+		select {
+		case <-s.more:
+		case <-timeout:
+			t.Fatalf("%d %s events within 60s, want %d", len(out), typ.Short(), n)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-timeout:
+			t.Fatalf("no %s within 60s", what)
+		case <-tick.C:
+		}
+	}
+}

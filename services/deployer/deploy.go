@@ -1,0 +1,397 @@
+package deployer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/services/deployer/inventory"
+	"github.com/slipway-cd/slipway/services/deployer/marathon"
+	"github.com/slipway-cd/slipway/services/deployer/policy"
+)
+
+// Hooks let tests stop the deployer at chosen points.
+type Hooks struct {
+	// AfterPut runs right after Marathon accepted an update, before the
+	// deployer records it: a test cancels the deployer there to play a
+	// crash at the worst moment.
+	AfterPut func(cluster, appID string)
+}
+
+// maxLockedRetries bounds how often an update waits for somebody else's
+// deployment of the app and tries again.
+const maxLockedRetries = 3
+
+// deploy brings one app to the event's image, once: the record of
+// (cluster, app, image) carries the deployment through its phases, so a
+// redelivered event, a second event for the same image, or a restarted
+// deployer picks up where the last attempt stopped.
+func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app managedApp) error {
+	release, err := c.store.lock(ctx, c.name, app.id)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	// Decide on the app as it is now: the index may be a moment old.
+	now, err := c.client.GetApp(ctx, app.id)
+	if errors.Is(err, marathon.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fresh := c.index.managed(now)
+	if fresh == nil {
+		return nil // the label was removed meanwhile
+	}
+	toImage := c.imageFor(fresh.written, t.image)
+	key := stateKey(c.name, app.id, toImage)
+	rec, rev, err := c.store.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		if ok, why := c.accepts(ctx, fresh, t); !ok {
+			c.log.Debug("not deploying", "app", app.id, "image", toImage, "reason", why)
+			return nil
+		}
+		rec = &record{
+			Cluster: c.name, Environment: c.env, AppID: app.id, Phase: phaseUpdating,
+			CauseID: cause.ID(), FromImage: fresh.written, ToImage: toImage, Digest: t.image.Digest,
+			PushedAt: t.pushedAt, Policy: fresh.policy.String(), Notify: fresh.notify,
+			Timeout: c.timeoutOf(fresh), StartedAt: time.Now().UTC(),
+		}
+		var created bool
+		if rev, created, err = c.store.create(ctx, key, rec); err != nil {
+			return err
+		}
+		if !created { // another deployer began it a moment ago
+			if rec, rev, err = c.store.get(ctx, key); err != nil || rec == nil {
+				return cmpErr(err, errBusy)
+			}
+		}
+	}
+	return c.advance(ctx, key, rec, rev)
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// accepts applies the app's policy to the app as it runs now, and keeps
+// events that arrive late from undoing a newer deployment.
+func (c *cluster) accepts(ctx context.Context, app *managedApp, t target) (bool, string) {
+	if d := app.policy.Accept(app.image, t.image); !d.OK {
+		return false, d.Reason
+	}
+	if ordersByVersion(app.policy) {
+		return true, "" // "higher than what runs" already orders them
+	}
+	inv, ok, err := c.store.inv.Get(ctx, c.name, app.id)
+	if err == nil && ok && !inv.PushedAt.IsZero() && !t.pushedAt.IsZero() && t.pushedAt.Before(inv.PushedAt) {
+		return false, fmt.Sprintf("pushed at %s, before what runs (%s, pushed at %s)", t.pushedAt.Format(time.RFC3339), inv.Image, inv.PushedAt.Format(time.RFC3339))
+	}
+	return true, ""
+}
+
+// ordersByVersion tells the semver policies, which only ever move up.
+func ordersByVersion(p policy.Policy) bool {
+	switch p.String() {
+	case "all", "major", "minor", "patch":
+		return true
+	}
+	return false
+}
+
+func (c *cluster) timeoutOf(app *managedApp) time.Duration {
+	if app.timeout > 0 {
+		return app.timeout
+	}
+	return c.policy.Timeout
+}
+
+// imageFor writes the new image the way the app writes its repository
+// (no "docker.io/library/" added to an app that says "nginx"), with the
+// new tag, pinned to the digest when the cluster says so.
+func (c *cluster) imageFor(written string, img policy.Image) string {
+	ref := repositoryPart(written) + ":" + img.Tag
+	if img.Tag == "" {
+		ref = repositoryPart(written)
+	}
+	if img.Digest != "" && (*c.policy.PinDigest || img.Tag == "") {
+		ref += "@" + img.Digest
+	}
+	return ref
+}
+
+// repositoryPart strips the tag and digest from an image reference.
+func repositoryPart(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// advance runs the record's phases to the end, saving each step (with a
+// compare-and-set, so a stale writer cannot overwrite a later phase).
+func (c *cluster) advance(ctx context.Context, key string, rec *record, rev uint64) error {
+	for rec.Phase != phaseDone {
+		var err error
+		switch rec.Phase {
+		case phaseUpdating:
+			err = c.update(ctx, rec)
+		case phaseFollowing:
+			err = c.follow(ctx, rec)
+		case phaseRollingBack:
+			err = c.rollBack(ctx, rec)
+		default:
+			return fmt.Errorf("record %s has unknown phase %q", key, rec.Phase)
+		}
+		if err != nil {
+			return err
+		}
+		if rev, err = c.store.update(ctx, key, rec, rev); err != nil {
+			return fmt.Errorf("save deployment state: %w", err)
+		}
+	}
+	return nil
+}
+
+// update PUTs the new image, unless an earlier attempt did and died before
+// recording it, then announces deployment.started.
+func (c *cluster) update(ctx context.Context, rec *record) error {
+	app, err := c.client.GetApp(ctx, rec.AppID)
+	if err != nil {
+		return err
+	}
+	if app.Image() == rec.ToImage {
+		// The PUT happened: follow the deployment it started, if it still runs.
+		rec.MarathonVersion = app.Version
+		if len(app.Deployments) > 0 {
+			rec.DeploymentID = app.Deployments[0].ID
+		}
+	} else {
+		container, err := marathon.WithImage(app.Container, rec.ToImage)
+		if err != nil {
+			return fmt.Errorf("app %s: %w", rec.AppID, err)
+		}
+		ref, err := c.put(ctx, rec, container)
+		if err != nil {
+			return err
+		}
+		if c.hooks != nil && c.hooks.AfterPut != nil {
+			c.hooks.AfterPut(c.name, rec.AppID)
+		}
+		rec.DeploymentID, rec.MarathonVersion = ref.DeploymentID, ref.Version
+	}
+	if err := c.emit(ctx, events.TypeDeploymentStarted, rec, nil); err != nil {
+		return err
+	}
+	rec.Phase = phaseFollowing
+	return nil
+}
+
+// put updates the app's container. When a deployment of somebody else
+// holds the app, it waits for that one to end and tries again, or
+// overrides it when the cluster is configured to force.
+func (c *cluster) put(ctx context.Context, rec *record, container json.RawMessage) (marathon.DeploymentRef, error) {
+	fields := map[string]json.RawMessage{"container": container}
+	for attempt := 0; ; attempt++ {
+		ref, err := c.client.UpdateApp(ctx, rec.AppID, fields, c.policy.Force)
+		ids, locked := marathon.LockedBy(err)
+		if !locked || attempt == maxLockedRetries {
+			return ref, err
+		}
+		c.log.Info("app is locked by a deployment; waiting for it", "app", rec.AppID, "deployments", ids)
+		deadline := rec.StartedAt.Add(rec.Timeout)
+		for _, id := range ids {
+			if _, timedOut, err := c.await(ctx, id, deadline); err != nil || timedOut {
+				return ref, cmpErr(err, fmt.Errorf("app %s stayed locked by deployment %s", rec.AppID, id))
+			}
+		}
+	}
+}
+
+// follow waits for the deployment's outcome until the record's deadline.
+func (c *cluster) follow(ctx context.Context, rec *record) error {
+	deadline := rec.StartedAt.Add(rec.Timeout)
+	o := outcome{gone: true}
+	timedOut := false
+	if rec.DeploymentID != "" {
+		var err error
+		if o, timedOut, err = c.await(ctx, rec.DeploymentID, deadline); err != nil {
+			return err
+		}
+	}
+	if o.gone && !timedOut {
+		var err error
+		if o, err = c.settle(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if o.success {
+		return c.succeed(ctx, rec)
+	}
+	rec.Reason = o.reason
+	if timedOut {
+		rec.Reason = fmt.Sprintf("not healthy after %s", rec.Timeout)
+	}
+	if *c.policy.Rollback && rec.DeploymentID != "" {
+		rec.Phase = phaseRollingBack
+		return nil
+	}
+	return c.fail(ctx, rec, false)
+}
+
+// settle decides the outcome of a deployment that ended unseen, from what
+// the app runs now.
+func (c *cluster) settle(ctx context.Context, rec *record) (outcome, error) {
+	app, err := c.client.GetApp(ctx, rec.AppID)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch {
+	case app.Image() != rec.ToImage:
+		return outcome{reason: "the deployment ended and the app runs " + app.Image()}, nil
+	case len(app.Deployments) > 0:
+		// Still deploying under another id (somebody forced over ours):
+		// follow that one.
+		rec.DeploymentID = app.Deployments[0].ID
+		o, timedOut, err := c.await(ctx, rec.DeploymentID, rec.StartedAt.Add(rec.Timeout))
+		if err != nil || timedOut || !o.gone {
+			return o, err
+		}
+		return c.settle(ctx, rec)
+	case app.TasksRunning >= app.Instances && app.TasksUnhealthy == 0:
+		return outcome{success: true}, nil
+	}
+	return outcome{reason: fmt.Sprintf("the deployment ended with %d of %d tasks running", app.TasksRunning, app.Instances)}, nil
+}
+
+// await waits for a deployment's outcome until deadline.
+func (c *cluster) await(ctx context.Context, id string, deadline time.Time) (outcome, bool, error) {
+	ch := c.tracker.wait(id)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		return o, false, nil
+	case <-timer.C:
+		c.tracker.forget(id, ch)
+		return outcome{}, true, nil
+	case <-ctx.Done():
+		c.tracker.forget(id, ch)
+		return outcome{}, false, ctx.Err()
+	}
+}
+
+func (c *cluster) succeed(ctx context.Context, rec *record) error {
+	ms := time.Since(rec.StartedAt).Milliseconds()
+	if err := c.emit(ctx, events.TypeDeploymentSucceeded, rec, func(d *events.Deployment) { d.DurationMs = ms }); err != nil {
+		return err
+	}
+	if err := c.store.inv.Put(ctx, inventory.Record{
+		Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.ToImage, Digest: rec.Digest,
+		Policy: rec.Policy, MarathonVersion: rec.MarathonVersion, UpdatedAt: time.Now().UTC(),
+		EventID: rec.CauseID, PushedAt: rec.PushedAt,
+	}); err != nil {
+		return err
+	}
+	rec.Phase, rec.Outcome = phaseDone, "succeeded"
+	return nil
+}
+
+// rollBack cancels the deployment, which makes Marathon deploy the previous
+// definition, and follows that rollback. When the deployment is already
+// over, it puts the previous image back itself.
+func (c *cluster) rollBack(ctx context.Context, rec *record) error {
+	if rec.RollbackID == "" {
+		ref, err := c.client.CancelDeployment(ctx, rec.DeploymentID, false)
+		if errors.Is(err, marathon.ErrNotFound) {
+			app, gerr := c.client.GetApp(ctx, rec.AppID)
+			if gerr != nil {
+				return gerr
+			}
+			if app.Image() == rec.FromImage {
+				return c.fail(ctx, rec, true)
+			}
+			container, werr := marathon.WithImage(app.Container, rec.FromImage)
+			if werr != nil {
+				return werr
+			}
+			ref, err = c.client.UpdateApp(ctx, rec.AppID, map[string]json.RawMessage{"container": container}, true)
+		}
+		if err != nil {
+			return err
+		}
+		// Saved before following, so a restart follows the same rollback.
+		rec.RollbackID = ref.DeploymentID
+		return nil
+	}
+	o, timedOut, err := c.await(ctx, rec.RollbackID, time.Now().Add(rec.Timeout))
+	if err != nil {
+		return err
+	}
+	if o.gone {
+		app, err := c.client.GetApp(ctx, rec.AppID)
+		if err != nil {
+			return err
+		}
+		o.success = app.Image() == rec.FromImage && len(app.Deployments) == 0
+	}
+	if !o.success {
+		why := o.reason
+		if timedOut {
+			why = fmt.Sprintf("not done after %s", rec.Timeout)
+		}
+		rec.Reason += "; the rollback did not finish: " + why
+	}
+	return c.fail(ctx, rec, o.success)
+}
+
+func (c *cluster) fail(ctx context.Context, rec *record, rolledBack bool) error {
+	ms := time.Since(rec.StartedAt).Milliseconds()
+	if err := c.emit(ctx, events.TypeDeploymentFailed, rec, func(d *events.Deployment) {
+		d.DurationMs, d.Reason, d.RolledBack = ms, rec.Reason, rolledBack
+	}); err != nil {
+		return err
+	}
+	rec.Phase, rec.Outcome, rec.RolledBack = phaseDone, "failed", rolledBack
+	return nil
+}
+
+// emit publishes a deployment event. Its id derives from the record's
+// cause, so a step repeated after a crash publishes the same event again,
+// which JetStream drops.
+func (c *cluster) emit(ctx context.Context, t events.Type, rec *record, fill func(*events.Deployment)) error {
+	d := rec.deployment()
+	if fill != nil {
+		fill(&d)
+	}
+	e, err := events.New(ctx, events.Spec{
+		ID:          events.CausedID(rec.CauseID, t, c.name, rec.AppID, rec.ToImage),
+		Type:        t,
+		Source:      "/slipway/deployer/" + c.name,
+		Environment: c.env,
+		Subject:     c.name + ":" + rec.AppID,
+		CausationID: rec.CauseID,
+		Data:        d,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := c.pub.Publish(ctx, e); err != nil {
+		return err
+	}
+	c.log.Info(t.Short(), "app", rec.AppID, "image", rec.ToImage, "deployment", rec.DeploymentID, "reason", d.Reason)
+	return nil
+}

@@ -1,0 +1,264 @@
+package deployer_test
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/services/deployer"
+	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
+)
+
+// TestDeploysOptedInAppsPinnedByDigest: a push reaches every app that runs
+// the repository and opted in, pinned by digest; an app without the label,
+// and an app whose policy declines, are left alone; the container keeps
+// everything but the image.
+func TestDeploysOptedInAppsPinnedByDigest(t *testing.T) {
+	old := registry + "/apps/web:1.0.0"
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", old, map[string]string{"slipway.policy": "all", "slipway.notify": "slack:#web"}),
+		appJSON("/dev/web-canary", old, map[string]string{"slipway.policy": "patch"}),
+		appJSON("/dev/web-pinned", old, nil),
+	)
+	e := newEnv(t, c)
+	e.start(deployer.New())
+
+	dig := digest("web-1.1.0")
+	cause := e.push("apps/web", "1.1.0", dig, time.Now())
+	succeeded := e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.drained()
+
+	want := registry + "/apps/web:1.1.0@" + dig
+	if got := c.image(t, "/dev/web"); got != want {
+		t.Errorf("/dev/web runs %s, want %s", got, want)
+	}
+	for _, id := range []string{"/dev/web-canary", "/dev/web-pinned"} {
+		if got := c.image(t, id); got != old {
+			t.Errorf("%s runs %s, want it untouched at %s", id, got, old)
+		}
+		if n := c.puts(id); n != 0 {
+			t.Errorf("%s got %d PUTs, want none", id, n)
+		}
+	}
+	if n := c.puts("/dev/web"); n != 1 {
+		t.Errorf("/dev/web got %d PUTs, want 1", n)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentStarted)); n != 1 {
+		t.Errorf("%d deployment.started, want 1", n)
+	}
+	d := deploymentOf(t, succeeded[0])
+	if d.Cluster != "azure-int" || d.AppID != "/dev/web" || d.FromImage != old || d.ToImage != want ||
+		d.Digest != dig || d.MarathonDeploymentID == "" || d.MarathonVersion == "" || d.Notify != "slack:#web" {
+		t.Errorf("succeeded data: %+v", d)
+	}
+	if got := events.CausationOf(succeeded[0]); got != cause.ID() {
+		t.Errorf("causationid = %q, want the push %q", got, cause.ID())
+	}
+	if succeeded[0].Subject() != "azure-int:/dev/web" {
+		t.Errorf("subject = %q", succeeded[0].Subject())
+	}
+	assertContainerKept(t, c, "/dev/web")
+}
+
+// assertContainerKept checks that the update changed nothing but the image.
+func assertContainerKept(t *testing.T, c *marathonCluster, id string) {
+	t.Helper()
+	raw, _ := c.emu.App(id)
+	for _, want := range []string{`"portMappings"`, `"containerPort":8080`, `"hostPath":"/srv/data"`, `"log-driver"`, `"healthChecks"`} {
+		if !regexp.MustCompile(regexp.QuoteMeta(want)).Match(raw) {
+			t.Errorf("%s lost %s in the update: %s", id, want, raw)
+		}
+	}
+}
+
+// TestSameImageTwiceDeploysOnce: a second event for the same image (the
+// promotion's and the target registry's own push both announce it) is
+// one deployment.
+func TestSameImageTwiceDeploysOnce(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "minor"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	dig := digest("1.0.1")
+	e.push("apps/web", "1.0.1", dig, time.Now())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	// The same image announced by another event: the promotion that
+	// copied it here.
+	e.promote("apps/web", "1.0.1", dig)
+	e.drained()
+	if n := c.puts("/dev/web"); n != 1 {
+		t.Errorf("%d PUTs, want 1", n)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+		t.Errorf("%d deployment.succeeded, want 1", n)
+	}
+}
+
+// TestUnhealthyImageIsRolledBack: Marathon never finishes a deployment
+// whose tasks stay unhealthy (marathon-api.md, "Deployments never fail by
+// themselves"); after the timeout the deployer cancels it, Marathon rolls
+// back, and the event says so.
+func TestUnhealthyImageIsRolledBack(t *testing.T) {
+	old := registry + "/apps/web:1.0.0"
+	c := newCluster(t, "azure-int", emulator.Options{UnhealthyImages: regexp.MustCompile(`:2\.0\.0`)},
+		appJSON("/dev/web", old, map[string]string{"slipway.policy": "major"}))
+	e := newEnvWith(t, "deploy: { timeout: 500ms }", c)
+	e.start(deployer.New())
+
+	e.push("apps/web", "2.0.0", digest("2.0.0"), time.Now())
+	failed := e.rec.wait(t, events.TypeDeploymentFailed, 1)
+	d := deploymentOf(t, failed[0])
+	if !d.RolledBack || d.Reason != "not healthy after 500ms" {
+		t.Errorf("failed data: %+v", d)
+	}
+	if got := c.image(t, "/dev/web"); got != old {
+		t.Errorf("after the rollback the app runs %s, want %s", got, old)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 0 {
+		t.Errorf("%d deployment.succeeded, want none", n)
+	}
+	var cancels int
+	for _, r := range c.emu.Requests() {
+		if r.Method == "DELETE" {
+			cancels++
+		}
+	}
+	if cancels != 1 {
+		t.Errorf("%d DELETE /v2/deployments, want 1", cancels)
+	}
+}
+
+// TestNoRollbackWhenDisabled: rollback: false leaves the failed deployment
+// to the operator and says so.
+func TestNoRollbackWhenDisabled(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{UnhealthyImages: regexp.MustCompile(`:2\.0\.0`)},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "major", "slipway.timeout": "300ms"}))
+	e := newEnvWith(t, "deploy: { rollback: false }", c)
+	e.start(deployer.New())
+	e.push("apps/web", "2.0.0", digest("2.0.0"), time.Now())
+	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	if d.RolledBack || d.Reason != "not healthy after 300ms" {
+		t.Errorf("failed data: %+v (the app's slipway.timeout label must apply)", d)
+	}
+}
+
+// TestLockedAppWaitsForTheRunningDeployment: Marathon answers 409 while
+// another deployment holds the app (marathon-api.md, "409 app locked");
+// the deployer waits for it and then updates.
+func TestLockedAppWaitsForTheRunningDeployment(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 400 * time.Millisecond},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	// Somebody scales the app: a deployment that holds it for a while.
+	putJSON(t, c.url+"/v2/apps/dev/web", `{"instances":3}`)
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	var locked int
+	for _, r := range c.emu.Requests() {
+		if r.Method == "PUT" && r.Status == 409 {
+			locked++
+		}
+	}
+	if locked == 0 {
+		t.Error("the deployer's PUT never met the lock; the test proves nothing")
+	}
+	if got := c.image(t, "/dev/web"); got != registry+"/apps/web:1.1.0@"+digest("1.1.0") {
+		t.Errorf("app runs %s", got)
+	}
+}
+
+// TestCrashAfterPutResumes: a deployer that dies right after Marathon
+// accepted its PUT leaves a record; the next one follows the same Marathon
+// deployment instead of updating again, and each event is published once.
+func TestCrashAfterPutResumes(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 200 * time.Millisecond},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	ctx, crash := context.WithCancel(context.Background())
+	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	waitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
+	wait()
+
+	e.start(deployer.New())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.drained()
+	if n := c.puts("/dev/web"); n != 1 {
+		t.Errorf("%d PUTs, want 1", n)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentStarted)); n != 1 {
+		t.Errorf("%d deployment.started, want 1", n)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+		t.Errorf("%d deployment.succeeded, want 1", n)
+	}
+}
+
+// TestLateOlderPushIsIgnored: with a policy that does not order by version
+// (force), an event pushed before what runs never replaces it.
+func TestLateOlderPushIsIgnored(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:main-1", map[string]string{"slipway.policy": "force"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	now := time.Now()
+	e.push("apps/web", "main-3", digest("main-3"), now)
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.push("apps/web", "main-2", digest("main-2"), now.Add(-time.Minute)) // late
+	e.drained()
+	if got := c.image(t, "/dev/web"); got != registry+"/apps/web:main-3@"+digest("main-3") {
+		t.Errorf("app runs %s, want main-3 kept", got)
+	}
+	if n := c.puts("/dev/web"); n != 1 {
+		t.Errorf("%d PUTs, want 1", n)
+	}
+}
+
+// TestMarathonUnavailableBurst: 503s (no leader) are retried.
+func TestMarathonUnavailableBurst(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	c.emu.Faults().FailNext(3, 503)
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+}
+
+// TestEventStreamCutMidDeployment: Marathon's event stream has no resume
+// (marathon-api.md, "Event stream"); the deployer must learn the outcome
+// from /v2/deployments and the app after a cut.
+func TestEventStreamCutMidDeployment(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 300 * time.Millisecond},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	e.rec.wait(t, events.TypeDeploymentStarted, 1)
+	c.emu.Faults().CutEventStreams()
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+}
+
+// TestDriftIsReported: an app changed by hand after Slipway deployed it
+// yields one drift.detected.
+func TestDriftIsReported(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+
+	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+registry+`/apps/web:hotfix"}}}`)
+	drift := e.rec.wait(t, events.TypeDriftDetected, 1)
+	d, err := events.DataAs[events.DriftDetected](drift[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.AppID != "/dev/web" || d.ActualImage != registry+"/apps/web:hotfix" || d.ExpectedImage != registry+"/apps/web:1.1.0@"+digest("1.1.0") {
+		t.Errorf("drift: %+v", d)
+	}
+}

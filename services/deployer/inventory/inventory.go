@@ -1,0 +1,146 @@
+// Package inventory is the record of what runs where: one entry per
+// (cluster, Marathon app) that Slipway manages, kept in a JetStream KV
+// bucket by the deployer and read by `slipway status`.
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the KV bucket of the inventory.
+const Bucket = "slipway-inventory"
+
+// Record is what one app of one cluster runs.
+type Record struct {
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment"`
+	AppID       string `json:"appId"`
+	// Image is the container image as the app definition writes it.
+	Image           string `json:"image"`
+	Digest          string `json:"digest,omitempty"`
+	Policy          string `json:"policy"`
+	MarathonVersion string `json:"marathonVersion,omitempty"`
+	// UpdatedAt is when Slipway last saw the app change to Image.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// EventID is the event whose deployment put Image there; empty when
+	// Slipway found the app running it.
+	EventID string `json:"eventId,omitempty"`
+	// PushedAt is when the running image was pushed, as far as Slipway
+	// knows: later events with an older push are ignored.
+	PushedAt time.Time `json:"pushedAt,omitempty"`
+	// Drift is the image found running instead of Image, once reported.
+	Drift string `json:"drift,omitempty"`
+}
+
+// Store reads and writes the inventory.
+type Store struct{ kv jetstream.KeyValue }
+
+// Open creates the bucket, or updates it to the replica count, and returns
+// the store. Services that write call Open; readers use Bind.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Slipway: what runs where (cluster, Marathon app, image)",
+		History:     5,
+		Replicas:    max(replicas, 1),
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory bucket: %w", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Bind returns the store of an existing bucket.
+func Bind(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("inventory bucket %s: %w (has a deployer run yet?)", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Key is the KV key of an app of a cluster. KV keys allow dots as token
+// separators but app ids use "/" and may hold dots, so dots become "_"
+// (never part of an id) and slashes become dots.
+func Key(cluster, appID string) string {
+	id := strings.Trim(appID, "/")
+	id = strings.ReplaceAll(id, ".", "_")
+	id = strings.ReplaceAll(id, "/", ".")
+	return cluster + "." + id
+}
+
+// Put stores a record.
+func (s *Store) Put(ctx context.Context, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, Key(r.Cluster, r.AppID), b); err != nil {
+		return fmt.Errorf("inventory %s %s: %w", r.Cluster, r.AppID, err)
+	}
+	return nil
+}
+
+// Get returns the record of an app, and whether there is one.
+func (s *Store) Get(ctx context.Context, cluster, appID string) (Record, bool, error) {
+	e, err := s.kv.Get(ctx, Key(cluster, appID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("inventory %s %s: %w", cluster, appID, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, false, fmt.Errorf("inventory %s %s: %w", cluster, appID, err)
+	}
+	return r, true, nil
+}
+
+// Delete forgets an app (it was removed from Marathon).
+func (s *Store) Delete(ctx context.Context, cluster, appID string) error {
+	err := s.kv.Delete(ctx, Key(cluster, appID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+// List returns every record, sorted by cluster and app.
+func (s *Store) List(ctx context.Context) ([]Record, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted between listing and reading
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r Record
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			return nil, fmt.Errorf("inventory key %s: %w", key, err)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Cluster != out[j].Cluster {
+			return out[i].Cluster < out[j].Cluster
+		}
+		return out[i].AppID < out[j].AppID
+	})
+	return out, nil
+}

@@ -1,0 +1,216 @@
+package marathon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// App is the part of a Marathon app definition the deployer reads.
+type App struct {
+	ID        string            `json:"id"`
+	Version   string            `json:"version"`
+	Instances int               `json:"instances"`
+	Labels    map[string]string `json:"labels"`
+	// Container is kept verbatim: Marathon replaces `container` whole on
+	// update, so it is sent back with only the image changed.
+	Container   json.RawMessage `json:"container"`
+	Deployments []struct {
+		ID string `json:"id"`
+	} `json:"deployments"`
+	TasksRunning   int `json:"tasksRunning"`
+	TasksHealthy   int `json:"tasksHealthy"`
+	TasksUnhealthy int `json:"tasksUnhealthy"`
+	TasksStaged    int `json:"tasksStaged"`
+}
+
+// Image is the app's container.docker.image, "" if it has none.
+func (a App) Image() string {
+	var c struct {
+		Docker *struct {
+			Image string `json:"image"`
+		} `json:"docker"`
+	}
+	if len(a.Container) == 0 || json.Unmarshal(a.Container, &c) != nil || c.Docker == nil {
+		return ""
+	}
+	return c.Docker.Image
+}
+
+// WithImage returns container with docker.image set to image. Every other
+// field, including ones this package does not know, is kept as it was:
+// Marathon replaces the whole container on update, so anything dropped here
+// (port mappings, volumes, docker parameters) would be removed from the app.
+func WithImage(container json.RawMessage, image string) (json.RawMessage, error) {
+	if image == "" {
+		return nil, errors.New("marathon: empty image")
+	}
+	var c map[string]json.RawMessage
+	if err := json.Unmarshal(container, &c); err != nil || c == nil {
+		return nil, errors.New("marathon: the app has no container")
+	}
+	var docker map[string]json.RawMessage
+	if err := json.Unmarshal(c["docker"], &docker); err != nil || docker == nil {
+		return nil, errors.New("marathon: the app has no docker container")
+	}
+	img, err := marshal(image)
+	if err != nil {
+		return nil, err
+	}
+	docker["image"] = img
+	if c["docker"], err = marshal(docker); err != nil {
+		return nil, err
+	}
+	return marshal(c)
+}
+
+// marshal is json.Marshal without HTML escaping, so values copied from
+// Marathon keep their bytes (json.Marshal would turn "<" into \u003c).
+func marshal(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+// ListApps returns every app with its running deployments.
+func (c *Client) ListApps(ctx context.Context) ([]App, error) {
+	resp, err := c.do(ctx, call{
+		method: http.MethodGet,
+		url:    c.endpoint("/v2/apps", "/v2/apps", url.Values{"embed": {"apps.deployments"}}),
+		path:   "/v2/apps",
+		safe:   true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Apps []App `json:"apps"`
+	}
+	if err := c.decode(resp, "GET", "/v2/apps", &out); err != nil {
+		return nil, err
+	}
+	return out.Apps, nil
+}
+
+// GetApp returns the app with the given id ("/group/app"). An unknown app
+// is an error matching ErrNotFound.
+func (c *Client) GetApp(ctx context.Context, id string) (App, error) {
+	p, raw, err := appPath(id)
+	if err != nil {
+		return App{}, c.argError("GET", id, err)
+	}
+	resp, err := c.do(ctx, call{method: http.MethodGet, url: c.endpoint(p, raw, nil), path: p, safe: true})
+	if err != nil {
+		return App{}, err
+	}
+	var out struct {
+		App *App `json:"app"`
+	}
+	if err := c.decode(resp, "GET", p, &out); err != nil {
+		return App{}, err
+	}
+	if out.App == nil {
+		return App{}, fmt.Errorf("marathon %s: GET %s: the answer has no app", c.cluster, p)
+	}
+	return *out.App, nil
+}
+
+// readOnly are fields a GET returns that must never be PUT back; `version`
+// in particular would make Marathon roll the app back to that version.
+var readOnly = map[string]bool{
+	"version": true, "versionInfo": true, "deployments": true, "tasks": true,
+	"tasksStaged": true, "tasksRunning": true, "tasksHealthy": true, "tasksUnhealthy": true,
+	"taskStats": true, "lastTaskFailure": true, "readinessCheckResults": true,
+}
+
+// UpdateApp changes the given top-level fields of app id and nothing else
+// (Marathon replaces each field present whole). With force it overrides the
+// deployments that lock the app, which Marathon then cancels. Without force a
+// locked app gives an error for which LockedBy reports the deployments.
+func (c *Client) UpdateApp(ctx context.Context, id string, fields map[string]json.RawMessage, force bool) (DeploymentRef, error) {
+	p, raw, err := appPath(id)
+	if err != nil {
+		return DeploymentRef{}, c.argError("PUT", id, err)
+	}
+	if len(fields) == 0 {
+		return DeploymentRef{}, c.argError("PUT", p, errors.New("no fields to update"))
+	}
+	names := make([]string, 0, len(fields))
+	for k, v := range fields {
+		if readOnly[k] {
+			return DeploymentRef{}, c.argError("PUT", p, fmt.Errorf("field %q is read-only", k))
+		}
+		if !json.Valid(v) {
+			return DeploymentRef{}, c.argError("PUT", p, fmt.Errorf("field %q is not valid JSON", k))
+		}
+		names = append(names, k)
+	}
+	body, err := marshal(fields)
+	if err != nil {
+		return DeploymentRef{}, c.argError("PUT", p, err)
+	}
+	sort.Strings(names)
+	c.log.Debug("marathon update", "app", "/"+strings.Trim(id, "/"), "fields", strings.Join(names, ","), "force", force)
+	resp, err := c.do(ctx, call{
+		method: http.MethodPut,
+		url:    c.endpoint(p, raw, url.Values{"force": {strconv.FormatBool(force)}}),
+		path:   p,
+		body:   body,
+	})
+	if err != nil {
+		return DeploymentRef{}, err
+	}
+	var ref DeploymentRef
+	// 200 carries {version, deploymentId}; 201 (the app was created) the
+	// app itself, with the deployment in a header.
+	_ = json.Unmarshal(resp.body, &ref)
+	if ref.DeploymentID == "" {
+		ref.DeploymentID = resp.header.Get("Marathon-Deployment-Id")
+	}
+	if ref.DeploymentID == "" {
+		// The change was accepted; only its deployment is unknown.
+		return ref, fmt.Errorf("marathon %s: PUT %s: accepted (%d), but the answer names no deployment", c.cluster, p, resp.status)
+	}
+	return ref, nil
+}
+
+func (c *Client) decode(resp response, method, path string, v any) error {
+	if err := json.Unmarshal(resp.body, v); err != nil {
+		return fmt.Errorf("marathon %s: %s %s: decoding the answer: %w", c.cluster, method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) argError(method, what string, err error) error {
+	return fmt.Errorf("marathon %s: %s %s: %w", c.cluster, method, what, err)
+}
+
+// appPath turns "/group/app" into the API path and its escaped form. Empty,
+// "." and ".." segments are refused: they are not valid ids and would let a
+// bad id address another endpoint.
+func appPath(id string) (path, raw string, err error) {
+	trimmed := strings.Trim(id, "/")
+	if trimmed == "" {
+		return "", "", fmt.Errorf("invalid app id %q", id)
+	}
+	segs := strings.Split(trimmed, "/")
+	esc := make([]string, len(segs))
+	for i, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return "", "", fmt.Errorf("invalid app id %q", id)
+		}
+		esc[i] = url.PathEscape(s)
+	}
+	return "/v2/apps/" + trimmed, "/v2/apps/" + strings.Join(esc, "/"), nil
+}

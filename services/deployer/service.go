@@ -1,0 +1,102 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer/marathon"
+)
+
+// Service is the deployer, an app.Service.
+type Service struct {
+	// Hooks are for tests.
+	Hooks *Hooks
+	// MarathonOptions are passed to every cluster's client (tests set
+	// short retry delays).
+	MarathonOptions []marathon.Option
+}
+
+// New returns the deployer service.
+func New() *Service { return &Service{} }
+
+var _ app.Service = (*Service)(nil)
+
+// Name is how --only selects the service.
+func (*Service) Name() string { return "deployer" }
+
+// Validate checks the clusters of cfg as the deployer will use them.
+func Validate(cfg *config.Config) error {
+	for i, cl := range cfg.Clusters {
+		if _, err := marathon.New(cl.Name, cl.Marathon); err != nil {
+			return fmt.Errorf("clusters[%d].marathon: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// ConsumerName is the durable consumer of a cluster: each cluster keeps its
+// own position in the stream, so a cluster that is down holds back nobody.
+func ConsumerName(cluster string) string { return "deployer-" + cluster }
+
+// Run deploys on every configured cluster until ctx ends.
+func (s *Service) Run(ctx context.Context, d app.Deps) error {
+	cfg := d.Config
+	if len(cfg.Clusters) == 0 {
+		d.Log.Warn("no clusters configured; the deployer has nothing to do")
+		<-ctx.Done()
+		return nil
+	}
+	st, err := openStore(ctx, d.JS, cfg.NATS.Stream.Replicas, cfg.NATS.Stream.MaxAge)
+	if err != nil {
+		return err
+	}
+	pub := bus.NewPublisher(d.JS, d.Stream)
+
+	var wg sync.WaitGroup
+	var consumers []*bus.Consumer
+	defer func() {
+		for _, c := range consumers {
+			c.Stop()
+		}
+		wg.Wait()
+	}()
+	for i, cl := range cfg.Clusters {
+		client, err := marathon.New(cl.Name, cl.Marathon, append([]marathon.Option{marathon.WithLogger(d.Log)}, s.MarathonOptions...)...)
+		if err != nil {
+			return fmt.Errorf("clusters[%d].marathon: %w", i, err)
+		}
+		c := &cluster{
+			name: cl.Name, env: cl.Environment, policy: cl.Deploy, client: client,
+			index: newIndex(d.Log.With("cluster", cl.Name)), tracker: newTracker(), store: st, pub: pub,
+			log: d.Log.With("cluster", cl.Name), settings: cfg.Deployer, hooks: s.Hooks,
+			synced: make(chan struct{}),
+		}
+		wg.Go(func() { c.watch(ctx) })
+		wg.Go(func() { c.reconcileLoop(ctx) })
+		cons, err := bus.Consume(ctx, d.JS, bus.ConsumerConfig{
+			Stream:  d.Stream,
+			Durable: ConsumerName(cl.Name),
+			FilterSubjects: []string{
+				events.FilterSubject(events.TypeImagePushed, cl.Environment),
+				events.FilterSubject(events.TypeImagePromoted, cl.Environment),
+			},
+			// Events are independent; one that waits on a long rollout
+			// must not hold back the next.
+			Concurrency: 8,
+			DeliverNew:  true,
+			Logger:      c.log,
+		}, c.handle)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		consumers = append(consumers, cons)
+		c.log.Info("deploying on cluster", "environment", cl.Environment, "marathon", client.URL())
+	}
+	<-ctx.Done()
+	return nil
+}

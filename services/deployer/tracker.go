@@ -1,0 +1,98 @@
+package deployer
+
+import (
+	"sync"
+	"time"
+)
+
+// outcome is how a Marathon deployment ended.
+type outcome struct {
+	success bool
+	// gone: the deployment disappeared from /v2/deployments without an
+	// event reaching us (the stream was down); the app tells the rest.
+	gone   bool
+	reason string
+}
+
+// tracker hands Marathon's deployment outcomes, from the event stream or
+// from polling, to whoever follows that deployment.
+type tracker struct {
+	mu      sync.Mutex
+	waiters map[string][]chan outcome
+	// ended keeps outcomes that arrived before anyone waited for them: a
+	// fast deployment may end before its PUT's answer is processed.
+	ended map[string]endedOutcome
+}
+
+type endedOutcome struct {
+	outcome
+	at time.Time
+}
+
+// endedTTL bounds how long an unclaimed outcome is kept.
+const endedTTL = 30 * time.Minute
+
+func newTracker() *tracker {
+	return &tracker{waiters: map[string][]chan outcome{}, ended: map[string]endedOutcome{}}
+}
+
+// wait returns a channel that receives the outcome of deployment id once.
+func (t *tracker) wait(id string) <-chan outcome {
+	ch := make(chan outcome, 1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if o, ok := t.ended[id]; ok {
+		ch <- o.outcome
+		return ch
+	}
+	t.waiters[id] = append(t.waiters[id], ch)
+	return ch
+}
+
+// forget drops a waiter that gave up (timeout).
+func (t *tracker) forget(id string, ch <-chan outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ws := t.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			t.waiters[id] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(t.waiters[id]) == 0 {
+		delete(t.waiters, id)
+	}
+}
+
+// finish delivers the outcome of deployment id. A "gone" outcome never
+// overrides one from an event.
+func (t *tracker) finish(id string, o outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if prev, ok := t.ended[id]; ok && (o.gone || !prev.gone) {
+		return
+	}
+	now := time.Now()
+	t.ended[id] = endedOutcome{o, now}
+	for _, ch := range t.waiters[id] {
+		ch <- o
+	}
+	delete(t.waiters, id)
+	for k, e := range t.ended {
+		if now.Sub(e.at) > endedTTL {
+			delete(t.ended, k)
+		}
+	}
+}
+
+// following lists the deployments someone waits for.
+func (t *tracker) following() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ids := make([]string, 0, len(t.waiters))
+	for id := range t.waiters {
+		ids = append(ids, id)
+	}
+	return ids
+}
