@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
@@ -27,6 +28,7 @@ require (
 	github.com/felixge/httpsnoop v1.0.4 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-containerregistry v0.22.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -108,7 +110,10 @@ replace (
 
 replace github.com/slipway-cd/slipway/pkg/testkit => ../../pkg/testkit
 
-require github.com/slipway-cd/slipway/services/deployer v0.0.0-00010101000000-000000000000
+require (
+	github.com/slipway-cd/slipway/services/deployer v0.0.0-00010101000000-000000000000
+	github.com/slipway-cd/slipway/tools/marathon-emulator v0.0.0-00010101000000-000000000000
+)
 
 replace (
 	github.com/slipway-cd/slipway/services/deployer => ../../services/deployer
