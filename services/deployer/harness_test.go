@@ -42,6 +42,8 @@ type marathonCluster struct {
 	name string
 	emu  *emulator.Emulator
 	url  string
+	// auth is the YAML of the cluster's marathon.auth, if any.
+	auth string
 }
 
 func newCluster(t *testing.T, name string, opts emulator.Options, apps ...string) *marathonCluster {
@@ -118,7 +120,11 @@ func newEnvWith(t *testing.T, clusterExtra string, clusters ...*marathonCluster)
 	_, js := ns.Connect(t)
 	var cl strings.Builder
 	for _, c := range clusters {
-		fmt.Fprintf(&cl, "  - name: %s\n    environment: dev\n    marathon: { url: %q }\n", c.name, c.url)
+		auth := c.auth
+		if auth == "" {
+			auth = "{ none: true }"
+		}
+		fmt.Fprintf(&cl, "  - name: %s\n    environment: dev\n    marathon: { url: %q, auth: %s }\n", c.name, c.url, auth)
 		if clusterExtra != "" {
 			fmt.Fprintf(&cl, "    %s\n", clusterExtra)
 		}
