@@ -107,6 +107,34 @@ deployer: { pollInterval: 100ms }
 	if img := one.image(t, "/int/legacy"); img != old {
 		t.Errorf("/int/legacy (no label) runs %s, want it untouched", img)
 	}
+
+	// slipway status shows what runs where.
+	out, err := execute(t, t.Context(), "status", "--nats", ns.URL, "--json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	var records []struct {
+		Cluster, AppID, Image, EventID string
+	}
+	if err := json.Unmarshal([]byte(out), &records); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	deployed := 0
+	for _, r := range records {
+		if r.AppID == "/int/web" && r.Image == want && r.EventID != "" {
+			deployed++
+		}
+		if r.AppID == "/int/legacy" {
+			t.Errorf("status lists the app without the label: %+v", r)
+		}
+	}
+	if deployed != 2 {
+		t.Errorf("status shows /int/web at %s on %d clusters, want 2:\n%s", want, deployed, out)
+	}
+	table, err := execute(t, t.Context(), "status", "--nats", ns.URL)
+	if err != nil || !strings.Contains(table, "CLUSTER") || !strings.Contains(table, "azure-int-2") {
+		t.Errorf("status table: %v\n%s", err, table)
+	}
 }
 
 type marathonServer struct {

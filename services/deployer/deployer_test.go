@@ -2,6 +2,7 @@ package deployer_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"testing"
 	"time"
@@ -260,5 +261,40 @@ func TestDriftIsReported(t *testing.T) {
 	}
 	if d.AppID != "/dev/web" || d.ActualImage != registry+"/apps/web:hotfix" || d.ExpectedImage != registry+"/apps/web:1.1.0@"+digest("1.1.0") {
 		t.Errorf("drift: %+v", d)
+	}
+}
+
+// TestTwoReplicasShareTheWork: two deployers on one durable consumer split
+// the events between them; each app is still updated exactly once.
+func TestTwoReplicasShareTheWork(t *testing.T) {
+	const n = 6
+	var apps []string
+	for i := range n {
+		apps = append(apps, appJSON(fmt.Sprintf("/dev/svc-%d", i), fmt.Sprintf("%s/apps/svc-%d:1.0.0", registry, i), map[string]string{"slipway.policy": "all"}))
+	}
+	// Two apps per image, so that replicas meet on the same repository.
+	for i := range n {
+		apps = append(apps, appJSON(fmt.Sprintf("/dev/svc-%d-b", i), fmt.Sprintf("%s/apps/svc-%d:1.0.0", registry, i), map[string]string{"slipway.policy": "all"}))
+	}
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 50 * time.Millisecond}, apps...)
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	e.start(deployer.New())
+	for i := range n {
+		e.push(fmt.Sprintf("apps/svc-%d", i), "1.1.0", digest(fmt.Sprint(i)), time.Now())
+		// The same images again through another event, racing the first.
+		e.promote(fmt.Sprintf("apps/svc-%d", i), "1.1.0", digest(fmt.Sprint(i)))
+	}
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 2*n)
+	e.drained()
+	for i := range n {
+		for _, id := range []string{fmt.Sprintf("/dev/svc-%d", i), fmt.Sprintf("/dev/svc-%d-b", i)} {
+			if p := c.puts(id); p != 1 {
+				t.Errorf("%s got %d PUTs, want 1", id, p)
+			}
+		}
+	}
+	if got := len(e.rec.of(events.TypeDeploymentSucceeded)); got != 2*n {
+		t.Errorf("%d deployment.succeeded, want %d", got, 2*n)
 	}
 }
