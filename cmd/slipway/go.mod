@@ -54,7 +54,6 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/otlptranslator v1.0.0 // indirect
@@ -111,6 +110,7 @@ replace (
 replace github.com/slipway-cd/slipway/pkg/testkit => ../../pkg/testkit
 
 require (
+	github.com/prometheus/client_golang v1.25.0
 	github.com/slipway-cd/slipway/services/deployer v0.0.0-00010101000000-000000000000
 	github.com/slipway-cd/slipway/tools/marathon-emulator v0.0.0-00010101000000-000000000000
 )
