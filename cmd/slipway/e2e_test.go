@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -31,30 +32,32 @@ import (
 // running the digest-pinned image; the app without the label is untouched.
 func TestPushDeploysOnEveryClusterOfTheEnvironment(t *testing.T) {
 	ns := testkit.NATS(t)
-	ingestAddr := testkit.FreeAddr(t)
-	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
-		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
-		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
-	})
-	old := reg.Host + "/apps/web:1.0.0"
-	labelled := func(id, policy string) string {
-		return fmt.Sprintf(`{"id":%q,"instances":1,"labels":{"slipway.policy":%q},"container":{"type":"DOCKER","docker":{"image":%q}}}`, id, policy, old)
+	// Apps run images of the registry created below, once ingest listens
+	// (the registry needs ingest's address); its host is not known yet.
+	const oldTag = "1.0.0"
+	apps := func(host string) (one, two []string) {
+		img := host + "/apps/web:" + oldTag
+		labelled := func(id, policy string) string {
+			return fmt.Sprintf(`{"id":%q,"instances":1,"labels":{"slipway.policy":%q},"container":{"type":"DOCKER","docker":{"image":%q}}}`, id, policy, img)
+		}
+		return []string{labelled("/int/web", "all"), fmt.Sprintf(`{"id":"/int/legacy","container":{"type":"DOCKER","docker":{"image":%q}}}`, img)},
+			[]string{labelled("/int/web", "minor")}
 	}
-	one := startMarathon(t, labelled("/int/web", "all"), fmt.Sprintf(`{"id":"/int/legacy","container":{"type":"DOCKER","docker":{"image":%q}}}`, old))
-	two := startMarathon(t, labelled("/int/web", "minor"))
+	one, two := startMarathon(t), startMarathon(t)
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 nats: { url: %q }
-environments: [ { name: dev, registry: { host: %q, insecure: true } } ]
+environments: [ { name: dev, registry: { host: "registry.dev.example", insecure: true } } ]
 ingest:
-  listen: %q
+  listen: "127.0.0.1:0"
   sources:
     - { name: dev-registry, format: distribution, environment: dev, auth: { header: { name: Authorization, value: "Bearer e2e" } } }
 clusters:
   - { name: azure-int, environment: dev, marathon: { url: %q } }
   - { name: azure-int-2, environment: dev, marathon: { url: %q } }
 deployer: { pollInterval: 100ms }
-`, ns.URL, reg.Host, ingestAddr, one.url, two.url)), func(string) (string, bool) { return "", false })
+ops: { listen: "off" }
+`, ns.URL, one.url, two.url)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,17 +67,30 @@ deployer: { pollInterval: 100ms }
 	}
 	got := watch(t, js, "slipway.deployment.>")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ingest.New(), deployer.New())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
+	// Ingest and the deployer run as two processes would: ingest first,
+	// because the registry needs its address.
+	in := ingest.New()
+	listening := make(chan string, 1)
+	in.Listening = func(a net.Addr) { listening <- a.String() }
+	ingestDone := runService(t, cfg, in)
+	var ingestAddr string
+	select {
+	case ingestAddr = <-listening:
+	case err := <-ingestDone:
+		t.Fatalf("ingest ended before it listened: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("ingest did not listen within 60s")
+	}
+	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
+		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
+		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
 	})
+	old := reg.Host + "/apps/web:" + oldTag
+	appsOne, appsTwo := apps(reg.Host)
+	one.load(t, appsOne...)
+	two.load(t, appsTwo...)
+	runService(t, cfg, deployer.New())
+
 	testkit.WaitReady(t, "http://"+ingestAddr+"/readyz", nil)
 	for _, cl := range []string{"azure-int", "azure-int-2"} {
 		waitUntil(t, "the deployer's consumer of "+cl, func() bool {
@@ -142,15 +158,40 @@ type marathonServer struct {
 	url string
 }
 
-func startMarathon(t *testing.T, apps ...string) *marathonServer {
+func startMarathon(t *testing.T) *marathonServer {
 	t.Helper()
 	emu := emulator.New(emulator.Options{DeployDuration: 20 * time.Millisecond})
-	if err := emu.Load([]byte("[" + strings.Join(apps, ",") + "]")); err != nil {
-		t.Fatal(err)
-	}
 	srv := httptest.NewServer(emu.Handler())
 	t.Cleanup(func() { srv.Close(); emu.Close() })
 	return &marathonServer{emu: emu, url: srv.URL}
+}
+
+// load seeds running apps.
+func (m *marathonServer) load(t *testing.T, apps ...string) {
+	t.Helper()
+	if err := m.emu.Load([]byte("[" + strings.Join(apps, ",") + "]")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runService runs services as one process until the test ends.
+func runService(t *testing.T, cfg *config.Config, services ...app.Service) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), services...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", services[0].Name(), err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("%s did not stop", services[0].Name())
+		}
+	})
+	return done
 }
 
 func (m *marathonServer) image(t *testing.T, id string) string {
