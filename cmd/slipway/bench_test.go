@@ -103,13 +103,13 @@ deployer: { reconcileInterval: 1h }
 	done := make(chan error, 1)
 	go func() { done <- deployer.New().Run(ctx, deps) }()
 	b.Cleanup(func() { cancel(); <-done })
-	waitUntilB(b, func() bool {
+	testkit.WaitFor(b, "the deployer's consumer", func() bool {
 		_, err := js.Consumer(b.Context(), bus.DefaultStream, deployer.ConsumerName("bench"))
 		return err == nil
 	})
 	// The first reconcile records every app in the inventory; let it finish
 	// so that it does not run alongside the measurements.
-	waitUntilB(b, func() bool {
+	testkit.WaitFor(b, "the baseline inventory", func() bool {
 		kv, err := js.KeyValue(b.Context(), inventory.Bucket)
 		if err != nil {
 			return false
@@ -216,16 +216,3 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func waitUntilB(b *testing.B, cond func() bool) {
-	timeout := time.After(60 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-timeout:
-			b.Fatal("timed out")
-		case <-tick.C:
-		}
-	}
-}

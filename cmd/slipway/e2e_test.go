@@ -93,7 +93,7 @@ ops: { listen: "off" }
 
 	testkit.WaitReady(t, "http://"+ingestAddr+"/readyz", nil)
 	for _, cl := range []string{"azure-int", "azure-int-2"} {
-		waitUntil(t, "the deployer's consumer of "+cl, func() bool {
+		testkit.WaitFor(t, "the deployer's consumer of "+cl, func() bool {
 			_, err := js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName(cl))
 			return err == nil
 		})
@@ -264,20 +264,6 @@ func (s *seen) wait(t *testing.T, typ events.Type, n int) []events.Event {
 		case <-s.more:
 		case <-timeout:
 			t.Fatalf("%d %s events within 60s, want %d", len(out), typ.Short(), n)
-		}
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-timeout:
-			t.Fatalf("no %s within 60s", what)
-		case <-tick.C:
 		}
 	}
 }

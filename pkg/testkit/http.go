@@ -43,3 +43,19 @@ func WaitReady(t testing.TB, url string, stopped <-chan struct{}) {
 		}
 	}
 }
+
+// WaitFor polls cond until it holds, for at most a minute, and fails the
+// test naming what it waited for. Tests wait on conditions, never sleep.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("no %s within a minute", what)
+		case <-tick.C:
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
@@ -49,7 +50,7 @@ func TestDCOSServiceAccount(t *testing.T) {
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
 	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
 	// A second deployment after the first token expired.
-	waitFor(t, "a token renewal", func() bool { return logins(c) >= 2 })
+	testkit.WaitFor(t, "a token renewal", func() bool { return logins(c) >= 2 })
 	e.push("apps/web", "1.2.0", digest("1.2.0"), time.Now())
 	e.rec.wait(t, events.TypeDeploymentSucceeded, 2)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
@@ -181,7 +182,7 @@ func TestCrashAfterPutResumes(t *testing.T) {
 	ctx, crash := context.WithCancel(context.Background())
 	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	waitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
+	testkit.WaitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
 	wait()
 
 	e.start(deployer.New())

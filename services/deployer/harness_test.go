@@ -191,7 +191,7 @@ func (e *env) startCtx(ctx context.Context, svc *deployer.Service) (wait func())
 // of the stream and acknowledged it: the deployer has dealt with all of it.
 func (e *env) drained() {
 	e.t.Helper()
-	waitFor(e.t, "the deployer to deal with every event", func() bool {
+	testkit.WaitFor(e.t, "the deployer to deal with every event", func() bool {
 		for _, c := range e.cfg.Clusters {
 			cons, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, deployer.ConsumerName(c.Name))
 			if err != nil {
@@ -210,7 +210,7 @@ func (e *env) drained() {
 // events published next are not before its start (it delivers new ones).
 func (e *env) waitConsumers() {
 	e.t.Helper()
-	waitFor(e.t, "deployer consumers", func() bool {
+	testkit.WaitFor(e.t, "deployer consumers", func() bool {
 		for _, c := range e.cfg.Clusters {
 			if _, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, deployer.ConsumerName(c.Name)); err != nil {
 				return false
@@ -330,18 +330,4 @@ func deploymentOf(t *testing.T, e events.Event) events.Deployment {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.After(deadline)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-timeout:
-			t.Fatalf("no %s within %s", what, deadline)
-		case <-tick.C:
-		}
-	}
 }

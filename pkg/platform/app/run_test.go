@@ -61,13 +61,13 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, "ready", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
+	testkit.WaitFor(t, "ready", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
 	ns.Shutdown()
-	waitFor(t, "not ready while NATS is down", func() bool {
+	testkit.WaitFor(t, "not ready while NATS is down", func() bool {
 		return d.Health.Ready(ctx)["nats"] != "" && readyz() == http.StatusServiceUnavailable
 	})
 	ns.Restart(t)
-	waitFor(t, "ready again after NATS is back", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
+	testkit.WaitFor(t, "ready again after NATS is back", func() bool { return len(d.Health.Ready(ctx)) == 0 && readyz() == http.StatusOK })
 }
 
 // TestRunStartsEmbeddedServer: with nats.url empty, other processes can
@@ -96,19 +96,5 @@ func TestRunStartsEmbeddedServer(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("not %s within 30s", what)
-		case <-tick.C:
-		}
 	}
 }
