@@ -28,7 +28,8 @@ type cluster struct {
 	hooks    *Hooks
 	// synced is closed after the first full listing, so that no event is
 	// judged against an empty index.
-	synced chan struct{}
+	synced  chan struct{}
+	metrics *metrics
 }
 
 // eventTypes are the Marathon events the deployer listens to.
@@ -76,6 +77,7 @@ func (c *cluster) resync(ctx context.Context) {
 		return
 	}
 	c.index.replaceAll(apps)
+	c.metrics.apps.WithLabelValues(c.name).Set(float64(len(c.index.all())))
 	select {
 	case <-c.synced:
 	default:

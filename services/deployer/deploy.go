@@ -307,7 +307,13 @@ func (c *cluster) succeed(ctx context.Context, rec *record) error {
 		return err
 	}
 	rec.Phase, rec.Outcome = phaseDone, "succeeded"
+	c.observe(rec, "succeeded")
 	return nil
+}
+
+func (c *cluster) observe(rec *record, outcome string) {
+	c.metrics.deployments.WithLabelValues(c.name, outcome).Inc()
+	c.metrics.duration.WithLabelValues(c.name, outcome).Observe(time.Since(rec.StartedAt).Seconds())
 }
 
 // rollBack cancels the deployment, which makes Marathon deploy the previous
@@ -366,6 +372,11 @@ func (c *cluster) fail(ctx context.Context, rec *record, rolledBack bool) error 
 		return err
 	}
 	rec.Phase, rec.Outcome, rec.RolledBack = phaseDone, "failed", rolledBack
+	if rolledBack {
+		c.observe(rec, "rolled_back")
+	} else {
+		c.observe(rec, "failed")
+	}
 	return nil
 }
 

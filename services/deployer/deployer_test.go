@@ -130,6 +130,32 @@ func TestUnhealthyImageIsRolledBack(t *testing.T) {
 	if cancels != 1 {
 		t.Errorf("%d DELETE /v2/deployments, want 1", cancels)
 	}
+	if n := counter(t, e, "slipway_deployer_deployments_total", "rolled_back"); n != 1 {
+		t.Errorf("rolled_back deployments metric = %v, want 1", n)
+	}
+}
+
+// counter reads a deployer counter by its outcome label.
+func counter(t *testing.T, e *env, name, outcome string) float64 {
+	t.Helper()
+	families, err := e.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{outcome=%q}", name, outcome)
+	return 0
 }
 
 // TestNoRollbackWhenDisabled: rollback: false leaves the failed deployment

@@ -101,11 +101,13 @@ func (m *marathonCluster) puts(id string) int {
 
 // env is NATS plus the configuration of a deployer for some clusters.
 type env struct {
-	t   *testing.T
-	ns  *testkit.NATSServer
-	js  jetstream.JetStream
-	cfg *config.Config
-	rec *recorder
+	// metrics is the registry of the deployers the env starts.
+	metrics *prometheus.Registry
+	t       *testing.T
+	ns      *testkit.NATSServer
+	js      jetstream.JetStream
+	cfg     *config.Config
+	rec     *recorder
 }
 
 func newEnv(t *testing.T, clusters ...*marathonCluster) *env {
@@ -141,7 +143,7 @@ clusters:
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ns: ns, js: js, cfg: cfg, rec: record(t, js)}
+	return &env{t: t, ns: ns, js: js, cfg: cfg, rec: record(t, js), metrics: prometheus.NewRegistry()}
 }
 
 // start runs a deployer until the returned stop is called (or the test ends).
@@ -166,7 +168,7 @@ func (e *env) startCtx(ctx context.Context, svc *deployer.Service) (wait func())
 	go func() {
 		done <- svc.Run(ctx, app.Deps{
 			Config: e.cfg, Log: log, JS: e.js, Stream: bus.DefaultStream,
-			Metrics: prometheus.NewRegistry(), Health: health.NewChecker(),
+			Metrics: e.metrics, Health: health.NewChecker(),
 		})
 	}()
 	var once sync.Once

@@ -56,6 +56,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		return err
 	}
 	pub := bus.NewPublisher(d.JS, d.Stream)
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	var consumers []*bus.Consumer
@@ -74,7 +78,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			name: cl.Name, env: cl.Environment, policy: cl.Deploy, client: client,
 			index: newIndex(d.Log.With("cluster", cl.Name)), tracker: newTracker(), store: st, pub: pub,
 			log: d.Log.With("cluster", cl.Name), settings: cfg.Deployer, hooks: s.Hooks,
-			synced: make(chan struct{}),
+			synced: make(chan struct{}), metrics: m,
 		}
 		wg.Go(func() { c.watch(ctx) })
 		wg.Go(func() { c.reconcileLoop(ctx) })

@@ -1,0 +1,41 @@
+package deployer
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the deployer, per cluster.
+type metrics struct {
+	deployments *prometheus.CounterVec   // cluster, outcome
+	duration    *prometheus.HistogramVec // cluster, outcome
+	apps        *prometheus.GaugeVec     // cluster: opted-in apps in the index
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_deployer_deployments_total",
+			Help: "Deployments that ended, by cluster and outcome (succeeded, failed, rolled_back).",
+		}, []string{"cluster", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "slipway_deployer_deployment_seconds",
+			Help:    "Time from the update to the end of a deployment (including a rollback).",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200},
+		}, []string{"cluster", "outcome"}),
+		apps: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slipway_deployer_managed_apps",
+			Help: "Apps with a slipway.policy label in the cluster's index.",
+		}, []string{"cluster"}),
+	}
+	for _, c := range []prometheus.Collector{m.deployments, m.duration, m.apps} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
