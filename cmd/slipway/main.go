@@ -1,5 +1,5 @@
 // Command slipway runs Slipway's services and talks to a running Slipway:
-// run, events tail, config check, version.
+// run, events tail, approvals, status, config check, version.
 package main
 
 import (
@@ -23,6 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), eventsCmd(), statusCmd(), configCmd(), versionCmd())
+	root.AddCommand(runCmd(), eventsCmd(), approvalsCmd(), statusCmd(), configCmd(), versionCmd())
 	return root
 }

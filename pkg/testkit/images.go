@@ -146,3 +146,17 @@ func Digest(t testing.TB, ref string) string {
 	}
 	return desc.Digest.String()
 }
+
+// TryDigest is Digest for an image that may be absent: it returns the
+// registry's error instead of failing the test.
+func TryDigest(ref string) (string, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(r, remote.WithAuthFromKeychain(keychain{}))
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}

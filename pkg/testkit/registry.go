@@ -24,6 +24,7 @@ import (
 
 	// Registered by name in the configuration below.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
@@ -67,10 +68,17 @@ type RegistryOptions struct {
 	// PushRandomIndex, PushIndex and Digest use these credentials through
 	// Keychain; notifications then carry actor.name = Username.
 	Username, Password string
+
+	// RootDirectory, if set, stores blobs and manifests on disk under this
+	// directory (Distribution's filesystem driver) instead of in memory, so
+	// that large images (benchmarks) do not count against the process's
+	// heap. The directory is not removed; use t.TempDir().
+	RootDirectory string
 }
 
 // Registry is a CNCF Distribution registry served in process on 127.0.0.1
-// with in-memory storage. It is closed in t.Cleanup.
+// with in-memory storage (or on disk, see RegistryOptions.RootDirectory).
+// It is closed in t.Cleanup.
 type Registry struct {
 	// Host is 127.0.0.1:<port>, the registry part of image references.
 	Host string
@@ -129,6 +137,10 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 				"uploadpurging": map[any]any{"enabled": false},
 			},
 		},
+	}
+	if opts.RootDirectory != "" {
+		delete(cfg.Storage, "inmemory")
+		cfg.Storage["filesystem"] = configuration.Parameters{"rootdirectory": opts.RootDirectory}
 	}
 	cfg.Log.Level = "error"
 	cfg.Log.AccessLog.Disabled = true

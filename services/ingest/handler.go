@@ -49,8 +49,10 @@ type handler struct {
 }
 
 // NewHandler checks the ingest configuration and returns the HTTP handler of
-// the service: the webhook routes, /healthz, /readyz and /metrics. Errors
-// name the configuration key at fault (ingest.sources[i]...).
+// the service: the webhook routes, the approval API (approvals.go),
+// /healthz, /readyz and /metrics. Errors name the configuration key at
+// fault (ingest.sources[i]...). With approvers configured it opens (creates
+// if need be) the approvals bucket.
 func NewHandler(d app.Deps) (http.Handler, error) {
 	if d.Config == nil {
 		return nil, errors.New("ingest: no configuration")
@@ -91,6 +93,10 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 		metrics: m,
 		now:     time.Now,
 	}
+	approvals, err := newApprovalAPI(d, h)
+	if err != nil {
+		return nil, err
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -98,6 +104,7 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 	e.Use(requestLog(h.log), middleware.Recover())
 	e.POST(route, h.webhook)
 	e.POST(routeWithToken, h.webhook)
+	approvals.mount(e)
 	health.Mount(e, d.Health, d.Metrics)
 	return e, nil
 }

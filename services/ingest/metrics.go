@@ -15,6 +15,7 @@ type metrics struct {
 	events         *prometheus.CounterVec   // source, format, outcome
 	publishSeconds prometheus.Histogram     // one event, publish to ack
 	requestSeconds *prometheus.HistogramVec // source
+	approvals      *prometheus.CounterVec   // action, code
 }
 
 // Outcomes of the events counter.
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to answer one webhook request.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms … 16s
 		}, []string{"source"}),
+		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_ingest_approval_requests_total",
+			Help: "Approval API requests by action (list, get, approve, reject) and HTTP status code.",
+		}, []string{"action", "code"}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -57,6 +62,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.requestSeconds, err = register(reg, m.requestSeconds); err != nil {
+		return nil, err
+	}
+	if m.approvals, err = register(reg, m.approvals); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -86,3 +86,39 @@ func TestEveryCheckIsConstantTime(t *testing.T) {
 		})
 	}
 }
+
+// TestMatch: every secret is compared, through constantTimeCompare with
+// digests, whether or where one matches.
+//
+// Not parallel: it swaps a package variable.
+func TestMatch(t *testing.T) {
+	var calls [][2]int
+	orig := constantTimeCompare
+	constantTimeCompare = func(x, y []byte) int {
+		calls = append(calls, [2]int{len(x), len(y)})
+		return orig(x, y)
+	}
+	defer func() { constantTimeCompare = orig }()
+
+	secrets := []string{"alpha", "beta", "gamma", "beta"}
+	for _, c := range []struct {
+		presented string
+		want      int
+	}{{"alpha", 0}, {"beta", 1}, {"gamma", 2}, {"delta", -1}, {"", -1}, {"alph", -1}, {"alpha\x00", -1}} {
+		calls = nil
+		if got := Match(c.presented, secrets); got != c.want {
+			t.Errorf("Match(%q) = %d, want %d", c.presented, got, c.want)
+		}
+		if len(calls) != len(secrets) {
+			t.Errorf("Match(%q) compared %d times, want %d (no early exit)", c.presented, len(calls), len(secrets))
+		}
+		for _, l := range calls {
+			if l != [2]int{sha256.Size, sha256.Size} {
+				t.Errorf("Match(%q) compared inputs of lengths %v, want digests", c.presented, l)
+			}
+		}
+	}
+	if got := Match("x", nil); got != -1 {
+		t.Errorf("no secrets: %d", got)
+	}
+}

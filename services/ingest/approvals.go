@@ -1,0 +1,279 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/ingest/auth"
+	"github.com/slipway-cd/slipway/services/promoter/approval"
+)
+
+// Routes of the approval API (contract: GET /approvals, POST
+// /approvals/{id}/approve and /reject, with an approver's bearer token).
+const (
+	routeApprovals = "/approvals"
+	routeApproval  = "/approvals/:id"
+	routeApprove   = "/approvals/:id/approve"
+	routeReject    = "/approvals/:id/reject"
+)
+
+// maxDecisionBody bounds the body of approve and reject, {"reason": "…"}.
+const maxDecisionBody = 64 << 10
+
+// storeTimeout bounds a request's reads and writes of the approvals bucket.
+const storeTimeout = 5 * time.Second
+
+// DecisionBody is the optional JSON body of POST /approvals/{id}/approve
+// and /reject.
+type DecisionBody struct {
+	Reason string `json:"reason"`
+}
+
+// approvalAPI serves the approval routes. Approvers are identified by their
+// bearer token alone; the token is never logged.
+type approvalAPI struct {
+	names  []string // approvers' names, index-aligned with tokens
+	tokens []string
+	// store is nil when no approver is configured (then every request is
+	// 401 before it would be needed).
+	store   *approval.Store
+	pub     publisher
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+}
+
+// newApprovalAPI checks the approvers and, when there are any, opens the
+// approvals bucket (create-or-update: the promoter opens it too, and either
+// may start first).
+func newApprovalAPI(d app.Deps, h *handler) (*approvalAPI, error) {
+	if err := checkApprovers(d.Config); err != nil {
+		return nil, err
+	}
+	a := &approvalAPI{pub: h.pub, log: h.log, metrics: h.metrics, now: h.now}
+	for _, ap := range d.Config.Approvers {
+		if ap.Token == "" {
+			continue // config validation requires one; never match an empty bearer
+		}
+		a.names = append(a.names, ap.Name)
+		a.tokens = append(a.tokens, ap.Token)
+	}
+	if len(a.tokens) == 0 {
+		return a, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	store, err := approval.Open(ctx, d.JS, d.Config.NATS.Stream.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	a.store = store
+	return a, nil
+}
+
+// checkApprovers refuses a token shared by two approvers: a decision would
+// be recorded under whichever name comes first. (Tokens are compared here,
+// before anything runs, not per request: nothing is timed.)
+func checkApprovers(cfg *config.Config) error {
+	seen := map[string]int{}
+	for i, ap := range cfg.Approvers {
+		if ap.Token == "" {
+			continue
+		}
+		if j, dup := seen[ap.Token]; dup {
+			return fmt.Errorf("approvers[%d].token: the same token as approvers[%d] (%s); each approver needs their own", i, j, cfg.Approvers[j].Name)
+		}
+		seen[ap.Token] = i
+	}
+	return nil
+}
+
+func (a *approvalAPI) mount(e *echo.Echo) {
+	e.GET(routeApprovals, a.list)
+	e.GET(routeApproval, a.get)
+	e.POST(routeApprove, func(c echo.Context) error { return a.decide(c, true) })
+	e.POST(routeReject, func(c echo.Context) error { return a.decide(c, false) })
+}
+
+// approver returns the name of the approver whose token the request bears,
+// or "" (no header, another scheme, an unknown token). The token is
+// compared with every configured one in constant time.
+func (a *approvalAPI) approver(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return ""
+	}
+	if i := auth.Match(token, a.tokens); i >= 0 {
+		return a.names[i]
+	}
+	return ""
+}
+
+// answer writes the reply and counts it.
+func (a *approvalAPI) answer(c echo.Context, action string, code int, body any) error {
+	a.metrics.approvals.WithLabelValues(action, strconv.Itoa(code)).Inc()
+	if code == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
+	}
+	return c.JSON(code, body)
+}
+
+// unauthorized is the 401 of the contract: no detail for the caller; the
+// log says which route, never what was presented.
+func (a *approvalAPI) unauthorized(c echo.Context, action string) error {
+	a.log.InfoContext(c.Request().Context(), "approval request without a valid approver token",
+		"action", action, "remote", c.RealIP(), "hasAuthorization", c.Request().Header.Get("Authorization") != "")
+	return a.answer(c, action, http.StatusUnauthorized, errorBody{"unauthorized"})
+}
+
+// list serves GET /approvals[?state=pending|granted|rejected|expired]:
+// every record, newest first, each with its state as of now.
+func (a *approvalAPI) list(c echo.Context) error {
+	const action = "list"
+	if a.approver(c.Request()) == "" {
+		return a.unauthorized(c, action)
+	}
+	var filter approval.State
+	if s := c.QueryParam("state"); s != "" {
+		st, err := approval.ParseState(s)
+		if err != nil {
+			return a.answer(c, action, http.StatusBadRequest, errorBody{err.Error()})
+		}
+		filter = st
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
+	defer cancel()
+	all, err := a.store.List(ctx)
+	if err != nil {
+		return a.unavailable(c, action, err)
+	}
+	now := a.now()
+	out := make([]approval.Record, 0, len(all))
+	for _, r := range all {
+		r.State = r.StateAt(now)
+		if filter == "" || r.State == filter {
+			out = append(out, r)
+		}
+	}
+	return a.answer(c, action, http.StatusOK, out)
+}
+
+// get serves GET /approvals/{id}: one record with its state as of now.
+func (a *approvalAPI) get(c echo.Context) error {
+	const action = "get"
+	if a.approver(c.Request()) == "" {
+		return a.unauthorized(c, action)
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
+	defer cancel()
+	r, err := a.store.Get(ctx, c.Param("id"))
+	if errors.Is(err, approval.ErrNotFound) {
+		return a.answer(c, action, http.StatusNotFound, errorBody{"no such approval"})
+	}
+	if err != nil {
+		return a.unavailable(c, action, err)
+	}
+	r.State = r.StateAt(a.now())
+	return a.answer(c, action, http.StatusOK, r)
+}
+
+// decide serves POST /approvals/{id}/approve and /reject. The decision is
+// recorded first (compare-and-set: of two approvers at once one wins, the
+// other gets 409), then its event is published and acknowledged, then the
+// answer is 200 with the record. When the event cannot be stored the answer
+// is 503: the decision stands, and the same request by the same approver
+// publishes it again (Decide treats it as a repeat).
+func (a *approvalAPI) decide(c echo.Context, grant bool) error {
+	action := "reject"
+	if grant {
+		action = "approve"
+	}
+	name := a.approver(c.Request())
+	if name == "" {
+		return a.unauthorized(c, action)
+	}
+	body, err := readBody(c.Request(), maxDecisionBody)
+	if errors.Is(err, errTooLarge) {
+		return a.answer(c, action, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body larger than %d bytes", maxDecisionBody)})
+	}
+	if err != nil {
+		return a.answer(c, action, http.StatusBadRequest, errorBody{"reading body: " + err.Error()})
+	}
+	var in DecisionBody
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return a.answer(c, action, http.StatusBadRequest, errorBody{`body must be {"reason": "..."}: ` + err.Error()})
+		}
+	}
+
+	id := c.Param("id")
+	ctx, span := tracer.Start(c.Request().Context(), "approval "+action, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("slipway.approval", id), attribute.String("slipway.approver", name)))
+	defer span.End()
+
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	r, err := a.store.Decide(sctx, id, name, grant, in.Reason, a.now())
+	cancel()
+	switch {
+	case errors.Is(err, approval.ErrNotFound):
+		return a.answer(c, action, http.StatusNotFound, errorBody{"no such approval"})
+	case errors.Is(err, approval.ErrNotAllowed):
+		a.log.InfoContext(ctx, "approval decision refused: not an approver of the promotion", "approval", id, "promotion", r.Promotion, "approver", name)
+		return a.answer(c, action, http.StatusForbidden, errorBody{fmt.Sprintf("%s is not an approver of promotion %s", name, r.Promotion)})
+	case errors.Is(err, approval.ErrDecided):
+		return a.answer(c, action, http.StatusConflict, errorBody{fmt.Sprintf("already %s by %s", r.State, r.DecidedBy)})
+	case errors.Is(err, approval.ErrExpired):
+		msg := "expired"
+		if !r.ExpiresAt.IsZero() {
+			msg += " at " + r.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		return a.answer(c, action, http.StatusConflict, errorBody{msg})
+	case err != nil:
+		span.SetStatus(codes.Error, "approvals store")
+		return a.unavailable(c, action, err)
+	}
+
+	e, err := approval.DecisionEvent(ctx, r)
+	if err != nil { // a record the promoter wrote without what an event needs
+		span.SetStatus(codes.Error, "decision event")
+		a.log.ErrorContext(ctx, "approval decided, but its event cannot be built", "approval", id, "error", err)
+		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but its event cannot be built: " + err.Error()})
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	_, err = a.pub.Publish(pctx, e)
+	cancel()
+	if err != nil {
+		span.SetStatus(codes.Error, "publish")
+		a.log.WarnContext(ctx, "approval decided, but its event was not stored; the same request publishes it", "approval", id, "approver", name, "error", err)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+		return a.answer(c, action, http.StatusServiceUnavailable, errorBody{"the decision is recorded but its event could not be stored; repeat the same request"})
+	}
+	a.log.InfoContext(ctx, "approval decided", "approval", id, "promotion", r.Promotion, "decision", string(r.State),
+		"approver", name, "repeat", r.Repeat, "event", e.ID())
+	return a.answer(c, action, http.StatusOK, r)
+}
+
+// unavailable is the answer when the approvals bucket cannot be reached.
+func (a *approvalAPI) unavailable(c echo.Context, action string, err error) error {
+	a.log.WarnContext(c.Request().Context(), "approvals store unavailable", "action", action, "error", err)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	return a.answer(c, action, http.StatusServiceUnavailable, errorBody{"approvals are unavailable, retry later"})
+}

@@ -1,0 +1,310 @@
+// Package approval keeps the approvals that gate promotions: one record per
+// approval in the JetStream KV bucket slipway-approvals. The promoter creates
+// them (approval.requested); ingest's approval API decides them
+// (approval.granted / approval.rejected).
+//
+// A record's state lives only here: a decision is a compare-and-set on the
+// record's KV revision, so of two approvers deciding at once exactly one
+// wins, and a decision is final. The decision event is derived from the
+// decided record (DecisionEvent), deterministically, so publishing it can be
+// retried at any time and JetStream drops the copies.
+package approval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+)
+
+// Bucket is the KV bucket of the approvals.
+const Bucket = "slipway-approvals"
+
+// Source is the CloudEvents source of the decision events: decisions are
+// taken through ingest's approval API.
+const Source = "/slipway/ingest/approvals"
+
+// State is where an approval stands.
+type State string
+
+// The states of an approval. Only Pending changes: to Granted or Rejected by
+// Decide, or to Expired by the passing of ExpiresAt (see Record.StateAt).
+const (
+	Pending  State = "pending"
+	Granted  State = "granted"
+	Rejected State = "rejected"
+	Expired  State = "expired"
+)
+
+// ParseState accepts the name of a state.
+func ParseState(s string) (State, error) {
+	switch st := State(s); st {
+	case Pending, Granted, Rejected, Expired:
+		return st, nil
+	}
+	return "", fmt.Errorf("unknown approval state %q (pending, granted, rejected, expired)", s)
+}
+
+// Record is one approval.
+type Record struct {
+	// ID is the approval's id, deterministic (the promoter derives it from
+	// the rule and the images), and its KV key.
+	ID string `json:"id"`
+	// Promotion is the name of the promotion rule.
+	Promotion string          `json:"promotion"`
+	From      events.ImageRef `json:"from"`
+	To        events.ImageRef `json:"to"`
+	// Approvers may decide; empty means any configured approver.
+	Approvers   []string  `json:"approvers,omitempty"`
+	RequestedAt time.Time `json:"requestedAt"`
+	// ExpiresAt ends a pending approval; zero means it never expires.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// State as stored; use StateAt for what it is now.
+	State     State     `json:"state"`
+	DecidedBy string    `json:"decidedBy,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	DecidedAt time.Time `json:"decidedAt,omitzero"`
+	// CauseID is the id of the event that asked for the approval: the
+	// causation of the decision events.
+	CauseID string `json:"causeId,omitempty"`
+	// Environment is the target environment: the subject's environment of
+	// the decision events.
+	Environment string `json:"environment"`
+
+	// Repeat is set by Decide, never stored: this call repeated the
+	// decision the same approver had already taken (nothing was written;
+	// the record is as decided the first time).
+	Repeat bool `json:"-"`
+}
+
+// StateAt is the record's state at now: a pending approval whose ExpiresAt
+// has passed is Expired.
+func (r Record) StateAt(now time.Time) State {
+	if r.State == Pending && r.expired(now) {
+		return Expired
+	}
+	return r.State
+}
+
+func (r Record) expired(now time.Time) bool {
+	return !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt)
+}
+
+// Allowed reports whether approver may decide r.
+func (r Record) Allowed(approver string) bool {
+	return len(r.Approvers) == 0 || slices.Contains(r.Approvers, approver)
+}
+
+// Errors of Get and Decide; test them with errors.Is.
+var (
+	ErrNotFound   = errors.New("approval not found")
+	ErrDecided    = errors.New("approval already decided")
+	ErrExpired    = errors.New("approval expired")
+	ErrNotAllowed = errors.New("approver not allowed on this promotion")
+)
+
+// Store reads and writes the approvals.
+type Store struct{ kv jetstream.KeyValue }
+
+// Open creates the bucket, or updates it to the replica count, and returns
+// the store. The promoter and ingest both call it (whichever starts first
+// creates the bucket); readers use Bind.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Slipway: approvals of promotions (pending, granted, rejected, expired)",
+		History:     5,
+		Replicas:    max(replicas, 1),
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approvals bucket: %w", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Bind returns the store of an existing bucket.
+func Bind(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("approvals bucket %s: %w (has a promoter or ingest run yet?)", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Create stores a new record. It is idempotent on r.ID: created is false,
+// and nothing is written, when a record with that id exists (whatever its
+// state). An empty State is stored as Pending.
+func (s *Store) Create(ctx context.Context, r Record) (created bool, err error) {
+	if r.ID == "" {
+		return false, errors.New("approval: record without an id")
+	}
+	if r.State == "" {
+		r.State = Pending
+	}
+	r.Repeat = false
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.kv.Create(ctx, r.ID, b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("approval %s: %w", r.ID, err)
+	}
+	return true, nil
+}
+
+// Get returns a record, or ErrNotFound (also for an id that cannot be a key).
+func (s *Store) Get(ctx context.Context, id string) (Record, error) {
+	r, _, err := s.get(ctx, id)
+	return r, err
+}
+
+func (s *Store) get(ctx context.Context, id string) (Record, uint64, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Record{}, 0, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("approval %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, 0, fmt.Errorf("approval %s: %w", id, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// List returns every record, newest request first (ties by id).
+func (s *Store) List(ctx context.Context) ([]Record, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	var out []Record
+	for key := range lister.Keys() {
+		r, err := s.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted between listing and reading
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].RequestedAt.Equal(out[j].RequestedAt) {
+			return out[i].RequestedAt.After(out[j].RequestedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// maxConflicts bounds Decide's compare-and-set retries. A conflict means
+// someone else wrote the record; the next read sees that decision, so a
+// second round normally ends it.
+const maxConflicts = 10
+
+// Decide records approver's decision (grant or reject, with reason) on the
+// approval id at now, with a compare-and-set on the record's KV revision:
+// of concurrent deciders exactly one wins, and a decision is final.
+//
+// The outcomes, checked in this order:
+//
+//   - no such record: ErrNotFound.
+//   - approver not in r.Approvers (when that is not empty): the record and
+//     ErrNotAllowed, whatever its state.
+//   - already decided by the same approver the same way (grant after grant,
+//     reject after reject): the record as decided then, with Repeat set, and
+//     a nil error — even past ExpiresAt, and whatever reason is given this
+//     time (the first one stands). This is the retry after a decision
+//     whose event could not be published: publish DecisionEvent(r) again
+//     (its id is the same, so JetStream drops a copy).
+//   - already decided otherwise (another approver, or the other way): the
+//     record and ErrDecided.
+//   - pending but past ExpiresAt (or stored as Expired): the record and
+//     ErrExpired.
+//   - otherwise the record is written as Granted or Rejected, with
+//     DecidedBy, Reason and DecidedAt (now, UTC), and returned with a nil
+//     error; the caller publishes DecisionEvent(r).
+//
+// Decide never returns ErrDecided together with Repeat.
+func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, reason string, now time.Time) (Record, error) {
+	want := Rejected
+	if grant {
+		want = Granted
+	}
+	for range maxConflicts {
+		r, rev, err := s.get(ctx, id)
+		if err != nil {
+			return Record{}, err
+		}
+		if !r.Allowed(approver) {
+			return r, fmt.Errorf("approval %s: %s: %w", id, approver, ErrNotAllowed)
+		}
+		switch r.State {
+		case Granted, Rejected:
+			if r.DecidedBy == approver && r.State == want {
+				r.Repeat = true
+				return r, nil
+			}
+			return r, fmt.Errorf("approval %s: %s by %s: %w", id, r.State, r.DecidedBy, ErrDecided)
+		case Expired:
+			return r, fmt.Errorf("approval %s: %w", id, ErrExpired)
+		}
+		if r.expired(now) {
+			return r, fmt.Errorf("approval %s: at %s: %w", id, r.ExpiresAt.UTC().Format(time.RFC3339), ErrExpired)
+		}
+		r.State, r.DecidedBy, r.Reason, r.DecidedAt = want, approver, reason, now.UTC()
+		b, err := json.Marshal(r)
+		if err != nil {
+			return Record{}, err
+		}
+		_, err = s.kv.Update(ctx, id, b, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // someone else wrote it first: read their decision
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("approval %s: %w", id, err)
+		}
+		return r, nil
+	}
+	return Record{}, fmt.Errorf("approval %s: the record kept changing under %d attempts to decide it", id, maxConflicts)
+}
+
+// DecisionEvent is the approval.granted or approval.rejected event of a
+// decided record. It depends on the record only (its time is DecidedAt), so
+// publishing it again gives the same event: id events.CausedID(r.ID, type),
+// causation r.CauseID, subject r.To, environment r.Environment.
+func DecisionEvent(ctx context.Context, r Record) (events.Event, error) {
+	var t events.Type
+	switch r.State {
+	case Granted:
+		t = events.TypeApprovalGranted
+	case Rejected:
+		t = events.TypeApprovalRejected
+	default:
+		return events.Event{}, fmt.Errorf("approval %s is %s, not decided", r.ID, r.State)
+	}
+	return events.New(ctx, events.Spec{
+		ID:          events.CausedID(r.ID, t),
+		Type:        t,
+		Source:      Source,
+		Environment: r.Environment,
+		Subject:     r.To.String(),
+		CausationID: r.CauseID,
+		Time:        r.DecidedAt,
+		Data:        events.ApprovalDecision{ApprovalID: r.ID, Promotion: r.Promotion, By: r.DecidedBy, Reason: r.Reason},
+	})
+}

@@ -1,0 +1,132 @@
+package copier
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// MissingReferrersError is returned when Request.RequireReferrers names
+// artifact types that are not attached to the source image. It is
+// permanent: retrying cannot attach a signature.
+type MissingReferrersError struct {
+	// Image is registry/repository@digest of the source.
+	Image string
+	// Missing are the required artifact types that were not found.
+	Missing []string
+}
+
+func (e *MissingReferrersError) Error() string {
+	return fmt.Sprintf("%s lacks required referrers: %s", e.Image, strings.Join(e.Missing, ", "))
+}
+
+// errBadInput marks requests that can never succeed as given.
+var errBadInput = errors.New("bad copy request")
+
+type badInputError struct{ msg string }
+
+func (e *badInputError) Error() string        { return e.msg }
+func (e *badInputError) Is(target error) bool { return target == errBadInput }
+
+func badInput(format string, args ...any) error {
+	return &badInputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// retryStatusCodes are the answers that mean "try again later". 499 and
+// 522 (which go-containerregistry retries by default) are left out: they
+// are proxy specific and Retryable would not call them transient.
+var retryStatusCodes = []int{
+	http.StatusRequestTimeout,
+	http.StatusTooManyRequests,
+	http.StatusInternalServerError,
+	http.StatusBadGateway,
+	http.StatusServiceUnavailable,
+	http.StatusGatewayTimeout,
+}
+
+// Retryable reports whether a copy that failed with err may succeed later:
+// true for 408, 429 and 5xx answers, timeouts, connection errors and a
+// cancelled context (the copy was interrupted, not refused); false for
+// 401/403/404 and other 4xx answers, a *MissingReferrersError, digest
+// mismatches, bad requests and anything not recognised as transient.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var missing *MissingReferrersError
+	if errors.As(err, &missing) || errors.Is(err, errBadInput) {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return true
+	}
+	return transient(err)
+}
+
+// transient is Retryable without the cancelled context; it is also
+// go-containerregistry's retry predicate for each request.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return terr.StatusCode == http.StatusRequestTimeout ||
+			terr.StatusCode == http.StatusTooManyRequests ||
+			terr.StatusCode >= 500 && terr.StatusCode <= 599
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	// Certificate problems are configuration, not weather.
+	var (
+		certErr      *tls.CertificateVerificationError
+		unknownAuth  x509.UnknownAuthorityError
+		hostnameErr  x509.HostnameError
+		invalidCert  x509.CertificateInvalidError
+		recordHeader tls.RecordHeaderError
+	)
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostnameErr) ||
+		errors.As(err, &invalidCert) || errors.As(err, &recordHeader) {
+		return false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// retryPredicate decides, for go-containerregistry, whether a failed
+// request (or upload) is attempted again. It stops once ctx is done:
+// go-containerregistry's back-off sleeps do not watch the context.
+func (c *Copier) retryPredicate(ctx context.Context) func(error) bool {
+	return func(err error) bool {
+		if ctx.Err() != nil || !transient(err) {
+			return false
+		}
+		c.log.DebugContext(ctx, "transient registry error; retrying while attempts remain", "error", err)
+		return true
+	}
+}

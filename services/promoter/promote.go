@@ -1,0 +1,241 @@
+package promoter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/services/promoter/approval"
+	"github.com/slipway-cd/slipway/services/promoter/copier"
+	"github.com/slipway-cd/slipway/services/promoter/rules"
+)
+
+// promoter holds what the handler needs.
+type promoter struct {
+	rules     []*rules.Rule
+	hosts     map[string]string // environment → registry host
+	copier    *copier.Copier
+	approvals *approval.Store
+	state     *stateStore
+	pub       *bus.Publisher
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// errSoaking is returned while an image has not been in its stage long
+// enough; the event comes back when it has (a delayed redelivery survives
+// restarts, a sleep would not).
+var errSoaking = errors.New("image is still soaking")
+
+// handle is the promoter's consumer.
+func (p *promoter) handle(ctx context.Context, e events.Event) error {
+	switch events.Type(e.Type()) {
+	case events.TypeImagePushed:
+		d, err := events.DataAs[events.ImagePushed](e)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		return p.pushed(ctx, e, d)
+	case events.TypeApprovalGranted:
+		d, err := events.DataAs[events.ApprovalDecision](e)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		return p.granted(ctx, e, d)
+	}
+	return nil
+}
+
+// pushed applies every rule of the push's environment.
+func (p *promoter) pushed(ctx context.Context, e events.Event, d events.ImagePushed) error {
+	var errs []error
+	for _, r := range p.rules {
+		if r.From != d.Environment {
+			continue
+		}
+		if ok, why := r.Matches(d.Repository, d.Tag); !ok {
+			p.log.Debug("rule does not match", "rule", r.Name, "image", d.Ref().String(), "reason", why)
+			continue
+		}
+		if err := p.apply(ctx, e, r, d); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0] // keeps bus.RetryAfter visible to the consumer
+	}
+	return errors.Join(errs...)
+}
+
+// apply promotes one pushed image by one rule: now, after its soak time,
+// or by asking for approval.
+func (p *promoter) apply(ctx context.Context, e events.Event, r *rules.Rule, d events.ImagePushed) error {
+	from := d.Ref()
+	repo, tag, err := r.Target(d.Repository, d.Tag)
+	if err != nil {
+		return p.fail(ctx, e.ID(), r, from, events.ImageRef{Environment: r.To}, err, false)
+	}
+	to := events.ImageRef{Environment: r.To, Registry: p.hosts[r.To], Repository: repo, Tag: tag, Digest: d.Digest}
+	if d.Digest == "" {
+		return p.fail(ctx, e.ID(), r, from, to, errors.New("the push carried no digest and the registry could not be asked for it"), false)
+	}
+	if r.MinAge > 0 {
+		pushed := d.PushedAt
+		if pushed.IsZero() {
+			pushed = e.Time()
+		}
+		if wait := r.MinAge - p.now().Sub(pushed); wait > 0 {
+			p.log.Info("soaking before promotion", "rule", r.Name, "image", from.String(), "for", wait.Round(time.Second))
+			return bus.RetryAfter(errSoaking, wait)
+		}
+	}
+	if r.Approval.Required {
+		return p.requestApproval(ctx, e, r, from, to)
+	}
+	return p.copy(ctx, e.ID(), r, from, to)
+}
+
+// requestApproval records an approval and announces it. Both are
+// idempotent: a redelivered push finds the record and re-announces it
+// under the same event id, which JetStream drops.
+func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules.Rule, from, to events.ImageRef) error {
+	now := p.now().UTC()
+	requestID := events.CausedID(e.ID(), events.TypeApprovalRequested, r.Name)
+	rec := approval.Record{
+		ID:        events.ID("approval", r.Name, from.String(), to.String()),
+		Promotion: r.Name, From: from, To: to, Approvers: r.Approval.Approvers,
+		RequestedAt: now, ExpiresAt: now.Add(r.Approval.Timeout), State: approval.Pending,
+		// The decision is caused by the request.
+		CauseID: requestID, Environment: r.To,
+	}
+	if _, err := p.approvals.Create(ctx, rec); err != nil {
+		return err
+	}
+	stored, err := p.approvals.Get(ctx, rec.ID)
+	if err != nil {
+		return err
+	}
+	ev, err := events.New(ctx, events.Spec{
+		// One request per approval, whichever push created it.
+		ID: stored.CauseID, Type: events.TypeApprovalRequested,
+		Source: "/slipway/promoter", Environment: r.To, Subject: to.String(), CausationID: e.ID(),
+		Data: events.ApprovalRequested{ApprovalID: stored.ID, Promotion: r.Name, From: from, To: to,
+			Approvers: stored.Approvers, ExpiresAt: stored.ExpiresAt},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := p.pub.Publish(ctx, ev); err != nil {
+		return err
+	}
+	p.log.Info("approval requested", "rule", r.Name, "image", from.String(), "approval", stored.ID)
+	return nil
+}
+
+// granted copies the image of an approval that was granted.
+func (p *promoter) granted(ctx context.Context, e events.Event, d events.ApprovalDecision) error {
+	rec, err := p.approvals.Get(ctx, d.ApprovalID)
+	if errors.Is(err, approval.ErrNotFound) {
+		return bus.Permanent(fmt.Errorf("approval %s does not exist", d.ApprovalID))
+	}
+	if err != nil {
+		return err
+	}
+	r := p.rule(rec.Promotion)
+	if r == nil {
+		return p.fail(ctx, e.ID(), &rules.Rule{Name: rec.Promotion}, rec.From, rec.To,
+			fmt.Errorf("promotion %q is no longer configured", rec.Promotion), false)
+	}
+	return p.copy(ctx, e.ID(), r, rec.From, rec.To)
+}
+
+func (p *promoter) rule(name string) *rules.Rule {
+	for _, r := range p.rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// copy promotes from → to once: a record per (rule, image) makes a
+// redelivered event a no-op. Permanent failures end in one
+// promotion.failed; retryable ones are retried with back-off, and the last
+// attempt's failure is announced before the event goes to the dead letters.
+func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef) error {
+	key := r.Name + "." + events.ID(from.Digest, to.String())
+	if done, err := p.state.done(ctx, key); err != nil || done != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := p.copier.Copy(ctx, copier.Request{
+		From:             copier.Ref{Registry: from.Registry, Repository: from.Repository, Tag: from.Tag, Digest: from.Digest},
+		To:               copier.Ref{Registry: to.Registry, Repository: to.Repository, Tag: to.Tag, Digest: to.Digest},
+		CopyReferrers:    r.CopyReferrers,
+		RequireReferrers: r.RequireReferrers,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		retryable := copier.Retryable(err)
+		last := true
+		if dl, ok := bus.DeliveryFrom(ctx); ok {
+			last = dl.Last()
+		}
+		if retryable && !last {
+			p.log.Warn("promotion failed; will retry", "rule", r.Name, "from", from.String(), "to", to.String(), "error", err)
+			return err
+		}
+		if ferr := p.fail(ctx, causeID, r, from, to, err, retryable); ferr != nil {
+			return ferr
+		}
+		if retryable {
+			return err // to the dead letters, with the failure announced
+		}
+		return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "failed", Error: err.Error(), DoneAt: time.Now().UTC()})
+	}
+	to.Digest = res.Digest
+	id := events.CausedID(causeID, events.TypeImagePromoted, r.Name, to.String())
+	ev, err := events.New(ctx, events.Spec{
+		ID: id, Type: events.TypeImagePromoted, Source: "/slipway/promoter", Environment: r.To,
+		Subject: to.String(), CausationID: causeID,
+		Data: events.ImagePromoted{Promotion: r.Name, From: from, To: to, BlobsCopied: res.BlobsCopied,
+			BlobsSkipped: res.BlobsSkipped, BytesCopied: res.BytesCopied, ReferrersCopied: res.ReferrersCopied,
+			DurationMs: time.Since(start).Milliseconds()},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := p.pub.Publish(ctx, ev); err != nil {
+		return err
+	}
+	p.log.Info("promoted", "rule", r.Name, "from", from.String(), "to", to.String(), "blobsCopied", res.BlobsCopied,
+		"blobsSkipped", res.BlobsSkipped, "bytesCopied", res.BytesCopied, "referrersCopied", res.ReferrersCopied)
+	return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "promoted", EventID: id, DoneAt: time.Now().UTC()})
+}
+
+// fail announces a promotion that did not happen.
+func (p *promoter) fail(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef, cause error, retryable bool) error {
+	attempt := 1
+	if dl, ok := bus.DeliveryFrom(ctx); ok {
+		attempt = dl.Attempt
+	}
+	ev, err := events.New(ctx, events.Spec{
+		ID: events.CausedID(causeID, events.TypePromotionFailed, r.Name, to.String()), Type: events.TypePromotionFailed,
+		Source: "/slipway/promoter", Environment: r.To, Subject: from.String(), CausationID: causeID,
+		Data: events.PromotionFailed{Promotion: r.Name, From: from, To: to, Error: cause.Error(), Attempt: attempt, Retryable: retryable},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := p.pub.Publish(ctx, ev); err != nil {
+		return err
+	}
+	p.log.Warn("promotion failed", "rule", r.Name, "from", from.String(), "to", to.String(), "retryable", retryable, "error", cause)
+	return nil
+}
