@@ -24,6 +24,7 @@ type promoter struct {
 	pub       *bus.Publisher
 	log       *slog.Logger
 	now       func() time.Time
+	metrics   *metrics
 }
 
 // errSoaking is returned while an image has not been in its stage long
@@ -132,6 +133,7 @@ func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules
 	if _, err := p.pub.Publish(ctx, ev); err != nil {
 		return err
 	}
+	p.metrics.promotions.WithLabelValues(r.Name, "approval_requested").Inc()
 	p.log.Info("approval requested", "rule", r.Name, "image", from.String(), "approval", stored.ID)
 	return nil
 }
@@ -214,6 +216,9 @@ func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from
 	if _, err := p.pub.Publish(ctx, ev); err != nil {
 		return err
 	}
+	p.metrics.promotions.WithLabelValues(r.Name, "promoted").Inc()
+	p.metrics.bytes.WithLabelValues(r.Name).Add(float64(res.BytesCopied))
+	p.metrics.duration.WithLabelValues(r.Name).Observe(time.Since(start).Seconds())
 	p.log.Info("promoted", "rule", r.Name, "from", from.String(), "to", to.String(), "blobsCopied", res.BlobsCopied,
 		"blobsSkipped", res.BlobsSkipped, "bytesCopied", res.BytesCopied, "referrersCopied", res.ReferrersCopied)
 	return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "promoted", EventID: id, DoneAt: time.Now().UTC()})
@@ -236,6 +241,7 @@ func (p *promoter) fail(ctx context.Context, causeID string, r *rules.Rule, from
 	if _, err := p.pub.Publish(ctx, ev); err != nil {
 		return err
 	}
+	p.metrics.promotions.WithLabelValues(r.Name, "failed").Inc()
 	p.log.Warn("promotion failed", "rule", r.Name, "from", from.String(), "to", to.String(), "retryable", retryable, "error", cause)
 	return nil
 }

@@ -69,8 +69,12 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if now == nil {
 		now = time.Now
 	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return err
+	}
 	p := &promoter{rules: rs, hosts: hosts, copier: copier.New(copts), approvals: approvals, state: state,
-		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now}
+		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m}
 
 	// Pushes in every environment a rule promotes from, and every granted
 	// approval.
