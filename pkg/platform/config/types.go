@@ -248,10 +248,25 @@ type Notify struct {
 
 // Receiver is one notification target. Exactly one kind is set.
 type Receiver struct {
-	Name    string           `yaml:"name"`
-	Slack   *SlackReceiver   `yaml:"slack"`
-	Webhook *WebhookReceiver `yaml:"webhook"`
-	// Other kinds (msteams, email, cdevents) are added with the notifier.
+	Name     string            `yaml:"name"`
+	Slack    *SlackReceiver    `yaml:"slack"`
+	Webhook  *WebhookReceiver  `yaml:"webhook"`
+	MSTeams  *MSTeamsReceiver  `yaml:"msteams"`
+	Email    *EmailReceiver    `yaml:"email"`
+	CDEvents *CDEventsReceiver `yaml:"cdevents"`
+	// Templates override the default message texts.
+	Templates *Templates `yaml:"templates"`
+	// RateLimit is the most messages per second sent to this receiver
+	// (default 1 for Slack, 5 for the others); Burst the most at once.
+	RateLimit float64 `yaml:"rateLimit"`
+	Burst     int     `yaml:"burst"`
+}
+
+// Templates are Go templates over the event (see docs/notifications.md).
+type Templates struct {
+	Title string `yaml:"title"`
+	Text  string `yaml:"text"`
+	HTML  string `yaml:"html"`
 }
 
 // SlackReceiver posts to Slack by incoming webhook or bot token.
@@ -261,6 +276,12 @@ type SlackReceiver struct {
 	Token          string `yaml:"token"`
 	TokenFile      string `yaml:"tokenFile"`
 	Channel        string `yaml:"channel"`
+	// APIURL is Slack's Web API (default https://slack.com/api).
+	APIURL string `yaml:"apiUrl"`
+	// SigningSecret verifies Slack's requests to POST /slack/interactions
+	// (the Approve / Reject buttons).
+	SigningSecret     string `yaml:"signingSecret"`
+	SigningSecretFile string `yaml:"signingSecretFile"`
 }
 
 // WebhookReceiver posts signed CloudEvents.
@@ -268,6 +289,31 @@ type WebhookReceiver struct {
 	URL        string `yaml:"url"`
 	Secret     string `yaml:"secret"`
 	SecretFile string `yaml:"secretFile"`
+}
+
+// MSTeamsReceiver posts Adaptive Cards to a Teams Workflows webhook.
+type MSTeamsReceiver struct {
+	WebhookURL     string `yaml:"webhookUrl"`
+	WebhookURLFile string `yaml:"webhookUrlFile"`
+}
+
+// EmailReceiver sends mail through an SMTP relay.
+type EmailReceiver struct {
+	// SMTP is host:port of the relay.
+	SMTP         string   `yaml:"smtp"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"passwordFile"`
+	From         string   `yaml:"from"`
+	To           []string `yaml:"to"`
+	// TLS is starttls (default), tls (implicit, port 465) or none.
+	TLS    string `yaml:"tls"`
+	CAFile string `yaml:"caFile"`
+}
+
+// CDEventsReceiver posts CDEvents (as CloudEvents over HTTP).
+type CDEventsReceiver struct {
+	URL string `yaml:"url"`
 }
 
 // Route sends matching events to receivers.

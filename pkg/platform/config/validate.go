@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -238,11 +239,52 @@ func (c *Config) Validate() error {
 			p.add(path+".name", "%q is defined twice", r.Name)
 		}
 		receivers[r.Name] = true
-		if count(r.Slack != nil, r.Webhook != nil) != 1 {
-			p.add(path, "set exactly one receiver kind (slack, webhook)")
+		if count(r.Slack != nil, r.Webhook != nil, r.MSTeams != nil, r.Email != nil, r.CDEvents != nil) != 1 {
+			p.add(path, "set exactly one receiver kind (slack, webhook, msteams, email, cdevents)")
 		}
-		if r.Webhook != nil {
+		if r.RateLimit < 0 || r.Burst < 0 {
+			p.add(path+".rateLimit", "must not be negative")
+		}
+		switch {
+		case r.Webhook != nil:
 			checkURL(&p, path+".webhook.url", r.Webhook.URL, true)
+		case r.Slack != nil:
+			sl := r.Slack
+			switch {
+			case sl.WebhookURL != "" && sl.Token != "":
+				p.add(path+".slack", "set webhookUrl or token, not both")
+			case sl.WebhookURL != "":
+				checkURL(&p, path+".slack.webhookUrl", sl.WebhookURL, true)
+			case sl.Token != "":
+				if sl.Channel == "" {
+					p.add(path+".slack.channel", "is required with token")
+				}
+				if sl.APIURL != "" {
+					checkURL(&p, path+".slack.apiUrl", sl.APIURL, true)
+				}
+			default:
+				p.add(path+".slack", "set webhookUrl or token (with channel)")
+			}
+		case r.MSTeams != nil:
+			checkURL(&p, path+".msteams.webhookUrl", r.MSTeams.WebhookURL, true)
+		case r.Email != nil:
+			em := r.Email
+			if _, _, err := net.SplitHostPort(em.SMTP); err != nil {
+				p.add(path+".email.smtp", "%q must be host:port", em.SMTP)
+			}
+			if em.From == "" {
+				p.add(path+".email.from", "is required")
+			}
+			if len(em.To) == 0 {
+				p.add(path+".email.to", "is required")
+			}
+			switch em.TLS {
+			case "", "starttls", "tls", "none":
+			default:
+				p.add(path+".email.tls", "%q must be starttls, tls or none", em.TLS)
+			}
+		case r.CDEvents != nil:
+			checkURL(&p, path+".cdevents.url", r.CDEvents.URL, true)
 		}
 	}
 	for i, r := range c.Notify.Routes {
