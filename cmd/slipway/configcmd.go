@@ -8,6 +8,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
+	"github.com/slipway-cd/slipway/services/notifier"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
 
@@ -25,7 +26,7 @@ func configCmd() *cobra.Command {
 			}
 			// Each service checks its part beyond what the loader knows
 			// (webhook formats, for instance).
-			for _, validate := range []func(*config.Config) error{ingest.Validate, promoter.Validate, deployer.Validate} {
+			for _, validate := range []func(*config.Config) error{ingest.Validate, promoter.Validate, deployer.Validate, notifier.Validate} {
 				if err := validate(cfg); err != nil {
 					return fmt.Errorf("config %s: %w", path, err)
 				}

@@ -11,12 +11,13 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
+	"github.com/slipway-cd/slipway/services/notifier"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
 
 // services lists every service `slipway run` can host, in start order.
 func services() []app.Service {
-	return []app.Service{ingest.New(), promoter.New(), deployer.New()}
+	return []app.Service{ingest.New(), promoter.New(), deployer.New(), notifier.New()}
 }
 
 func runCmd() *cobra.Command {

@@ -88,9 +88,10 @@ const (
 	Info    = "info"
 )
 
-// Options are what the notifier hands every integration's constructor:
+// Options are what the notifier hands every integration's constructor
+// (notifier.Constructor), which reads its own kind's block of cfg:
 //
-//	func New(name string, cfg *config.<Kind>Receiver, o notify.Options) (notify.Receiver, error)
+//	func New(name string, cfg config.Receiver, o notify.Options) (notify.Receiver, error)
 type Options struct {
 	Logger *slog.Logger
 	// HTTPClient is the client for HTTP integrations (timeouts set).

@@ -1,0 +1,213 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render"
+)
+
+// recordTimeout bounds the write of a sent record, which runs detached from
+// shutdown: a notification that went out must be recorded.
+const recordTimeout = 10 * time.Second
+
+// deliverer is the consumer of one receiver.
+type deliverer struct {
+	name, kind string
+	receiver   notify.Receiver
+	templates  *render.Templates
+	limiter    *rate.Limiter
+	router     *router
+	state      *stateStore
+	pub        *bus.Publisher
+	log        *slog.Logger
+	metrics    *metrics
+	hooks      *Hooks
+}
+
+// failure is a channel that will not get its notification.
+type failure struct {
+	channel string
+	err     error
+}
+
+// handle sends one event to the receiver's channels that have not had it
+// yet. A retryable failure of any channel retries the event (the channels
+// that got it are skipped next time); a final failure (Permanent, or the
+// last attempt) is announced with notification.failed and dead-letters the
+// event.
+func (d *deliverer) handle(ctx context.Context, e events.Event) error {
+	channels := d.router.channels(e, d.name)
+	if len(channels) == 0 {
+		return nil
+	}
+	msg, err := d.templates.Render(e)
+	if err != nil {
+		// The default rendering is better than no message at all.
+		d.log.Warn("template failed on this event; sending the default message", "event_id", e.ID(), "type", e.Type(), "err", err)
+	}
+	var retry []error
+	var final []failure
+	for _, ch := range channels {
+		err := d.send(ctx, e, ch, msg)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			// Shutting down: not the receiver's fault, the event comes back.
+			return ctx.Err()
+		}
+		if bus.IsPermanent(err) {
+			final = append(final, failure{ch, err})
+		} else {
+			retry = append(retry, err)
+			if last(ctx) {
+				final = append(final, failure{ch, err})
+			}
+		}
+	}
+	if last(ctx) {
+		retry = nil
+	}
+	for _, f := range final {
+		if err := d.announce(ctx, e, f); err != nil {
+			d.log.Error("could not announce a failed notification", "event_id", e.ID(), "err", err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Retried (or dead-lettered on the last attempt): not dropped.
+			return fmt.Errorf("announce failed notification: %w (after: %s)", err, redact(f.err))
+		}
+	}
+	switch {
+	case len(retry) == 1:
+		return retry[0] // keeps bus.RetryAfter visible to the consumer
+	case len(retry) > 1:
+		return errors.Join(retry...)
+	case len(final) > 0:
+		errs := make([]error, len(final))
+		for i, f := range final {
+			errs[i] = f.err
+		}
+		return bus.Permanent(errors.Join(errs...))
+	}
+	return nil
+}
+
+// last reports whether this is the last attempt at the event.
+func last(ctx context.Context) bool {
+	dl, ok := bus.DeliveryFrom(ctx)
+	return ok && dl.Last()
+}
+
+// send sends e to one channel of the receiver unless it was sent before.
+func (d *deliverer) send(ctx context.Context, e events.Event, channel string, msg notify.Message) error {
+	log := d.log.With("event_id", e.ID(), "type", e.Type())
+	if channel != "" {
+		log = log.With("channel", channel)
+	}
+	key := SentKey(d.name, e.ID(), channel)
+	sent, err := d.state.sent(ctx, key)
+	if err != nil {
+		// Not knowing is no reason to risk a duplicate: try again later.
+		return err
+	}
+	if sent {
+		log.Debug("already sent; skipped")
+		return nil
+	}
+	if err := d.limiter.Wait(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	err = d.receiver.Notify(ctx, notify.Notification{Event: e, Channel: channel, Message: msg})
+	d.metrics.duration.WithLabelValues(d.name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		retryable := !bus.IsPermanent(err)
+		d.metrics.failed.WithLabelValues(d.name, d.kind, strconv.FormatBool(retryable)).Inc()
+		attempt := 0
+		if dl, ok := bus.DeliveryFrom(ctx); ok {
+			attempt = dl.Attempt
+		}
+		log.Warn("notification failed", "attempt", attempt, "retryable", retryable, "err", redact(err))
+		return err
+	}
+	d.metrics.sent.WithLabelValues(d.name, d.kind).Inc()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := d.state.record(rctx, key, sentRecord{Receiver: d.name, EventID: e.ID(), EventType: e.Type(), Channel: channel, SentAt: time.Now().UTC()}); err != nil {
+		// Sent is sent: retrying the event now would send it again.
+		log.Warn("notification sent but not recorded; a redelivery would send it again", "err", err)
+	}
+	log.Info("notification sent", "title", msg.Title)
+	if d.hooks != nil && d.hooks.AfterSent != nil {
+		return d.hooks.AfterSent(ctx, d.name, e.ID(), channel)
+	}
+	return nil
+}
+
+// announce publishes dev.slipway.notification.failed.v1 for a notification
+// that will not be sent. Failures to send a notification.failed are not
+// announced: that would chain without end.
+func (d *deliverer) announce(ctx context.Context, e events.Event, f failure) error {
+	if events.Type(e.Type()) == events.TypeNotificationFailed {
+		d.log.Error("notification of a failed notification failed; not announced again", "event_id", e.ID(), "err", redact(f.err))
+		return nil
+	}
+	attempts := 1
+	if dl, ok := bus.DeliveryFrom(ctx); ok {
+		attempts = dl.Attempt
+	}
+	msg := redact(f.err)
+	if f.channel != "" {
+		msg = "channel " + f.channel + ": " + msg
+	}
+	ev, err := events.New(ctx, events.Spec{
+		ID:          events.CausedID(e.ID(), events.TypeNotificationFailed, d.name, f.channel),
+		Type:        events.TypeNotificationFailed,
+		Source:      "/slipway/notifier/" + d.name,
+		Environment: events.EnvironmentOf(e),
+		Subject:     e.Subject(),
+		CausationID: e.ID(),
+		Data: events.NotificationFailed{
+			Receiver: d.name, EventID: e.ID(), EventType: e.Type(), Error: msg, Attempts: attempts,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.pub.Publish(ctx, ev); err != nil {
+		return err
+	}
+	d.log.Error("notification given up", "event_id", e.ID(), "type", e.Type(), "channel", f.channel, "attempts", attempts, "err", msg)
+	return nil
+}
+
+// redact renders err without the URL of a *url.Error (Slack and Teams
+// webhook URLs are secrets), keeping only its scheme and host.
+func redact(err error) string {
+	s := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.URL != "" {
+		safe := "<url>"
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			safe = u.Scheme + "://" + u.Host + "/…"
+		}
+		s = strings.ReplaceAll(s, ue.URL, safe)
+	}
+	return s
+}

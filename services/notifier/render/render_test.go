@@ -1,0 +1,316 @@
+package render_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render"
+)
+
+const (
+	digest = "sha256:3f4ab9c1d2e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2"
+	devReg = "registry.dev.example:5000"
+	prdReg = "registry.prd.example"
+)
+
+var at = time.Date(2025, 6, 2, 9, 15, 4, 0, time.UTC)
+
+func ref(env, reg string) events.ImageRef {
+	return events.ImageRef{Environment: env, Registry: reg, Repository: "apps/web", Tag: "1.4.0", Digest: digest}
+}
+
+func event(t *testing.T, typ events.Type, env, subject string, data any) events.Event {
+	t.Helper()
+	e, err := events.New(context.Background(), events.Spec{
+		ID: events.ID(t.Name(), string(typ)), Type: typ, Source: "/test", Environment: env, Subject: subject, Time: at, Data: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func fact(m notify.Message, name string) string {
+	for _, f := range m.Facts {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+func TestDefaults(t *testing.T) {
+	dev, prd := ref("dev", devReg), ref("prd", prdReg)
+	deployment := events.Deployment{
+		Cluster: "azure-int", Environment: "dev", AppID: "/dev/web",
+		FromImage: devReg + "/apps/web:1.3.9", ToImage: devReg + "/apps/web:1.4.0@" + digest, Digest: digest,
+		MarathonDeploymentID: "d-1", Notify: "slack:#payments",
+	}
+	succeeded := deployment
+	succeeded.DurationMs = 38_000
+	rolledBack := deployment
+	rolledBack.Cluster, rolledBack.Environment, rolledBack.AppID = "vsphere-prd", "prd", "/prd/web"
+	rolledBack.Reason, rolledBack.RolledBack = "not healthy after 10m", true
+	failed := rolledBack
+	failed.RolledBack = false
+	noDigest := deployment
+	noDigest.Digest, noDigest.ToImage = "", devReg+"/apps/web:1.4.0"
+
+	for _, tc := range []struct {
+		name     string
+		e        events.Event
+		title    string
+		status   string
+		severity string
+		thread   string
+		facts    map[string]string
+	}{
+		{
+			name: "pushed",
+			e: event(t, events.TypeImagePushed, "dev", dev.String(), events.ImagePushed{
+				Environment: "dev", Registry: devReg, Repository: "apps/web", Tag: "1.4.0", Digest: digest,
+				Size: 1609, Actor: "ci-bot", Source: "dev-registry", PushedAt: at,
+			}),
+			title: "apps/web 1.4.0 pushed to dev", status: "pushed", severity: notify.Info, thread: digest,
+			facts: map[string]string{"Image": dev.String(), "Pushed by": "ci-bot", "Size": "1.6 kB"},
+		},
+		{
+			name: "pushed without digest",
+			e: event(t, events.TypeImagePushed, "dev", "", events.ImagePushed{
+				Environment: "dev", Registry: devReg, Repository: "apps/web", Tag: "1.4.0",
+			}),
+			title: "apps/web 1.4.0 pushed to dev", status: "pushed", severity: notify.Info, thread: "apps/web:1.4.0",
+		},
+		{
+			name: "approval requested",
+			e: event(t, events.TypeApprovalRequested, "prd", prd.String(), events.ApprovalRequested{
+				ApprovalID: "apr-1", Promotion: "tst-to-prd", From: dev, To: prd, Approvers: []string{"rm", "cto"},
+				ExpiresAt: at.Add(72 * time.Hour),
+			}),
+			title: "approval requested: apps/web 1.4.0 → prd (expires 2025-06-05 09:15 UTC)", status: "approval requested",
+			severity: notify.Warning, thread: digest, facts: map[string]string{"Approvers": "rm, cto", "Promotion": "tst-to-prd"},
+		},
+		{
+			name: "approval granted",
+			e: event(t, events.TypeApprovalGranted, "prd", prd.String(), events.ApprovalDecision{
+				ApprovalID: "apr-1", Promotion: "tst-to-prd", By: "rm", Reason: "ok",
+			}),
+			title: "apps/web 1.4.0 approved for prd by rm", status: "approved", severity: notify.Good, thread: digest,
+			facts: map[string]string{"Reason": "ok"},
+		},
+		{
+			name: "approval rejected",
+			e: event(t, events.TypeApprovalRejected, "prd", prd.String(), events.ApprovalDecision{
+				ApprovalID: "apr-1", Promotion: "tst-to-prd", By: "rm", Reason: "load test open",
+			}),
+			title: "apps/web 1.4.0 rejected for prd by rm", status: "rejected", severity: notify.Warning, thread: digest,
+		},
+		{
+			name: "promoted",
+			e: event(t, events.TypeImagePromoted, "prd", prd.String(), events.ImagePromoted{
+				Promotion: "tst-to-prd", From: dev, To: prd, BlobsCopied: 3, BlobsSkipped: 1, BytesCopied: 12_000_000, DurationMs: 5321,
+			}),
+			title: "apps/web 1.4.0 promoted to prd (3 blobs, 12 MB)", status: "promoted", severity: notify.Good, thread: digest,
+			facts: map[string]string{"Duration": "5.3 s", "Blobs skipped": "1"},
+		},
+		{
+			name: "promotion failed",
+			e: event(t, events.TypePromotionFailed, "prd", dev.String(), events.PromotionFailed{
+				Promotion: "tst-to-prd", From: dev, To: prd, Error: "503", Attempt: 2, Retryable: true,
+			}),
+			title: "promotion of apps/web 1.4.0 to prd failed; will retry", status: "failed", severity: notify.Warning, thread: digest,
+			facts: map[string]string{"Error": "503", "Attempt": "2"},
+		},
+		{
+			name:  "deployment started",
+			e:     event(t, events.TypeDeploymentStarted, "dev", "azure-int:/dev/web", deployment),
+			title: "deploying apps/web 1.4.0 on azure-int: /dev/web", status: "deploying", severity: notify.Info, thread: digest,
+			facts: map[string]string{"Cluster": "azure-int", "App": "/dev/web"},
+		},
+		{
+			name:  "deployment succeeded",
+			e:     event(t, events.TypeDeploymentSucceeded, "dev", "azure-int:/dev/web", succeeded),
+			title: "apps/web 1.4.0 deployed on azure-int: /dev/web (38 s)", status: "deployed", severity: notify.Good, thread: digest,
+		},
+		{
+			name:  "deployment succeeded without digest",
+			e:     event(t, events.TypeDeploymentSucceeded, "dev", "azure-int:/dev/web", noDigest),
+			title: "apps/web 1.4.0 deployed on azure-int: /dev/web", status: "deployed", severity: notify.Good, thread: "apps/web:1.4.0",
+		},
+		{
+			name:  "deployment rolled back",
+			e:     event(t, events.TypeDeploymentFailed, "prd", "vsphere-prd:/prd/web", rolledBack),
+			title: "rolled back on vsphere-prd: /prd/web — not healthy after 10m", status: "rolled back", severity: notify.Danger, thread: digest,
+			facts: map[string]string{"Rolled back": "true"},
+		},
+		{
+			name:  "deployment failed",
+			e:     event(t, events.TypeDeploymentFailed, "prd", "vsphere-prd:/prd/web", failed),
+			title: "apps/web 1.4.0 failed on vsphere-prd: /prd/web — not healthy after 10m", status: "failed", severity: notify.Danger, thread: digest,
+		},
+		{
+			name: "drift",
+			e: event(t, events.TypeDriftDetected, "prd", "vsphere-prd:/prd/web", events.DriftDetected{
+				Cluster: "vsphere-prd", AppID: "/prd/web", ExpectedImage: prdReg + "/apps/web:1.4.0", ActualImage: prdReg + "/apps/web:1.3.9",
+			}),
+			title: "drift on vsphere-prd: /prd/web runs apps/web 1.3.9, expected apps/web 1.4.0", status: "drift", severity: notify.Warning,
+		},
+		{
+			name: "notification failed",
+			e: event(t, events.TypeNotificationFailed, "prd", "", events.NotificationFailed{
+				Receiver: "team-slack", EventID: "e-1", EventType: string(events.TypeDeploymentSucceeded), Error: "500", Attempts: 8,
+			}),
+			title: "notification to team-slack failed: deployment.succeeded", status: "notification failed", severity: notify.Danger,
+			facts: map[string]string{"Attempts": "8", "Event ID": "e-1"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := render.Render(tc.e, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Title != tc.title {
+				t.Errorf("title\n got %q\nwant %q", m.Title, tc.title)
+			}
+			if m.Status != tc.status || m.Severity != tc.severity {
+				t.Errorf("status, severity = %q, %q; want %q, %q", m.Status, m.Severity, tc.status, tc.severity)
+			}
+			if m.Thread != tc.thread {
+				t.Errorf("thread = %q, want %q", m.Thread, tc.thread)
+			}
+			if tc.thread != "" && m.ThreadTitle != "apps/web 1.4.0" {
+				t.Errorf("thread title = %q", m.ThreadTitle)
+			}
+			for k, v := range tc.facts {
+				if got := fact(m, k); got != v {
+					t.Errorf("fact %s = %q, want %q", k, got, v)
+				}
+			}
+			if fact(m, "Environment") == "" {
+				t.Errorf("no Environment fact in %v", m.Facts)
+			}
+			if !strings.HasPrefix(m.Text, m.Title+"\n") {
+				t.Errorf("text does not start with the title: %q", m.Text)
+			}
+			if !strings.Contains(m.HTML, "<strong>") || !strings.Contains(m.HTML, "<table") {
+				t.Errorf("html: %s", m.HTML)
+			}
+			if (m.Approval != nil) != (events.Type(tc.e.Type()) == events.TypeApprovalRequested) {
+				t.Errorf("approval = %+v", m.Approval)
+			}
+		})
+	}
+}
+
+func TestApprovalOffered(t *testing.T) {
+	prd := ref("prd", prdReg)
+	e := event(t, events.TypeApprovalRequested, "prd", prd.String(), events.ApprovalRequested{
+		ApprovalID: "apr-1", Promotion: "tst-to-prd", To: prd, Approvers: []string{"rm"},
+	})
+	m, err := render.Render(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := notify.Approval{ID: "apr-1", Promotion: "tst-to-prd", Approvers: []string{"rm"}}
+	if m.Approval == nil || m.Approval.ID != want.ID || m.Approval.Promotion != want.Promotion || strings.Join(m.Approval.Approvers, ",") != "rm" {
+		t.Fatalf("approval = %+v, want %+v", m.Approval, want)
+	}
+	if m.Title != "approval requested: apps/web 1.4.0 → prd" {
+		t.Errorf("title without expiry = %q", m.Title)
+	}
+}
+
+func TestHTMLEscapes(t *testing.T) {
+	e := event(t, events.TypeApprovalGranted, "prd", "r.example/apps/web:1.0", events.ApprovalDecision{ApprovalID: "a", By: "rm", Reason: "<script>x</script>"})
+	m := render.Default(e)
+	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "&lt;script&gt;") {
+		t.Fatalf("reason not escaped: %s", m.HTML)
+	}
+}
+
+func TestOverride(t *testing.T) {
+	e := event(t, events.TypeImagePushed, "dev", "", events.ImagePushed{
+		Environment: "dev", Registry: devReg, Repository: "apps/web", Tag: "1.4.0", Digest: digest, Size: 48_213_377, Actor: "ci-bot",
+	})
+	tmpl := &config.Templates{
+		Title: "{{ .Event.Short }} in {{ .Event.Environment }}:\n  {{ .Data.Repository }}:{{ .Data.Tag }} ({{ bytes .Data.Size }})",
+		Text:  "{{ .Message.Title }} — by {{ .Data.Actor }}, {{ shortDigest .Data.Digest }}\n",
+		HTML:  "<b>{{ .Data.Actor }}</b> {{ .Event.Type }} {{ \"<i>\" }}",
+	}
+	m, err := render.Render(e, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "image.pushed in dev: apps/web:1.4.0 (48 MB)"; m.Title != want {
+		t.Errorf("title = %q, want %q", m.Title, want)
+	}
+	if want := "apps/web 1.4.0 pushed to dev — by ci-bot, sha256:3f4ab9c1d2e8"; m.Text != want {
+		t.Errorf("text = %q, want %q", m.Text, want)
+	}
+	if want := "<b>ci-bot</b> dev.slipway.image.pushed.v1 &lt;i&gt;"; m.HTML != want {
+		t.Errorf("html = %q, want %q", m.HTML, want)
+	}
+	// What the templates leave alone keeps the default.
+	if m.Status != "pushed" || m.Thread != digest || len(m.Facts) == 0 {
+		t.Errorf("defaults lost: %+v", m)
+	}
+
+	// Only the title overridden.
+	m, err = render.Render(e, &config.Templates{Title: "{{ .Data.Repository }}"})
+	if err != nil || m.Title != "apps/web" || !strings.HasPrefix(m.Text, "apps/web 1.4.0 pushed to dev") {
+		t.Errorf("title only: %q, %q, %v", m.Title, m.Text, err)
+	}
+}
+
+func TestTemplateErrors(t *testing.T) {
+	for _, bad := range []config.Templates{{Title: "{{ .Event.ID"}, {Text: "{{ nosuchfunc }}"}, {HTML: "{{ end }}"}} {
+		if _, err := render.Compile(&bad); err == nil {
+			t.Errorf("Compile(%+v) accepted a bad template", bad)
+		}
+	}
+	// A template that compiles but does not fit this event's data: the
+	// error, and the default message to fall back on.
+	e := event(t, events.TypeDriftDetected, "prd", "", events.DriftDetected{Cluster: "c", AppID: "/a"})
+	m, err := render.Render(e, &config.Templates{Title: "{{ .Data.Repository }}"})
+	if err == nil {
+		t.Fatal("no error for a field the data does not have")
+	}
+	if m.Title != "drift on c: /a" {
+		t.Errorf("fallback title = %q", m.Title)
+	}
+}
+
+func TestUnknownType(t *testing.T) {
+	e := event(t, events.Type("dev.slipway.thing.happened.v1"), "dev", "x", map[string]any{"a": 1})
+	m, err := render.Render(e, &config.Templates{Title: "{{ .Data.a }} {{ .Event.Short }}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Title != "1 thing.happened" {
+		t.Errorf("title = %q", m.Title)
+	}
+	if d := render.Default(e); d.Title != "thing.happened: x" {
+		t.Errorf("default title = %q", d.Title)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{render.Bytes(512), "512 B"}, {render.Bytes(1500), "1.5 kB"}, {render.Bytes(12_000_000), "12 MB"},
+		{render.Bytes(48_213_377), "48 MB"}, {render.Bytes(3_200_000_000), "3.2 GB"},
+		{render.Millis(400), "0.4 s"}, {render.Millis(38_000), "38 s"}, {render.Millis(125_000), "2 min 5 s"},
+		{render.Millis(600_000), "10 min"}, {render.Millis(3_720_000), "1 h 2 min"},
+		{render.Release("apps/web", "", digest), "apps/web@sha256:3f4ab9c1d2e8"},
+		{render.Repository("registry.example:5000/apps/web:1.4.0@" + digest), "apps/web"},
+		{render.Repository("localhost/web"), "web"}, {render.Repository("apps/web"), "apps/web"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

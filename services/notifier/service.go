@@ -1,0 +1,224 @@
+// Package notifier is Slipway's notifier service: it consumes every event,
+// routes it to the configured receivers (and to the targets of an app's
+// slipway.notify label), renders it, and sends it through the receiver's
+// integration, at most once per (receiver, event, channel), in stream order
+// per receiver, with retries that survive restarts and a
+// dev.slipway.notification.failed.v1 event when a receiver gives up.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render"
+)
+
+// Defaults of the delivery of one event to one receiver.
+var (
+	// DefaultMaxDeliver is how many times an event is tried per receiver.
+	DefaultMaxDeliver = 8
+	// DefaultBackOff is the delay before each retry (the last repeats):
+	// about nine minutes from the first attempt to the last.
+	DefaultBackOff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second,
+		time.Minute, 2 * time.Minute, 5 * time.Minute}
+	// DefaultHTTPTimeout bounds one request of an HTTP integration.
+	DefaultHTTPTimeout = 30 * time.Second
+)
+
+// Default rate limits per receiver: Slack's documented limit for
+// chat.postMessage is one message per second per channel, with short bursts.
+const (
+	slackRate, slackBurst = 1, 3
+	otherRate, otherBurst = 5, 10
+)
+
+// Service is the notifier, an app.Service.
+type Service struct {
+	// Integrations builds receivers by kind; DefaultIntegrations() when nil.
+	Integrations map[string]Constructor
+	// MaxDeliver is how many times an event is tried per receiver before
+	// it is given up (DefaultMaxDeliver when 0).
+	MaxDeliver int
+	// BackOff is the delay before each retry, the last one repeating
+	// (DefaultBackOff when empty). A receiver's Retry-After replaces it.
+	BackOff []time.Duration
+	// HTTPClient is handed to HTTP integrations; one with
+	// DefaultHTTPTimeout when nil.
+	HTTPClient *http.Client
+	// Hooks are for tests.
+	Hooks *Hooks
+}
+
+// Hooks let tests stop the notifier at chosen points.
+type Hooks struct {
+	// AfterSent runs once a receiver accepted a notification and the
+	// notifier recorded it, before the event is acknowledged. An error it
+	// returns becomes the handler's: a test cancels the service there and
+	// returns ctx.Err() to play a crash at the worst moment.
+	AfterSent func(ctx context.Context, receiver, eventID, channel string) error
+}
+
+// New returns the notifier service.
+func New() *Service { return &Service{} }
+
+var _ app.Service = (*Service)(nil)
+
+// Name is how --only selects the service.
+func (*Service) Name() string { return "notifier" }
+
+// ConsumerName is the durable consumer of a receiver: each receiver keeps
+// its own position in the stream, so one that is down holds back nobody else.
+func ConsumerName(receiver string) string { return "notifier-" + receiver }
+
+// Validate checks the notify part of cfg as the notifier will use it:
+// receiver names, route patterns, templates, and that this build has an
+// integration for every receiver kind.
+func Validate(cfg *config.Config) error { return validate(cfg, DefaultIntegrations()) }
+
+func validate(cfg *config.Config, integrations map[string]Constructor) error {
+	var p problems
+	for i, r := range cfg.Notify.Receivers {
+		path := fmt.Sprintf("notify.receivers[%d]", i)
+		if r.Name != "" && !events.ValidToken(r.Name) {
+			p.add(path+".name", "%q must be letters, digits, '-' or '_' (it names the receiver's consumer)", r.Name)
+		}
+		if k := Kind(r); k != "" && integrations[k] == nil {
+			p.add(path+"."+k, "this build has no %s integration", k)
+		}
+		if _, err := render.Compile(r.Templates); err != nil {
+			p.add(path, "%v", err)
+		}
+	}
+	validateRoutes(cfg.Notify.Routes, &p)
+	return p.err()
+}
+
+// problems collects every problem, each with its key path.
+type problems []string
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p, "; "))
+}
+
+// Run notifies until ctx ends.
+func (s *Service) Run(ctx context.Context, d app.Deps) error {
+	cfg := d.Config
+	integrations := s.Integrations
+	if integrations == nil {
+		integrations = DefaultIntegrations()
+	}
+	if err := validate(cfg, integrations); err != nil {
+		return err
+	}
+	if len(cfg.Notify.Receivers) == 0 {
+		d.Log.Warn("no receivers configured; the notifier has nothing to do")
+		<-ctx.Done()
+		return nil
+	}
+	replicas := max(cfg.NATS.Stream.Replicas, 1)
+	keep := cfg.NATS.Stream.MaxAge
+	if keep == 0 {
+		keep = bus.DefaultMaxAge
+	}
+	st, err := openState(ctx, d.JS, replicas, keep)
+	if err != nil {
+		return err
+	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return err
+	}
+	client := s.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	maxDeliver := s.MaxDeliver
+	if maxDeliver == 0 {
+		maxDeliver = DefaultMaxDeliver
+	}
+	backOff := s.BackOff
+	if len(backOff) == 0 {
+		backOff = slices.Clone(DefaultBackOff)
+	}
+	rt := newRouter(cfg.Notify)
+	pub := bus.NewPublisher(d.JS, d.Stream)
+
+	var consumers []*bus.Consumer
+	defer func() {
+		for _, c := range consumers {
+			c.Stop()
+		}
+	}()
+	for i, rc := range cfg.Notify.Receivers {
+		kind := Kind(rc)
+		log := d.Log.With("receiver", rc.Name, "kind", kind)
+		r, err := integrations[kind](rc.Name, rc, notify.Options{Logger: log, HTTPClient: client, JS: d.JS, Replicas: replicas})
+		if err != nil {
+			return fmt.Errorf("notify.receivers[%d] (%s): %w", i, rc.Name, err)
+		}
+		tmpl, err := render.Compile(rc.Templates)
+		if err != nil {
+			return fmt.Errorf("notify.receivers[%d] (%s): %w", i, rc.Name, err)
+		}
+		dl := &deliverer{
+			name: rc.Name, kind: kind, receiver: r, templates: tmpl, limiter: limiter(rc, kind),
+			router: rt, state: st, pub: pub, log: log, metrics: m, hooks: s.Hooks,
+		}
+		c, err := bus.Consume(ctx, d.JS, bus.ConsumerConfig{
+			Stream:         d.Stream,
+			Durable:        ConsumerName(rc.Name),
+			FilterSubjects: []string{events.SubjectPrefix + ".>"},
+			DeliverNew:     true,
+			MaxDeliver:     maxDeliver,
+			BackOff:        backOff,
+			// One event at a time, and none handed out while one waits
+			// for its retry: a receiver gets its messages in stream order
+			// (a Slack thread must read in order), across replicas too.
+			Concurrency:   1,
+			MaxAckPending: 1,
+			Logger:        log,
+		}, dl.handle)
+		if err != nil {
+			return fmt.Errorf("receiver %s: %w", rc.Name, err)
+		}
+		consumers = append(consumers, c)
+		log.Info("notifying", "consumer", ConsumerName(rc.Name))
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// limiter is the rate limit of one receiver: the configured one, or the
+// kind's default.
+func limiter(rc config.Receiver, kind string) *rate.Limiter {
+	r, b := float64(otherRate), otherBurst
+	if kind == KindSlack {
+		r, b = slackRate, slackBurst
+	}
+	if rc.RateLimit > 0 {
+		r = rc.RateLimit
+	}
+	if rc.Burst > 0 {
+		b = rc.Burst
+	}
+	return rate.NewLimiter(rate.Limit(r), max(b, 1))
+}
