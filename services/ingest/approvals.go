@@ -229,33 +229,68 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 		trace.WithAttributes(attribute.String("slipway.approval", id), attribute.String("slipway.approver", name)))
 	defer span.End()
 
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	r, err := a.store.Decide(sctx, id, name, grant, in.Reason, a.now())
-	cancel()
+	r, err := a.decideAndPublish(ctx, id, name, grant, in.Reason)
 	switch {
 	case errors.Is(err, approval.ErrNotFound):
 		return a.answer(c, action, http.StatusNotFound, errorBody{"no such approval"})
 	case errors.Is(err, approval.ErrNotAllowed):
-		a.log.InfoContext(ctx, "approval decision refused: not an approver of the promotion", "approval", id, "promotion", r.Promotion, "approver", name)
 		return a.answer(c, action, http.StatusForbidden, errorBody{fmt.Sprintf("%s is not an approver of promotion %s", name, r.Promotion)})
 	case errors.Is(err, approval.ErrDecided):
 		return a.answer(c, action, http.StatusConflict, errorBody{fmt.Sprintf("already %s by %s", r.State, r.DecidedBy)})
 	case errors.Is(err, approval.ErrExpired):
-		msg := "expired"
-		if !r.ExpiresAt.IsZero() {
-			msg += " at " + r.ExpiresAt.UTC().Format(time.RFC3339)
-		}
-		return a.answer(c, action, http.StatusConflict, errorBody{msg})
+		return a.answer(c, action, http.StatusConflict, errorBody{expiredMessage(r)})
+	case errors.Is(err, errNoDecisionEvent):
+		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but its " + err.Error()})
+	case errors.Is(err, errDecisionNotPublished):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+		return a.answer(c, action, http.StatusServiceUnavailable, errorBody{"the decision is recorded but its event could not be stored; repeat the same request"})
+	case err != nil:
+		return a.unavailable(c, action, err)
+	}
+	return a.answer(c, action, http.StatusOK, r)
+}
+
+// Failures of decideAndPublish after the decision was recorded.
+var (
+	// errNoDecisionEvent: the record lacks what an event needs.
+	errNoDecisionEvent = errors.New("event cannot be built")
+	// errDecisionNotPublished: JetStream did not store the event; the same
+	// decision by the same approver publishes it again.
+	errDecisionNotPublished = errors.New("decision event not stored")
+)
+
+// decideAndPublish records approver name's decision on approval id and
+// publishes its event (approval.granted or approval.rejected), for every
+// way a decision is taken: the approval API and Slack's buttons. The
+// decision is a compare-and-set (of two approvers at once one wins), then
+// the event is published and acknowledged.
+//
+// Errors, with the record when there is one: approval.ErrNotFound,
+// ErrNotAllowed, ErrDecided, ErrExpired (nothing was written);
+// errNoDecisionEvent and errDecisionNotPublished (the decision stands, and
+// the same call again publishes it: Decide treats it as a repeat); any
+// other error is the approvals store's. ctx carries the caller's span.
+func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, grant bool, reason string) (approval.Record, error) {
+	span := trace.SpanFromContext(ctx)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	r, err := a.store.Decide(sctx, id, name, grant, reason, a.now())
+	cancel()
+	switch {
+	case errors.Is(err, approval.ErrNotAllowed):
+		a.log.InfoContext(ctx, "approval decision refused: not an approver of the promotion", "approval", id, "promotion", r.Promotion, "approver", name)
+		return r, err
+	case errors.Is(err, approval.ErrNotFound), errors.Is(err, approval.ErrDecided), errors.Is(err, approval.ErrExpired):
+		return r, err
 	case err != nil:
 		span.SetStatus(codes.Error, "approvals store")
-		return a.unavailable(c, action, err)
+		return r, err
 	}
 
 	e, err := approval.DecisionEvent(ctx, r)
 	if err != nil { // a record the promoter wrote without what an event needs
 		span.SetStatus(codes.Error, "decision event")
 		a.log.ErrorContext(ctx, "approval decided, but its event cannot be built", "approval", id, "error", err)
-		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but its event cannot be built: " + err.Error()})
+		return r, fmt.Errorf("%w: %w", errNoDecisionEvent, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	_, err = a.pub.Publish(pctx, e)
@@ -263,12 +298,20 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	if err != nil {
 		span.SetStatus(codes.Error, "publish")
 		a.log.WarnContext(ctx, "approval decided, but its event was not stored; the same request publishes it", "approval", id, "approver", name, "error", err)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		return a.answer(c, action, http.StatusServiceUnavailable, errorBody{"the decision is recorded but its event could not be stored; repeat the same request"})
+		return r, fmt.Errorf("%w: %w", errDecisionNotPublished, err)
 	}
 	a.log.InfoContext(ctx, "approval decided", "approval", id, "promotion", r.Promotion, "decision", string(r.State),
 		"approver", name, "repeat", r.Repeat, "event", e.ID())
-	return a.answer(c, action, http.StatusOK, r)
+	return r, nil
+}
+
+// expiredMessage says when an expired approval expired.
+func expiredMessage(r approval.Record) string {
+	msg := "expired"
+	if !r.ExpiresAt.IsZero() {
+		msg += " at " + r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return msg
 }
 
 // unavailable is the answer when the approvals bucket cannot be reached.

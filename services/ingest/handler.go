@@ -49,7 +49,8 @@ type handler struct {
 }
 
 // NewHandler checks the ingest configuration and returns the HTTP handler of
-// the service: the webhook routes, the approval API (approvals.go),
+// the service: the webhook routes, the approval API (approvals.go), Slack's
+// buttons (slack.go; with a Slack receiver's signing secret only),
 // /healthz, /readyz and /metrics. Errors name the configuration key at
 // fault (ingest.sources[i]...). With approvers configured it opens (creates
 // if need be) the approvals bucket.
@@ -97,6 +98,10 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	slack, err := newSlackInteractions(d, approvals)
+	if err != nil {
+		return nil, err
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -105,6 +110,9 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 	e.POST(route, h.webhook)
 	e.POST(routeWithToken, h.webhook)
 	approvals.mount(e)
+	if slack != nil { // no Slack signing secret: no route (404)
+		slack.mount(e)
+	}
 	health.Mount(e, d.Health, d.Metrics)
 	return e, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/slipway-cd/slipway/services/notifier/notify/cdevents"
 	"github.com/slipway-cd/slipway/services/notifier/notify/email"
 	"github.com/slipway-cd/slipway/services/notifier/notify/msteams"
+	"github.com/slipway-cd/slipway/services/notifier/notify/slack"
 	"github.com/slipway-cd/slipway/services/notifier/notify/webhook"
 )
 
@@ -20,6 +21,7 @@ type Constructor func(name string, cfg config.Receiver, o notify.Options) (notif
 // is one line here.
 func DefaultIntegrations() map[string]Constructor {
 	return map[string]Constructor{
+		KindSlack:    slack.New,
 		KindWebhook:  webhook.New,
 		KindMSTeams:  msteams.New,
 		KindEmail:    email.New,
