@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +64,7 @@ func TestFullRelease(t *testing.T) {
 	hookSrv := httptest.NewServer(hook)
 	t.Cleanup(hookSrv.Close)
 	azure, vsphere := startMarathon(t), startMarathon(t)
+	relay := testkit.NewSMTP(t, "slipway", "mail-pw")
 
 	common := fmt.Sprintf(`
 approvers:
@@ -72,7 +75,12 @@ notify:
       slack: { token: xoxb-slipway, channel: "#deploys", apiUrl: %q, signingSecret: slack-s1gning }
     - name: audit-hook
       webhook: { url: %q, secret: hook-s3cret }
+    - name: release-mail
+      email: { smtp: %q, username: slipway, password: mail-pw, from: slipway@example.com, to: [releases@example.com], caFile: %q }
   routes:
+    - match: { types: ["deployment.*"], environments: [prd] }
+      receivers: [release-mail]
+      continue: true
     - match: { types: ["image.pushed"], environments: [dev] }
       receivers: [team-slack]
       continue: true
@@ -82,7 +90,7 @@ notify:
     - receivers: [audit-hook]
 ops: { listen: "off" }
 deployer: { pollInterval: 100ms }
-`, slack.APIURL, hookSrv.URL)
+`, slack.APIURL, hookSrv.URL, relay.Addr, relay.CAFile)
 	sources := `
 ingest:
   listen: "127.0.0.1:0"
@@ -141,7 +149,7 @@ clusters:
 %s%s`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, azure.url, vsphere.url, sources, common))
 	runService(t, cfg, promoter.New(), deployer.New(), notifier.New())
 	for _, c := range []string{promoter.ConsumerName, deployer.ConsumerName("azure-int"), deployer.ConsumerName("vsphere-prd"),
-		notifier.ConsumerName("team-slack"), notifier.ConsumerName("audit-hook")} {
+		notifier.ConsumerName("team-slack"), notifier.ConsumerName("audit-hook"), notifier.ConsumerName("release-mail")} {
 		testkit.WaitFor(t, "consumer "+c, func() bool {
 			_, err := js.Consumer(t.Context(), bus.DefaultStream, c)
 			return err == nil
@@ -229,6 +237,37 @@ clusters:
 	// The approval message now says who decided, without its buttons.
 	if m, _ := slack.Message(approvalMsg.Channel, approvalMsg.TS); len(m.Buttons()) != 0 || !strings.Contains(m.Content(), "release-manager") {
 		t.Errorf("approval message after the decision: %q, buttons %v", m.Content(), m.Buttons())
+	}
+
+	// The release mail: prd's deployment.started and .succeeded, once each,
+	// over TLS.
+	var prdDeployments []string
+	stream.mu.Lock()
+	for _, e := range stream.evs {
+		if strings.HasPrefix(e.Type(), "dev.slipway.deployment.") && events.EnvironmentOf(e) == "prd" {
+			prdDeployments = append(prdDeployments, e.ID())
+		}
+	}
+	stream.mu.Unlock()
+	testkit.WaitFor(t, "the release mails", func() bool { return len(relay.Mails()) >= len(prdDeployments) })
+	mailed := map[string]int{}
+	for _, m := range relay.Mails() {
+		if !m.TLS {
+			t.Error("a mail was sent without TLS")
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mailed[msg.Header.Get("X-Slipway-Event-Id")]++
+	}
+	for _, id := range prdDeployments {
+		if mailed[id] != 1 {
+			t.Errorf("event %s mailed %d times, want once", id, mailed[id])
+		}
+	}
+	if len(relay.Mails()) != len(prdDeployments) {
+		t.Errorf("%d mails, want %d", len(relay.Mails()), len(prdDeployments))
 	}
 
 	// The audit webhook: every event once, all signed.
