@@ -8,6 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
@@ -221,8 +226,28 @@ func (c *cluster) put(ctx context.Context, rec *record, container json.RawMessag
 	}
 }
 
+// tracer makes the deployer's own spans.
+var tracer = otel.Tracer("github.com/slipway-cd/slipway/services/deployer")
+
 // follow waits for the deployment's outcome until the record's deadline.
-func (c *cluster) follow(ctx context.Context, rec *record) error {
+func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
+	ctx, span := tracer.Start(ctx, "follow deployment "+rec.DeploymentID,
+		trace.WithAttributes(
+			attribute.String("marathon.cluster", c.name),
+			attribute.String("marathon.app.id", rec.AppID),
+			attribute.String("marathon.deployment.id", rec.DeploymentID),
+		))
+	defer func() {
+		span.SetAttributes(attribute.String("slipway.deployment.phase", rec.Phase))
+		if rec.Reason != "" {
+			span.SetAttributes(attribute.String("slipway.deployment.reason", rec.Reason))
+		}
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "follow failed")
+		}
+		span.End()
+	}()
 	deadline := rec.StartedAt.Add(rec.Timeout)
 	o := outcome{gone: true}
 	timedOut := false

@@ -21,7 +21,8 @@ import (
 )
 
 // Each webhook is a span, child of the sender's traceparent when there is
-// one, and its events carry that span as their traceparent.
+// one, and its events carry the span of their publish, a child of it, as
+// their traceparent.
 func TestTracing(t *testing.T) {
 	spans := recordSpans()
 	before := len(spans.Ended())
@@ -36,15 +37,26 @@ func TestTracing(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("%d events", len(evs))
 	}
-	ended := spans.Ended()[before:]
+	var ended []sdktrace.ReadOnlySpan // the webhook spans
+	published := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range spans.Ended()[before:] {
+		if strings.HasPrefix(s.Name(), "publish ") {
+			published[s.SpanContext().SpanID()] = s
+		} else {
+			ended = append(ended, s)
+		}
+	}
 	if len(ended) != 2 {
 		t.Fatalf("%d spans ended, want one per webhook", len(ended))
 	}
 	for i, e := range evs {
+		// The event carries the context of its publish span, a child of
+		// the webhook span.
 		tp, _ := e.Extensions()[events.ExtTraceParent].(string)
-		sc := ended[i].SpanContext()
-		if want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"; tp != want {
-			t.Errorf("event %d traceparent %q, want the webhook span %q", i, tp, want)
+		sc := trace.SpanContextFromContext(events.ExtractTrace(t.Context(), e))
+		pub := published[sc.SpanID()]
+		if pub == nil || pub.Parent().SpanID() != ended[i].SpanContext().SpanID() || pub.Name() != "publish "+string(events.TypeImagePushed) {
+			t.Errorf("event %d traceparent %q, want a publish span under the webhook span %s", i, tp, ended[i].SpanContext().SpanID())
 		}
 		if ended[i].Name() != "webhook dev-registry" || ended[i].SpanKind() != trace.SpanKindServer {
 			t.Errorf("span %q kind %v", ended[i].Name(), ended[i].SpanKind())

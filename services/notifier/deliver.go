@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -105,6 +109,9 @@ func (d *deliverer) handle(ctx context.Context, e events.Event) error {
 	return nil
 }
 
+// tracer makes the span of each notification.
+var tracer = otel.Tracer("github.com/slipway-cd/slipway/services/notifier")
+
 // last reports whether this is the last attempt at the event.
 func last(ctx context.Context) bool {
 	dl, ok := bus.DeliveryFrom(ctx)
@@ -112,7 +119,24 @@ func last(ctx context.Context) bool {
 }
 
 // send sends e to one channel of the receiver unless it was sent before.
-func (d *deliverer) send(ctx context.Context, e events.Event, channel string, msg notify.Message) error {
+func (d *deliverer) send(ctx context.Context, e events.Event, channel string, msg notify.Message) (err error) {
+	ctx, span := tracer.Start(ctx, "notify "+d.name,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("slipway.receiver.name", d.name),
+			attribute.String("slipway.receiver.kind", d.kind),
+			attribute.String("slipway.receiver.channel", channel),
+			attribute.String("cloudevents.event_id", e.ID()),
+			attribute.String("cloudevents.event_type", e.Type()),
+		))
+	defer func() {
+		if err != nil {
+			// Redacted: a receiver's URL can hold its secret.
+			span.RecordError(errors.New(redact(err)))
+			span.SetStatus(codes.Error, "notification failed")
+		}
+		span.End()
+	}()
 	log := d.log.With("event_id", e.ID(), "type", e.Type())
 	if channel != "" {
 		log = log.With("channel", channel)
@@ -124,6 +148,7 @@ func (d *deliverer) send(ctx context.Context, e events.Event, channel string, ms
 		return err
 	}
 	if sent {
+		span.SetAttributes(attribute.Bool("slipway.notification.already_sent", true))
 		log.Debug("already sent; skipped")
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -140,9 +141,17 @@ func TestConsumeDeadLettersAfterMaxDeliver(t *testing.T) {
 
 	subject := "slipway.deployment.succeeded.prd"
 	m := e.lastDLQ(t, bus.DeadLetterSubject("failing", subject))
-	orig, err := events.ToMsg(ev)
+	// The original as stored: the publisher stamped its span's traceparent.
+	st, err := e.js.Stream(e.ctx, bus.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
+	}
+	orig, err := st.GetMsg(e.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig.Header.Get(events.HeaderTraceParent) == "" {
+		t.Error("the published event carries no traceparent")
 	}
 	if string(m.Data) != string(orig.Data) {
 		t.Errorf("dead letter body differs from the original")
@@ -448,8 +457,16 @@ func TestConsumeTracePropagation(t *testing.T) {
 		if s.Name() != "consume "+string(events.TypeDeploymentSucceeded) {
 			t.Errorf("span name %q", s.Name())
 		}
-		if s.Parent().SpanID() != psc.SpanID() || !s.Parent().IsRemote() {
-			t.Errorf("span parent %v, want the remote publisher span", s.Parent())
+		pub := spanByID(s.Parent().SpanID())
+		if pub == nil || !s.Parent().IsRemote() || pub.Name() != "publish "+string(events.TypeDeploymentSucceeded) || pub.SpanKind() != trace.SpanKindProducer {
+			t.Fatalf("span parent %v, want the remote publish span", s.Parent())
+		}
+		if pub.Parent().SpanID() != psc.SpanID() {
+			t.Errorf("publish span parent %v, want the webhook span", pub.Parent())
+		}
+		pattrs := attribute.NewSet(pub.Attributes()...)
+		if v, _ := pattrs.Value("messaging.destination.name"); v.AsString() != "slipway.deployment.succeeded.prd" {
+			t.Errorf("publish span destination %q", v.AsString())
 		}
 		if s.SpanKind() != trace.SpanKindConsumer {
 			t.Errorf("span kind %v", s.SpanKind())
@@ -504,4 +521,14 @@ func TestDeadLetterSubject(t *testing.T) {
 	if want := "slipway-dlq.notifier.slipway.image.pushed.dev"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
+}
+
+// spanByID returns the ended span with id, or nil.
+func spanByID(id trace.SpanID) sdktrace.ReadOnlySpan {
+	for _, s := range spans.Ended() {
+		if s.SpanContext().SpanID() == id {
+			return s
+		}
+	}
+	return nil
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 )
@@ -28,7 +31,37 @@ func NewPublisher(js jetstream.JetStream, stream string) *Publisher {
 
 // Publish stores e and reports whether JetStream had already stored an event
 // with the same id inside its duplicate window.
+//
+// Publish runs in a producer span, child of the span in ctx (or, without
+// one, of the trace e already carries, as when an event is re-published),
+// and the event goes out carrying that span's context as its traceparent, so
+// that every consumer's span is a child of this publish.
 func (p *Publisher) Publish(ctx context.Context, e events.Event) (duplicate bool, err error) {
+	subject, _ := events.SubjectOf(e)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = events.ExtractTrace(ctx, e)
+	}
+	ctx, span := events.Tracer.Start(ctx, "publish "+e.Type(),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.message.id", e.ID()),
+			attribute.String("cloudevents.event_type", e.Type()),
+		))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "publish failed")
+		}
+		span.End()
+	}()
+	if span.SpanContext().IsValid() {
+		// A copy: the caller's event shares its extensions map with e.
+		e = e.Clone()
+		events.InjectTrace(ctx, &e)
+	}
 	m, err := events.ToMsg(e)
 	if err != nil {
 		return false, err
@@ -37,5 +70,6 @@ func (p *Publisher) Publish(ctx context.Context, e events.Event) (duplicate bool
 	if err != nil {
 		return false, fmt.Errorf("publish %s %s: %w", e.Type(), e.ID(), err)
 	}
+	span.SetAttributes(attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	return ack.Duplicate, nil
 }

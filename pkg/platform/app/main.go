@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/telemetry"
@@ -35,9 +36,29 @@ func Main(s Service) {
 func RunProcess(ctx context.Context, cfg *config.Config, services ...Service) error {
 	log := telemetry.NewLogger(cfg.Log, os.Stderr)
 	slog.SetDefault(log)
-	shutdownTracing := telemetry.SetupTracing()
-	defer func() { _ = shutdownTracing(context.Background()) }()
+	shutdownTracing, err := telemetry.SetupTracing(ctx, processName(services))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush what the batcher holds, but do not hang on a collector that
+		// is gone.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flushing traces failed", "err", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, cfg, log, services...)
+}
+
+// processName is the default service.name of a process running services:
+// "slipway-ingest" for one, "slipway" for several.
+func processName(services []Service) string {
+	if len(services) == 1 {
+		return "slipway-" + services[0].Name()
+	}
+	return "slipway"
 }

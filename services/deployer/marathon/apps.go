@@ -11,6 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // App is the part of a Marathon app definition the deployer reads.
@@ -161,7 +166,30 @@ func (c *Client) UpdateApp(ctx context.Context, id string, fields map[string]jso
 		return DeploymentRef{}, c.argError("PUT", p, err)
 	}
 	sort.Strings(names)
-	c.log.Debug("marathon update", "app", "/"+strings.Trim(id, "/"), "fields", strings.Join(names, ","), "force", force)
+	app := "/" + strings.Trim(id, "/")
+	c.log.Debug("marathon update", "app", app, "fields", strings.Join(names, ","), "force", force)
+	ctx, span := tracer.Start(ctx, "marathon PUT "+app,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("http.request.method", http.MethodPut),
+			attribute.String("url.path", p),
+			attribute.String("marathon.cluster", c.cluster),
+			attribute.String("marathon.app.id", app),
+			attribute.StringSlice("marathon.app.fields", names),
+			attribute.Bool("marathon.force", force),
+		))
+	defer span.End()
+	ref, err := c.updateApp(ctx, p, raw, body, force)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "update failed")
+	}
+	span.SetAttributes(attribute.String("marathon.deployment.id", ref.DeploymentID))
+	return ref, err
+}
+
+// updateApp sends UpdateApp's PUT.
+func (c *Client) updateApp(ctx context.Context, p, raw string, body []byte, force bool) (DeploymentRef, error) {
 	resp, err := c.do(ctx, call{
 		method: http.MethodPut,
 		url:    c.endpoint(p, raw, url.Values{"force": {strconv.FormatBool(force)}}),
@@ -182,8 +210,12 @@ func (c *Client) UpdateApp(ctx context.Context, id string, fields map[string]jso
 		// The change was accepted; only its deployment is unknown.
 		return ref, fmt.Errorf("marathon %s: PUT %s: accepted (%d), but the answer names no deployment", c.cluster, p, resp.status)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.status))
 	return ref, nil
 }
+
+// tracer makes the spans of the Marathon writes.
+var tracer = otel.Tracer("github.com/slipway-cd/slipway/services/deployer/marathon")
 
 func (c *Client) decode(resp response, method, path string, v any) error {
 	if err := json.Unmarshal(resp.body, v); err != nil {

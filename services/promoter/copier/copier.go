@@ -21,6 +21,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -195,6 +200,9 @@ func (k configKeychain) Resolve(res authn.Resource) (authn.Authenticator, error)
 	return authn.Anonymous, nil
 }
 
+// tracer makes the span of each Copy.
+var tracer = otel.Tracer("github.com/slipway-cd/slipway/services/promoter/copier")
+
 // copyRun is the state of one Copy.
 type copyRun struct {
 	req   Request
@@ -211,9 +219,27 @@ type copyRun struct {
 // Copy copies req.From to req.To; see the package documentation.
 func (c *Copier) Copy(ctx context.Context, req Request) (res Result, err error) {
 	start := time.Now()
+	// The name without tag and digest: one name per pair of repositories.
+	ctx, span := tracer.Start(ctx, "copy "+req.From.Registry+"/"+req.From.Repository+" → "+req.To.Registry+"/"+req.To.Repository,
+		trace.WithAttributes(
+			attribute.String("slipway.copy.from", req.From.String()),
+			attribute.String("slipway.copy.to", req.To.String()),
+			attribute.String("slipway.image.digest", req.From.Digest),
+		))
 	defer func() {
+		span.SetAttributes(
+			attribute.Bool("slipway.copy.already_there", res.AlreadyThere),
+			attribute.Int("slipway.copy.blobs_copied", res.BlobsCopied),
+			attribute.Int("slipway.copy.blobs_mounted", res.BlobsMounted),
+			attribute.Int("slipway.copy.blobs_skipped", res.BlobsSkipped),
+			attribute.Int64("slipway.copy.bytes_copied", res.BytesCopied),
+			attribute.Int("slipway.copy.referrers_copied", res.ReferrersCopied),
+		)
+		defer span.End()
 		if err != nil {
 			err = c.scrub(err)
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "copy failed")
 			c.log.DebugContext(ctx, "copy failed", "from", req.From.String(), "to", req.To.String(),
 				"error", err, "retryable", Retryable(err), "duration", time.Since(start))
 			return
