@@ -1,9 +1,9 @@
 package deployer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipway-cd/slipway/pkg/platform/prom"
 )
 
 // metrics of the deployer, per cluster.
@@ -29,13 +29,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Apps with a slipway.policy label in the cluster's index.",
 		}, []string{"cluster"}),
 	}
-	for _, c := range []prometheus.Collector{m.deployments, m.duration, m.apps} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	var err error
+	if m.deployments, err = prom.Register(reg, m.deployments); err != nil {
+		return nil, err
+	}
+	if m.duration, err = prom.Register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.apps, err = prom.Register(reg, m.apps); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

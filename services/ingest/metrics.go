@@ -1,10 +1,11 @@
 package ingest
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipway-cd/slipway/pkg/platform/prom"
 )
 
 // metrics of the ingest service. Label values are bounded: sources come from
@@ -52,38 +53,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"action", "code"}),
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = prom.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.events, err = register(reg, m.events); err != nil {
+	if m.events, err = prom.Register(reg, m.events); err != nil {
 		return nil, err
 	}
-	if m.publishSeconds, err = register(reg, m.publishSeconds); err != nil {
+	if m.publishSeconds, err = prom.Register(reg, m.publishSeconds); err != nil {
 		return nil, err
 	}
-	if m.requestSeconds, err = register(reg, m.requestSeconds); err != nil {
+	if m.requestSeconds, err = prom.Register(reg, m.requestSeconds); err != nil {
 		return nil, err
 	}
-	if m.approvals, err = register(reg, m.approvals); err != nil {
+	if m.approvals, err = prom.Register(reg, m.approvals); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register adds c to reg, or returns the collector already registered under
-// the same name: building a second handler on one registry (tests, a
-// restart in process) shares the counters instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *metrics) request(src *source, code int, seconds float64) {

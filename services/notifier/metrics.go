@@ -1,9 +1,9 @@
 package notifier
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipway-cd/slipway/pkg/platform/prom"
 )
 
 // metrics of the notifier, per receiver.
@@ -33,29 +33,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.sent, err = register(reg, m.sent); err != nil {
+	if m.sent, err = prom.Register(reg, m.sent); err != nil {
 		return nil, err
 	}
-	if m.failed, err = register(reg, m.failed); err != nil {
+	if m.failed, err = prom.Register(reg, m.failed); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = prom.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector registered before it (a
-// second notifier in the same process).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -1,9 +1,9 @@
 package promoter
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipway-cd/slipway/pkg/platform/prom"
 )
 
 // metrics of the promoter, per rule.
@@ -29,13 +29,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 9),
 		}, []string{"rule"}),
 	}
-	for _, c := range []prometheus.Collector{m.promotions, m.bytes, m.duration} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	var err error
+	if m.promotions, err = prom.Register(reg, m.promotions); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.duration, err = prom.Register(reg, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// demoOptions tune `slipway demo`; the zero value is not useful, see
+// defaultDemoOptions.
+type demoOptions struct {
+	// IngestListen is ingest's address; empty: 127.0.0.1:8080 if free,
+	// else a free port.
+	IngestListen string
+	// ApprovalPause is how long the demo waits before it approves the prd
+	// promotion in the release manager's name.
+	ApprovalPause time.Duration
+	// DeployDuration is how long the emulated Marathon takes to start new
+	// tasks.
+	DeployDuration time.Duration
+	// BrokenTimeout is /dev/web's slipway.timeout: how long the deployer
+	// waits for the broken image before it rolls back.
+	BrokenTimeout time.Duration
+	// StepTimeout bounds each wait of the scenario.
+	StepTimeout time.Duration
+	// Exit ends the demo after the scenario instead of waiting for ctx.
+	Exit bool
+	// Log, if set, receives the services' logs (warnings and errors).
+	Log io.Writer
+}
+
+func defaultDemoOptions() demoOptions {
+	return demoOptions{
+		ApprovalPause:  5 * time.Second,
+		DeployDuration: 1500 * time.Millisecond,
+		BrokenTimeout:  8 * time.Second,
+		StepTimeout:    2 * time.Minute,
+	}
+}
+
+func demoCmd() *cobra.Command {
+	opts := defaultDemoOptions()
+	cmd := &cobra.Command{
+		Use:   "demo [--pause 5s] [--exit]",
+		Short: "Run a self-contained demo: registries, Marathon emulators and all services in process",
+		Long: "Run Slipway end to end with no configuration, no network and no Docker: an embedded\n" +
+			"NATS server, three in-process registries (dev, tst, prd), two emulated Marathon clusters\n" +
+			"with sample apps, and the services. It pushes a sample image, approves its promotion to\n" +
+			"prd, pushes a broken image to show the rollback, then keeps running (until Ctrl-C) so\n" +
+			"that you can push your own images.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			opts.Log = cmd.ErrOrStderr()
+			_, err := runDemo(ctx, cmd.OutOrStdout(), opts)
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil // Ctrl-C during the scenario
+			}
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&opts.ApprovalPause, "pause", opts.ApprovalPause, "wait this long before approving the prd promotion")
+	cmd.Flags().BoolVar(&opts.Exit, "exit", false, "exit after the scenario instead of running until Ctrl-C")
+	cmd.Flags().StringVar(&opts.IngestListen, "ingest-listen", "", "ingest's address (default 127.0.0.1:8080, or a free port if that is taken)")
+	cmd.Flags().DurationVar(&opts.DeployDuration, "deploy-duration", opts.DeployDuration, "how long an emulated Marathon deployment takes")
+	return cmd
+}
+
+// freeAddr returns preferred if it can be listened on, else a free port on
+// 127.0.0.1.
+func freeAddr(preferred string) (string, error) {
+	if preferred != "" {
+		if ln, err := net.Listen("tcp", preferred); err == nil {
+			addr := ln.Addr().String()
+			_ = ln.Close()
+			return addr, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr, nil
+}
