@@ -31,7 +31,7 @@ func openState(ctx context.Context, js jetstream.JetStream, replicas int, keep t
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
 		Description: "Slipway notifier: notifications sent (receiver, event, channel)",
-		Replicas:    replicas,
+		Replicas:    max(replicas, 1),
 		Storage:     jetstream.FileStorage,
 		// Past the stream's retention no event can come back.
 		TTL: keep,
