@@ -45,9 +45,13 @@ func TestPushDeploysOnEveryClusterOfTheEnvironment(t *testing.T) {
 	}
 	one, two := startMarathon(t), startMarathon(t)
 
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	// The registry's host is known once it runs, after ingest: ingest
+	// starts with a placeholder (events take the host from the
+	// notifications), the deployer with the real one.
+	configFor := func(registryHost string) *config.Config {
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
 nats: { url: %q }
-environments: [ { name: dev, registry: { host: "registry.dev.example", insecure: true } } ]
+environments: [ { name: dev, registry: { host: %q, insecure: true } } ]
 ingest:
   listen: "127.0.0.1:0"
   sources:
@@ -57,10 +61,13 @@ clusters:
   - { name: azure-int-2, environment: dev, marathon: { url: %q } }
 deployer: { pollInterval: 100ms }
 ops: { listen: "off" }
-`, ns.URL, one.url, two.url)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
+`, ns.URL, registryHost, one.url, two.url)), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
+	cfg := configFor("registry.dev.example")
 	_, js := ns.Connect(t)
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
@@ -89,7 +96,7 @@ ops: { listen: "off" }
 	appsOne, appsTwo := apps(reg.Host)
 	one.load(t, appsOne...)
 	two.load(t, appsTwo...)
-	runService(t, cfg, deployer.New())
+	runService(t, configFor(reg.Host), deployer.New())
 
 	testkit.WaitReady(t, "http://"+ingestAddr+"/readyz", nil)
 	for _, cl := range []string{"azure-int", "azure-int-2"} {

@@ -30,16 +30,25 @@ type managedApp struct {
 // scanning every app per event. The event stream keeps it fresh; a full
 // listing rebuilds it periodically and after every reconnect.
 type index struct {
-	log    *slog.Logger
-	mu     sync.RWMutex
-	byRepo map[string]map[string]*managedApp // RepoKey → app id → app
-	byID   map[string]*managedApp
+	log *slog.Logger
+	// registry is the host of the cluster's environment's registry: the
+	// cluster manages the apps that run images from it. One Marathon may
+	// serve several environments (dev and tst on one integration
+	// cluster); each environment's entry then sees only its own apps.
+	registry string
+	mu       sync.RWMutex
+	byRepo   map[string]map[string]*managedApp // RepoKey → app id → app
+	byID     map[string]*managedApp
 	// warned remembers apps with a bad label, so the log says so once.
 	warned map[string]string
 }
 
-func newIndex(log *slog.Logger) *index {
-	return &index{log: log, byRepo: map[string]map[string]*managedApp{}, byID: map[string]*managedApp{}, warned: map[string]string{}}
+func newIndex(log *slog.Logger, registryHost string) *index {
+	x := &index{log: log, byRepo: map[string]map[string]*managedApp{}, byID: map[string]*managedApp{}, warned: map[string]string{}}
+	if img, err := policy.ParseImage(registryHost + "/x"); err == nil && registryHost != "" {
+		x.registry = img.Registry
+	}
+	return x
 }
 
 // managed reads an app's labels and image; nil when the app did not opt in
@@ -68,6 +77,9 @@ func (x *index) managed(a marathon.App) *managedApp {
 	img, err := policy.ParseImage(written)
 	if err != nil {
 		return warn("app image cannot be parsed", err)
+	}
+	if x.registry != "" && img.Registry != x.registry {
+		return nil // another environment's app on the same Marathon
 	}
 	m := &managedApp{id: a.ID, image: img, written: written, policy: p, notify: a.Labels[LabelNotify]}
 	if t, ok := a.Labels[LabelTimeout]; ok {

@@ -39,6 +39,12 @@ func Validate(cfg *config.Config) error {
 	return nil
 }
 
+// registryOf is the registry host of an environment.
+func registryOf(cfg *config.Config, env string) string {
+	e, _ := cfg.Environment(env)
+	return e.Registry.Host
+}
+
 // ConsumerName is the durable consumer of a cluster: each cluster keeps its
 // own position in the stream, so a cluster that is down holds back nobody.
 func ConsumerName(cluster string) string { return "deployer-" + cluster }
@@ -76,7 +82,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		}
 		c := &cluster{
 			name: cl.Name, env: cl.Environment, policy: cl.Deploy, client: client,
-			index: newIndex(d.Log.With("cluster", cl.Name)), tracker: newTracker(), store: st, pub: pub,
+			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), tracker: newTracker(), store: st, pub: pub,
 			log: d.Log.With("cluster", cl.Name), settings: cfg.Deployer, hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,
 		}
