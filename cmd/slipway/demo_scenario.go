@@ -43,7 +43,7 @@ type demoResult struct {
 func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult, error) {
 	start := time.Now()
 	con := newConsole(out, start)
-	con.plain("Slipway demo: embedded NATS, three registries, three emulated Marathon clusters, ingest, promoter and deployer, all in this process.")
+	con.plain("Slipway demo: embedded NATS, three registries, two emulated DC/OS clusters (azure-int for dev and tst, vsphere-prd for prd), ingest, promoter and deployer, all in this process.")
 
 	stop := con.waiting("starting")
 	s, err := startDemoStack(ctx, opts)

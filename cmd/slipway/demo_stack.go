@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,16 +37,19 @@ var demoEnvs = []string{"dev", "tst", "prd"}
 
 // demoApp is one sample app on an emulated cluster.
 type demoApp struct {
-	Cluster, Env, ID string
+	// Cluster is the configuration's cluster entry, Marathon the emulated
+	// Marathon it points at.
+	Cluster, Marathon, Env, ID string
 }
 
-// demoApps are the sample apps, one per stage, each on its own emulated
-// Marathon (a cluster entry of the configuration serves one environment;
-// two entries on one Marathon would each list the other's app in status).
+// demoApps are the sample apps, one per stage, on two emulated Marathons:
+// the integration cluster (azure-int) runs dev and tst — two cluster
+// entries of the configuration, one per environment, on one Marathon —
+// and production runs on vsphere-prd.
 var demoApps = []demoApp{
-	{Cluster: "azure-int", Env: "dev", ID: "/dev/web"},
-	{Cluster: "azure-int-tst", Env: "tst", ID: "/tst/web"},
-	{Cluster: "vsphere-prd", Env: "prd", ID: "/prd/web"},
+	{Cluster: "azure-int", Marathon: "azure-int", Env: "dev", ID: "/dev/web"},
+	{Cluster: "azure-int-tst", Marathon: "azure-int", Env: "tst", ID: "/tst/web"},
+	{Cluster: "vsphere-prd", Marathon: "vsphere-prd", Env: "prd", ID: "/prd/web"},
 }
 
 // demoBrokenImages matches the images whose tasks never become healthy.
@@ -119,6 +123,8 @@ func startDemoStack(ctx context.Context, opts demoOptions) (_ *demoStack, err er
 			id, labels, s.registries[env].Host, demoRepo)
 	}
 	emuOpts := emulator.Options{DeployDuration: opts.DeployDuration, UnhealthyImages: demoBrokenImages}
+	defs := map[string][]string{} // Marathon → its apps
+	var order []string
 	for _, a := range demoApps {
 		policy, timeout := "all", ""
 		switch a.Env {
@@ -127,12 +133,22 @@ func startDemoStack(ctx context.Context, opts demoOptions) (_ *demoStack, err er
 		case "prd":
 			policy = "minor"
 		}
-		m, err := devstack.StartMarathon(emuOpts, []byte("["+appDef(a.ID, a.Env, label(policy, timeout))+"]"))
+		if defs[a.Marathon] == nil {
+			order = append(order, a.Marathon)
+		}
+		defs[a.Marathon] = append(defs[a.Marathon], appDef(a.ID, a.Env, label(policy, timeout)))
+	}
+	started := map[string]*devstack.Marathon{}
+	for _, name := range order {
+		m, err := devstack.StartMarathon(emuOpts, []byte("["+strings.Join(defs[name], ",")+"]"))
 		if err != nil {
 			return nil, err
 		}
-		s.marathons[a.Cluster] = m
+		started[name] = m
 		s.closers = append(s.closers, m.Close)
+	}
+	for _, a := range demoApps {
+		s.marathons[a.Cluster] = started[a.Marathon]
 	}
 
 	doc := fmt.Sprintf(`
