@@ -23,6 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), approvalsCmd(), statusCmd(), configCmd(), versionCmd())
+	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), approvalsCmd(), statusCmd(), dlqCmd(), configCmd(), versionCmd())
 	return root
 }

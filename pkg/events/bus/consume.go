@@ -593,12 +593,10 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, id string, cause er
 	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(d.Attempt))
 	dl.Header.Set(HeaderDLQSubject, d.Subject)
 	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	// A redelivery (the Term got lost) must not dead-letter twice; without
-	// an event id the stream position identifies the message.
-	msgID := c.cfg.Durable + ":" + id
-	if id == "" {
-		msgID = c.cfg.Durable + ":" + d.Stream + ":" + strconv.FormatUint(d.Sequence, 10)
-	}
+	// A redelivery (the Term got lost) must not dead-letter twice, but the
+	// same event redriven and failing again is a new message and must land
+	// again: the stream position, not the event id, identifies it.
+	msgID := c.cfg.Durable + ":" + d.Stream + ":" + strconv.FormatUint(d.Sequence, 10)
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), opTimeout)
 	defer cancel()

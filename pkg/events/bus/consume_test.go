@@ -162,7 +162,7 @@ func TestConsumeDeadLettersAfterMaxDeliver(t *testing.T) {
 		bus.HeaderDLQSequence:     "1",
 		bus.HeaderDLQDeliveries:   "3",
 		bus.HeaderDLQSubject:      subject,
-		events.HeaderMsgID:        "failing:" + ev.ID(),
+		events.HeaderMsgID:        "failing:" + bus.DefaultStream + ":1",
 		events.HeaderContentType:  events.ContentType,
 		events.HeaderTraceParent:  orig.Header.Get(events.HeaderTraceParent),
 		"Slipway-Dlq-Nonexistent": "",

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+)
+
+// dlqTimeout bounds each dlq command's work against NATS.
+const dlqTimeout = 30 * time.Second
+
+func dlqCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and redrive dead letters (events a consumer gave up on)",
+		Long: `Inspect and redrive the dead-letter stream (SLIPWAY_DLQ, or the configured
+stream's name with _DLQ appended).
+
+A dead letter is named by SEQ, its sequence number in the dead-letter stream, as
+printed by "slipway dlq list".`,
+	}
+	cmd.AddCommand(dlqListCmd(), dlqShowCmd(), dlqRedriveCmd())
+	return cmd
+}
+
+// dlqRun dials NATS and runs f on the dead-letter stream of the configured
+// event stream.
+func dlqRun(cmd *cobra.Command, nf *natsFlags, f func(ctx context.Context, js jetstream.JetStream, stream string) error) error {
+	conn, cfg, err := nf.dial(cmd.CommandPath())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	name := cfg.NATS.Stream.Name
+	if name == "" {
+		name = bus.DefaultStream
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), dlqTimeout)
+	defer cancel()
+	return f(ctx, conn.JS, bus.DeadLetterStreamName(name))
+}
+
+func parseSeq(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("SEQ must be a dead-letter sequence number (see slipway dlq list), not %q", s)
+	}
+	return n, nil
+}
+
+func dlqListCmd() *cobra.Command {
+	var nf natsFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--config FILE | --nats URL] [--json]",
+		Short: fmt.Sprintf("List dead letters, oldest first (at most %d)", bus.MaxListDeadLetters),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+				list, err := bus.ListDeadLetters(ctx, js, stream)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					if list == nil {
+						list = []bus.DeadLetter{}
+					}
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(list)
+				}
+				return printDeadLetters(cmd.OutOrStdout(), list)
+			})
+		},
+	}
+	nf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the dead letters as JSON (Data is base64)")
+	return cmd
+}
+
+func printDeadLetters(out io.Writer, list []bus.DeadLetter) error {
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(out, "no dead letters")
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SEQ\tTIME\tCONSUMER\tSUBJECT\tEVENT\tERROR")
+	for _, d := range list {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Seq, d.Time.Local().Format("2006-01-02 15:04:05"),
+			orDash(d.Consumer), orDash(d.Subject), orDash(d.EventID), truncate(d.Error, 60))
+	}
+	return w.Flush()
+}
+
+// truncate cuts s to at most n runes, marking the cut.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func dlqShowCmd() *cobra.Command {
+	var nf natsFlags
+	cmd := &cobra.Command{
+		Use:   "show SEQ [--config FILE | --nats URL]",
+		Short: "Show a dead letter: its headers, the error and the event",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := parseSeq(args[0])
+			if err != nil {
+				return err
+			}
+			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+				d, err := bus.GetDeadLetter(ctx, js, stream, seq)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					return fmt.Errorf("no dead letter %d on %s", seq, stream)
+				}
+				if err != nil {
+					return err
+				}
+				return printDeadLetter(cmd.OutOrStdout(), d)
+			})
+		},
+	}
+	nf.add(cmd)
+	return cmd
+}
+
+func printDeadLetter(out io.Writer, d bus.DeadLetter) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Seq:\t%d\n", d.Seq)
+	fmt.Fprintf(w, "Time:\t%s\n", d.Time.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "Consumer:\t%s\n", orDash(d.Consumer))
+	fmt.Fprintf(w, "Subject:\t%s\n", orDash(d.Subject))
+	fmt.Fprintf(w, "From:\t%s sequence %d\n", orDash(d.Stream), d.Sequence)
+	fmt.Fprintf(w, "Deliveries:\t%d\n", d.Deliveries)
+	fmt.Fprintf(w, "Event:\t%s %s\n", orDash(d.EventID), d.EventType)
+	fmt.Fprintf(w, "Error:\t%s\n", orDash(d.Error))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nHeaders:")
+	keys := make([]string, 0, len(d.Header))
+	for k := range d.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range d.Header[k] {
+			fmt.Fprintf(out, "  %s: %s\n", k, v)
+		}
+	}
+	fmt.Fprintln(out, "\nBody:")
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, d.Data, "", "  "); err == nil {
+		_, err = fmt.Fprintln(out, pretty.String())
+		return err
+	}
+	_, err := fmt.Fprintf(out, "%q\n", d.Data)
+	return err
+}
+
+func dlqRedriveCmd() *cobra.Command {
+	var nf natsFlags
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "redrive SEQ... | --all [--config FILE | --nats URL]",
+		Short: "Re-publish dead letters to their original subject, with the same event id",
+		Long: `Re-publish dead letters to their original subject, with their original body,
+headers and event id (as Nats-Msg-Id), and delete them from the dead-letter stream.
+
+Every consumer whose filter matches the subject receives the event again, not
+only the one that gave up on it.
+
+Because the id is the same, JetStream drops the copy as a duplicate as long as
+the original is inside the stream's duplicate window (10 minutes by default),
+and a dead letter younger than the dead-letter stream's window is not redriven
+either (should the event fail again, its new dead letter would be dropped as a
+duplicate). Such a dead letter is kept and reported with the time to retry.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("give either SEQ... or --all")
+			}
+			var seqs []uint64
+			for _, a := range args {
+				seq, err := parseSeq(a)
+				if err != nil {
+					return err
+				}
+				seqs = append(seqs, seq)
+			}
+			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+				if all {
+					list, err := bus.ListDeadLetters(ctx, js, stream)
+					if err != nil {
+						return err
+					}
+					for _, d := range list {
+						seqs = append(seqs, d.Seq)
+					}
+					if len(seqs) == 0 {
+						fmt.Fprintln(cmd.OutOrStdout(), "no dead letters")
+						return nil
+					}
+				}
+				return redriveAll(ctx, js, stream, seqs, cmd.OutOrStdout())
+			})
+		},
+	}
+	nf.add(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "redrive every dead letter")
+	return cmd
+}
+
+// redriveAll redrives seqs one by one, printing each outcome, and fails if
+// any failed or was kept as a duplicate.
+func redriveAll(ctx context.Context, js jetstream.JetStream, stream string, seqs []uint64, out io.Writer) error {
+	var redriven, kept, failed int
+	for _, seq := range seqs {
+		d, err := bus.GetDeadLetter(ctx, js, stream, seq)
+		if err == nil {
+			var dup bool
+			dup, err = bus.Redrive(ctx, js, stream, seq)
+			if err == nil && dup {
+				kept++
+				msg := fmt.Sprintf("%d: kept: event %s is still inside the duplicate window", seq, d.EventID)
+				if nb := bus.RedriveNotBefore(ctx, js, stream, d); !nb.IsZero() {
+					msg += "; retry after " + nb.Local().Format("15:04:05")
+				}
+				fmt.Fprintln(out, msg)
+				continue
+			}
+		}
+		if err != nil {
+			failed++
+			fmt.Fprintf(out, "%d: failed: %v\n", seq, err)
+			continue
+		}
+		redriven++
+		fmt.Fprintf(out, "%d: redriven: event %s to %s\n", seq, d.EventID, d.Subject)
+	}
+	fmt.Fprintf(out, "%d redriven, %d kept, %d failed\n", redriven, kept, failed)
+	if kept+failed > 0 {
+		return fmt.Errorf("%d of %d dead letters not redriven", kept+failed, len(seqs))
+	}
+	return nil
+}
