@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 
+	"golang.org/x/time/rate"
+
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/ingest/auth"
@@ -26,6 +28,8 @@ type source struct {
 	auth        auth.Authenticator
 	// resolver asks the environment's registry for missing digests.
 	resolver *resolve.Resolver
+	// limit bounds the deliveries per second; nil: no limit.
+	limit *rate.Limiter
 }
 
 // sourceName keeps names usable as one URL path segment and readable in
@@ -84,6 +88,13 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 			parse:       parse,
 			auth:        a,
 			resolver:    r,
+		}
+		if s.RateLimit > 0 {
+			burst := s.Burst
+			if burst == 0 {
+				burst = max(int(s.RateLimit), 1)
+			}
+			out[s.Name].limit = rate.NewLimiter(rate.Limit(s.RateLimit), burst)
 		}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,7 +71,15 @@ func (h *handler) webhook(c echo.Context) error {
 	defer span.End()
 
 	tok, hasToken := urlToken(c)
-	rep := h.receive(ctx, src, r, tok, hasToken)
+	var rep reply
+	if wait, ok := src.admit(); ok {
+		rep = h.receive(ctx, src, r, tok, hasToken)
+	} else {
+		// Refused before the body is read: a flood costs no parsing, and
+		// the registry's retry comes when there is room.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		rep = reply{http.StatusTooManyRequests, errorBody{"too many deliveries from this source, retry later"}}
+	}
 
 	span.SetAttributes(attribute.Int("http.response.status_code", rep.code))
 	if rep.code >= 500 {
@@ -120,6 +129,20 @@ func (h *handler) receive(ctx context.Context, src *source, r *http.Request, tok
 	}
 	h.log.DebugContext(ctx, "webhook stored", "source", src.name, "accepted", counts.Accepted, "duplicates", counts.Duplicates, "ignored", counts.Ignored)
 	return reply{http.StatusAccepted, counts}
+}
+
+// admit takes a token of the source's rate limit; when there is none it
+// says how long until there is.
+func (s *source) admit() (time.Duration, bool) {
+	if s.limit == nil {
+		return 0, true
+	}
+	res := s.limit.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return d, false
+	}
+	return 0, true
 }
 
 // urlToken returns the {token} segment, unescaped (a sender escapes what a

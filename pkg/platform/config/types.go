@@ -123,6 +123,12 @@ type Source struct {
 	// Registry is the host to use when the payload has none, or to override it.
 	Registry string `yaml:"registry"`
 	Auth     *Auth  `yaml:"auth"`
+	// RateLimit is the most deliveries per second this source accepts
+	// (0: no limit); beyond it ingest answers 429 with Retry-After, which
+	// registries retry. Burst is how many may come at once (default: the
+	// rate, at least 1).
+	RateLimit float64 `yaml:"rateLimit"`
+	Burst     int     `yaml:"burst"`
 }
 
 // Auth is how a source proves it is the registry. Exactly one is set.

@@ -152,6 +152,9 @@ func (c *Config) Validate() error {
 		}
 		checkEnv(path+".environment", s.Environment)
 		validateWebhookAuth(&p, path+".auth", s.Auth)
+		if s.RateLimit < 0 || s.Burst < 0 {
+			p.add(path+".rateLimit", "must not be negative")
+		}
 	}
 
 	approvers := map[string]bool{}
