@@ -6,7 +6,7 @@ PKGS     := $(addsuffix /...,$(MODDIRS))
 BENCHTIME ?= 3s
 FUZZTIME  ?= 30s
 
-.PHONY: all test test-short bench lint build generate fuzz clean
+.PHONY: all test test-short bench chaos soak lint build generate fuzz clean
 
 all: lint test build
 
@@ -21,6 +21,22 @@ test-short:
 ## bench: benchmarks (ingest vs raw JetStream and others); see docs/benchmarks.md
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m $(PKGS)
+
+## chaos: the chaos run at full size (1000 pushes, 50 repositories, 3 stages,
+## instance kills, a registry outage, Marathon 503s); prints the report
+CHAOS_PUSHES ?= 1000
+CHAOS_REPOS  ?= 50
+chaos:
+	SLIPWAY_CHAOS_PUSHES=$(CHAOS_PUSHES) SLIPWAY_CHAOS_REPOS=$(CHAOS_REPOS) \
+		$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./cmd/slipway
+
+## soak: steady load for SOAK_DURATION; reports memory and goroutines per
+## service process at the start and the end
+SOAK_DURATION ?= 5m
+SOAK_RATE     ?= 5
+soak:
+	SLIPWAY_SOAK_DURATION=$(SOAK_DURATION) SLIPWAY_SOAK_RATE=$(SOAK_RATE) \
+		$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/slipway
 
 ## lint: gofmt and go vet over every module
 lint:
