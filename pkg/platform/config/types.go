@@ -113,6 +113,21 @@ type Ingest struct {
 	Sources      []Source `yaml:"sources"`
 	// ResolveTimeout bounds the HEAD that fills a missing digest.
 	ResolveTimeout time.Duration `yaml:"resolveTimeout"`
+	// TLS, when set, serves the listener over HTTPS.
+	TLS *IngestTLS `yaml:"tls"`
+}
+
+// IngestTLS is the server side of ingest's HTTPS listener.
+type IngestTLS struct {
+	// CertFile and KeyFile are PEM files; the certificate is read again
+	// when a file changes, so a rotated certificate needs no restart.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ClientCAFile, when set, requires every client to present a
+	// certificate signed by one of its CAs (mutual TLS).
+	ClientCAFile string `yaml:"clientCAFile"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"minVersion"`
 }
 
 // Source is one webhook endpoint, POST /webhooks/{name}.

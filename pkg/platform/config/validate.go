@@ -53,6 +53,9 @@ func (c *Config) applyDefaults() {
 	if c.Ingest.MaxBodyBytes == 0 {
 		c.Ingest.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Ingest.TLS != nil {
+		c.Ingest.TLS.MinVersion = cmp.Or(c.Ingest.TLS.MinVersion, DefaultTLSMinVersion)
+	}
 	d := &c.Deployer
 	d.SyncInterval = cmp.Or(d.SyncInterval, DefaultSyncInterval)
 	d.ReconcileInterval = cmp.Or(d.ReconcileInterval, DefaultReconcileInterval)
@@ -137,6 +140,7 @@ func (c *Config) Validate() error {
 	if c.Ingest.MaxBodyBytes < 0 {
 		p.add("ingest.maxBodyBytes", "must be positive")
 	}
+	c.validateIngestTLS(&p)
 	sources := map[string]bool{}
 	for i, s := range c.Ingest.Sources {
 		path := fmt.Sprintf("ingest.sources[%d]", i)
