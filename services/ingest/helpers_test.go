@@ -2,15 +2,19 @@ package ingest_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +114,39 @@ func (r *rig) listen(t *testing.T) {
 	}
 }
 
+// runService runs the ingest service itself (its own listener, HTTPS when
+// cfg says so) on a free loopback port until the test ends. It returns the
+// address and stop, which ends Run and returns what Run returned.
+func (r *rig) runService(t *testing.T, cfg *config.Config) (string, func() error) {
+	t.Helper()
+	cfg.Ingest.Listen = "127.0.0.1:0"
+	d := r.deps(cfg)
+	d.Metrics = prometheus.NewRegistry() // a service's metrics register once per registry
+	addr := make(chan net.Addr, 1)
+	svc := ingest.New()
+	svc.Listening = func(a net.Addr) { addr <- a }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, d) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(waitTimeout):
+			return errors.New("Run did not return after cancel")
+		}
+	})
+	t.Cleanup(func() { _ = stop() })
+	select {
+	case a := <-addr:
+		return a.String(), stop
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+		return "", nil
+	}
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -147,6 +184,12 @@ func none() *config.Auth { return &config.Auth{None: true} }
 // post sends body to path and returns the status and the decoded JSON body.
 func post(t *testing.T, url string, body []byte, header http.Header) (int, map[string]any, http.Header) {
 	t.Helper()
+	return postWith(t, http.DefaultClient, url, body, header)
+}
+
+// postWith is post with a given client (TLS, client certificates).
+func postWith(t *testing.T, client *http.Client, url string, body []byte, header http.Header) (int, map[string]any, http.Header) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +198,7 @@ func post(t *testing.T, url string, body []byte, header http.Header) (int, map[s
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

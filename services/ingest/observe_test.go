@@ -1,14 +1,11 @@
 package ingest_test
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -127,35 +124,15 @@ func get(t *testing.T, url string, want int) string {
 // Run serves on ingest.listen and stops cleanly when its context ends.
 func TestServiceRun(t *testing.T) {
 	r := newRig(t)
+	if name := ingest.New().Name(); name != "ingest" {
+		t.Fatalf("name %q", name)
+	}
 	cfg := testConfig(config.Registry{}, config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Auth: none()})
-	cfg.Ingest.Listen = "127.0.0.1:0"
-	addr := make(chan net.Addr, 1)
-	svc := ingest.New()
-	svc.Listening = func(a net.Addr) { addr <- a }
-	if svc.Name() != "ingest" {
-		t.Fatalf("name %q", svc.Name())
-	}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx, r.deps(cfg)) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	if code, got, _ := post(t, base+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1")), nil); code != http.StatusAccepted {
+	addr, stop := r.runService(t, cfg)
+	if code, got, _ := post(t, "http://"+addr+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1")), nil); code != http.StatusAccepted {
 		t.Fatalf("%d %v", code, got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v after cancel, want nil", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Run did not return after cancel")
+	if err := stop(); err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,12 +50,19 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if addr == "" {
 		addr = DefaultListen
 	}
+	var tlsCfg *tls.Config
+	if t := d.Config.Ingest.TLS; t != nil {
+		if tlsCfg, err = serverTLS(t, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("ingest.listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           h,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -64,8 +72,14 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("ingest listening", "addr", ln.Addr().String())
+	go func() {
+		if tlsCfg != nil {
+			served <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	log.Info("ingest listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
 	if s.Listening != nil {
 		s.Listening(ln.Addr())
 	}
