@@ -56,7 +56,10 @@ func startDlq(t *testing.T, window time.Duration) *dlqEnv {
 	if e.dlq, err = e.js.Stream(ctx, dlqName); err != nil {
 		t.Fatal(err)
 	}
-	c, err := bus.Consume(ctx, e.js, bus.ConsumerConfig{Durable: "deployer", Logger: slog.New(slog.DiscardHandler)},
+	// Only its own events: the announcements of its dead letters would fail
+	// too, and be dead letters of their own.
+	c, err := bus.Consume(ctx, e.js, bus.ConsumerConfig{Durable: "deployer", Logger: slog.New(slog.DiscardHandler),
+		FilterSubjects: []string{events.FilterSubject(events.TypeImagePromoted, "")}},
 		func(_ context.Context, ev events.Event) error {
 			if !e.fixed.Load() {
 				return bus.Permanent(errors.New("marathon said 422: bad image reference"))

@@ -22,6 +22,7 @@ const (
 	TypeDeploymentFailed    Type = "dev.slipway.deployment.failed.v1"
 	TypeDriftDetected       Type = "dev.slipway.drift.detected.v1"
 	TypeNotificationFailed  Type = "dev.slipway.notification.failed.v1"
+	TypeEventDeadLettered   Type = "dev.slipway.event.deadlettered.v1"
 )
 
 const typePrefix, typeSuffix = "dev.slipway.", ".v1"
@@ -43,6 +44,7 @@ var Types = []struct {
 	{TypeDeploymentFailed, Deployment{}},
 	{TypeDriftDetected, DriftDetected{}},
 	{TypeNotificationFailed, NotificationFailed{}},
+	{TypeEventDeadLettered, EventDeadLettered{}},
 }
 
 // Short returns "<noun>.<verb>", the part of the type that the subject and
@@ -202,4 +204,32 @@ type NotificationFailed struct {
 	EventType string `json:"eventType,omitempty"`
 	Error     string `json:"error"`
 	Attempts  int    `json:"attempts"`
+}
+
+// EventDeadLettered is the data of dev.slipway.event.deadlettered.v1: a
+// consumer gave up on a message and stored it in the dead-letter stream.
+type EventDeadLettered struct {
+	// Consumer is the durable name of the consumer that gave up.
+	Consumer string `json:"consumer"`
+	// Stream is the stream the message was read from.
+	Stream string `json:"stream"`
+	// Sequence is the message's sequence number in that stream.
+	Sequence uint64 `json:"sequence"`
+	// Subject is the message's original NATS subject.
+	Subject string `json:"subject"`
+	// EventID is the id of the dead-lettered event; empty when the message
+	// is not a CloudEvent.
+	EventID string `json:"eventId,omitempty"`
+	// EventType is the type of the dead-lettered event; empty when the
+	// message is not a CloudEvent.
+	EventType string `json:"eventType,omitempty"`
+	// Error is the consumer's last error, on one line, cut to 1 KiB.
+	Error string `json:"error"`
+	// Deliveries is how many times the message was delivered.
+	Deliveries int `json:"deliveries"`
+	// DLQSequence is the dead letter's sequence number in the dead-letter
+	// stream: the SEQ of slipway dlq show and slipway dlq redrive.
+	DLQSequence uint64 `json:"dlqSequence"`
+	// DeadLetteredAt is when the consumer gave up.
+	DeadLetteredAt time.Time `json:"deadLetteredAt"`
 }

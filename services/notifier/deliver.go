@@ -186,11 +186,14 @@ func (d *deliverer) send(ctx context.Context, e events.Event, channel string, ms
 }
 
 // announce publishes dev.slipway.notification.failed.v1 for a notification
-// that will not be sent. Failures to send a notification.failed are not
-// announced: that would chain without end.
+// that will not be sent. Failures to send a notification.failed or an
+// event.deadlettered are not announced: each failure announces the other
+// (the event is dead-lettered, and a dead-lettered notification.failed is
+// announced), so that would chain without end. They stay visible in the
+// dead-letter stream.
 func (d *deliverer) announce(ctx context.Context, e events.Event, f failure) error {
-	if events.Type(e.Type()) == events.TypeNotificationFailed {
-		d.log.Error("notification of a failed notification failed; not announced again", "event_id", e.ID(), "err", redact(f.err))
+	if t := events.Type(e.Type()); t == events.TypeNotificationFailed || t == events.TypeEventDeadLettered {
+		d.log.Error("notification of a failure failed; not announced again", "event_id", e.ID(), "type", e.Type(), "err", redact(f.err))
 		return nil
 	}
 	attempts := 1

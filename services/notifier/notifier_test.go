@@ -129,7 +129,8 @@ func TestRateLimitedStormThenRecovery(t *testing.T) {
 // A receiver that is down past the last attempt: one notification.failed
 // per event (routed like any event, here to a second receiver), the event in
 // the dead-letter stream, and no notification.failed about a failed
-// notification.failed.
+// notification.failed or event.deadlettered: the chain of failures about
+// failures ends.
 func TestReceiverDownGivesUp(t *testing.T) {
 	down := newHook(t, func(http.ResponseWriter, int, events.Event) int { return http.StatusInternalServerError })
 	ops := newHook(t, nil)
@@ -149,9 +150,15 @@ func TestReceiverDownGivesUp(t *testing.T) {
 	testkit.WaitFor(t, "a notification.failed for each event at ops", func() bool { return len(ops.delivered()) == 2 })
 	dlq := bus.DeadLetterStreamName(bus.DefaultStream)
 	// The two events and the two notification.failed events, which the
-	// down receiver could not take either.
-	testkit.WaitFor(t, "four dead letters", func() bool { return len(messages(t, e.js, dlq, ">")) == 4 })
+	// down receiver could not take either, and the four event.deadlettered
+	// announcing them, which it could not take either and which announce
+	// nothing more.
+	testkit.WaitFor(t, "eight dead letters", func() bool { return len(messages(t, e.js, dlq, ">")) == 8 })
 	e.drained()
+	announced := messages(t, e.js, bus.DefaultStream, events.FilterSubject(events.TypeEventDeadLettered, ""))
+	if len(announced) != 4 {
+		t.Errorf("%d event.deadlettered events, want 4 (none about themselves)", len(announced))
+	}
 
 	failed := messages(t, e.js, bus.DefaultStream, events.FilterSubject(events.TypeNotificationFailed, ""))
 	if len(failed) != 2 {
@@ -178,9 +185,9 @@ func TestReceiverDownGivesUp(t *testing.T) {
 	if got, want := ops.delivered(), []string{failedID(t, failed[0]), failedID(t, failed[1])}; !slices.Equal(got, want) {
 		t.Errorf("ops got %v, want %v", got, want)
 	}
-	// Three attempts at each of the four events, and nothing else.
-	if n := len(down.all()); n != 12 {
-		t.Errorf("down receiver got %d requests, want 12", n)
+	// Three attempts at each of the eight events, and nothing else.
+	if n := len(down.all()); n != 24 {
+		t.Errorf("down receiver got %d requests, want 24", n)
 	}
 	dead := map[string]string{}
 	for _, m := range messages(t, e.js, dlq, ">") {
@@ -190,13 +197,17 @@ func TestReceiverDownGivesUp(t *testing.T) {
 		}
 		dead[f.ID()] = m.Headers().Get(bus.HeaderDLQConsumer) + " " + m.Headers().Get(bus.HeaderDLQDeliveries)
 	}
-	for _, id := range append(ids(evs), failedID(t, failed[0]), failedID(t, failed[1])) {
+	dl := append(ids(evs), failedID(t, failed[0]), failedID(t, failed[1]))
+	for _, m := range announced {
+		dl = append(dl, failedID(t, m))
+	}
+	for _, id := range dl {
 		if dead[id] != "notifier-down 3" {
 			t.Errorf("dead letter of %s: %q, want consumer notifier-down after 3 deliveries", id, dead[id])
 		}
 	}
-	if n := e.metric("slipway_notifier_failed_total", "receiver", "down", "kind", "webhook", "retryable", "true"); n != 12 {
-		t.Errorf("failed_total{down} = %v, want 12", n)
+	if n := e.metric("slipway_notifier_failed_total", "receiver", "down", "kind", "webhook", "retryable", "true"); n != 24 {
+		t.Errorf("failed_total{down} = %v, want 24", n)
 	}
 }
 

@@ -74,6 +74,12 @@ type ConsumerConfig struct {
 	Concurrency int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnDeadLetter, when set, is called once for each message this process
+	// stores in the dead-letter stream (not again for a redelivery whose
+	// copy was already there), with Seq set to its dead-letter sequence.
+	// It runs before the message is settled, so it must be quick; it lets
+	// a process count dead letters without this package knowing how.
+	OnDeadLetter func(DeadLetter)
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
@@ -476,7 +482,7 @@ func (c *Consumer) process(msg jetstream.Msg) {
 	}
 	e, err := events.FromMsg(msg.Data())
 	if err != nil {
-		c.deadLetter(msg, d, "", Permanent(err))
+		c.deadLetter(msg, d, nil, Permanent(err))
 		return
 	}
 	c.settle(msg, d, e, c.call(msg, d, e))
@@ -550,7 +556,7 @@ func (c *Consumer) settle(msg jetstream.Msg, d Delivery, e events.Event, err err
 		// another replica may take it now.
 		c.handBack(msg)
 	case IsPermanent(err) || d.Last():
-		c.deadLetter(msg, d, e.ID(), err)
+		c.deadLetter(msg, d, &e, err)
 	default:
 		delay := c.retryDelay(d.Attempt, err)
 		log.Warn("event handler failed; will retry", "max_deliver", d.MaxDeliver, "retry_in", delay, "err", err)
@@ -569,12 +575,13 @@ func (c *Consumer) retryDelay(attempt int, err error) time.Duration {
 	return c.cfg.BackOff[i]
 }
 
-// deadLetter stores a copy of msg on the dead-letter stream and then
-// terminates msg. id is the event id, "" when the body is not an event.
-func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, id string, cause error) {
+// deadLetter stores a copy of msg on the dead-letter stream, announces it
+// with an event.deadlettered event, and then terminates msg. e is the event,
+// nil when the body is not one.
+func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, e *events.Event, cause error) {
 	log := c.log.With("subject", d.Subject, "sequence", d.Sequence, "delivery", d.Attempt)
-	if id != "" {
-		log = log.With("event_id", id)
+	if e != nil {
+		log = log.With("event_id", e.ID())
 	}
 	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Durable, d.Subject))
 	dl.Data = msg.Data()
@@ -586,36 +593,66 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, id string, cause er
 		}
 		dl.Header[k] = append([]string(nil), vs...)
 	}
+	now := time.Now().UTC()
 	dl.Header.Set(HeaderDLQConsumer, c.cfg.Durable)
 	dl.Header.Set(HeaderDLQError, headerValue(cause.Error(), maxErrorHeader))
 	dl.Header.Set(HeaderDLQStream, d.Stream)
 	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(d.Sequence, 10))
 	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(d.Attempt))
 	dl.Header.Set(HeaderDLQSubject, d.Subject)
-	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	// A redelivery (the Term got lost) must not dead-letter twice, but the
-	// same event redriven and failing again is a new message and must land
-	// again: the stream position, not the event id, identifies it.
-	msgID := c.cfg.Durable + ":" + d.Stream + ":" + strconv.FormatUint(d.Sequence, 10)
+	dl.Header.Set(HeaderDLQTime, now.Format(time.RFC3339Nano))
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), opTimeout)
 	defer cancel()
-	if _, err := c.js.PublishMsg(ctx, dl,
-		jetstream.WithMsgID(msgID),
+	ack, err := c.js.PublishMsg(ctx, dl,
+		jetstream.WithMsgID(deadLetterKey(c.cfg.Durable, d.Stream, d.Sequence)),
 		jetstream.WithExpectStream(DeadLetterStreamName(c.cfg.Stream)),
-	); err != nil {
-		delay := c.retryDelay(d.Attempt, nil)
-		log.Error("dead-letter publish failed; will retry", "retry_in", delay, "err", err, "cause", cause)
-		if nerr := msg.NakWithDelay(delay); nerr != nil {
-			log.Warn("nak event; it is redelivered after ack wait", "err", nerr)
-		}
+	)
+	if err != nil {
+		c.retryDeadLetter(msg, d, log.With("err", err, "cause", cause), "dead-letter publish failed; will retry")
+		return
+	}
+	// A duplicate acks with the sequence of the copy stored before.
+	letter := DeadLetter{
+		Seq: ack.Sequence, Consumer: c.cfg.Durable, Error: dl.Header.Get(HeaderDLQError),
+		Subject: d.Subject, Stream: d.Stream, Sequence: d.Sequence, Deliveries: d.Attempt, Time: now,
+		Data: dl.Data, Header: dl.Header,
+	}
+	if e != nil {
+		letter.EventID, letter.EventType = e.ID(), e.Type()
+	}
+	if !ack.Duplicate && c.cfg.OnDeadLetter != nil {
+		c.cfg.OnDeadLetter(letter)
+	}
+	if err := c.announce(ctx, msg, e, letter); err != nil {
+		// The copy is stored and deduplicates; the redelivery announces.
+		c.retryDeadLetter(msg, d, log.With("err", err, "cause", cause), "dead-letter announcement failed; will retry")
 		return
 	}
 	if err := msg.TermWithReason("dead-lettered"); err != nil {
 		// The copy is stored; a redelivery dead-letters again, deduplicated.
 		log.Warn("terminate dead-lettered event", "err", err)
 	}
-	log.Error("event dead-lettered", "dead_letter_subject", dl.Subject, "err", cause)
+	log.Error("event dead-lettered", "dead_letter_subject", dl.Subject, "dead_letter_seq", ack.Sequence, "err", cause)
+}
+
+// deadLetterKey identifies a dead letter: the Nats-Msg-Id of the copy and
+// the seed of its announcement's id. A redelivery (the Term got lost) must
+// not dead-letter twice, but the same event redriven and failing again is a
+// new message and must land again: the stream position, not the event id,
+// identifies it.
+func deadLetterKey(consumer, stream string, seq uint64) string {
+	return consumer + ":" + stream + ":" + strconv.FormatUint(seq, 10)
+}
+
+// retryDeadLetter hands msg back for a later attempt at dead-lettering it,
+// so that a failure on the way to the dead-letter stream never drops it.
+func (c *Consumer) retryDeadLetter(msg jetstream.Msg, d Delivery, log *slog.Logger, why string) {
+	delay := c.retryDelay(d.Attempt, nil)
+	log.Error(why, "retry_in", delay)
+	if nerr := msg.NakWithDelay(delay); nerr != nil {
+		log.Warn("nak event; it is redelivered after ack wait", "err", nerr)
+	}
 }
 
 // headerValue makes s safe as a NATS header value (no line breaks or other

@@ -142,14 +142,7 @@ func TestConsumeDeadLettersAfterMaxDeliver(t *testing.T) {
 	subject := "slipway.deployment.succeeded.prd"
 	m := e.lastDLQ(t, bus.DeadLetterSubject("failing", subject))
 	// The original as stored: the publisher stamped its span's traceparent.
-	st, err := e.js.Stream(e.ctx, bus.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, err := st.GetMsg(e.ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := e.storedMsg(t, 1)
 	if orig.Header.Get(events.HeaderTraceParent) == "" {
 		t.Error("the published event carries no traceparent")
 	}

@@ -77,10 +77,15 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // consume starts a consumer that is stopped (drained) before the server goes.
+// Without filters it takes the deployment events the tests publish, and not
+// the event.deadlettered announcements their dead letters cause.
 func (e *env) consume(t *testing.T, cfg bus.ConsumerConfig, h bus.Handler) *bus.Consumer {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
+	}
+	if len(cfg.FilterSubjects) == 0 {
+		cfg.FilterSubjects = []string{events.SubjectPrefix + ".deployment.>"}
 	}
 	c, err := bus.Consume(e.ctx, e.js, cfg, h)
 	if err != nil {
@@ -177,6 +182,20 @@ func (e *env) dlqMessages(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// storedMsg returns the message with stream sequence seq of the event stream.
+func (e *env) storedMsg(t *testing.T, seq uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := e.js.Stream(e.ctx, bus.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(e.ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func (e *env) lastDLQ(t *testing.T, subject string) *jetstream.RawStreamMsg {

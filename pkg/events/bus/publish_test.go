@@ -44,14 +44,7 @@ func TestPublishSetsContractHeaders(t *testing.T) {
 	e := start(t)
 	ev := deployment(t, e.ctx, "1", "prd")
 	e.publish(t, ev)
-	s, err := e.js.Stream(e.ctx, bus.DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.GetMsg(e.ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := e.storedMsg(t, 1)
 	if m.Subject != "slipway.deployment.succeeded.prd" {
 		t.Errorf("subject %s", m.Subject)
 	}

@@ -121,6 +121,10 @@ func (g *generator) markdown() ([]byte, error) {
 		"MaxDeliver":        bus.DefaultMaxDeliver,
 		"BackOff":           backOff(bus.DefaultBackOff),
 		"DLQExample":        bus.DeadLetterSubject("deployer", events.SubjectPrefix+".image.promoted.prd"),
+		"DLType":            string(events.TypeEventDeadLettered),
+		"DLShort":           events.TypeEventDeadLettered.Short(),
+		"DLAnchor":          strings.ToLower(g.byType[events.TypeEventDeadLettered].name),
+		"DLUnknown":         bus.UnknownEnvironment,
 		"DLQHeaders": []struct{ Name, Desc string }{
 			{bus.HeaderDLQConsumer, "the consumer (durable name) that gave up"},
 			{bus.HeaderDLQError, "its last error, on one line, cut to 1 KiB"},

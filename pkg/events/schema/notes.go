@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 )
 
 // note is what the contract says about an event type beyond its Go data.
@@ -30,6 +31,7 @@ var notes = map[events.Type]note{
 	events.TypeDeploymentFailed:    {"A redeploy failed or timed out, and may have been rolled back.", "the cluster's", "`cluster:appId`"},
 	events.TypeDriftDetected:       {"An app runs an image other than the one Slipway last deployed.", "the cluster's", ""},
 	events.TypeNotificationFailed:  {"A notification receiver could not be reached after the last attempt.", "the undelivered event's", ""},
+	events.TypeEventDeadLettered:   {"A consumer gave up on a message and stored it in the dead-letter stream.", "the dead-lettered message's (`" + bus.UnknownEnvironment + "` when its subject has none)", "the dead-lettered event's `subject`, when it has one"},
 }
 
 func noteFor(t events.Type) (note, error) {

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 )
 
 // samples tells one release's story, one event of every type. They are the
@@ -127,6 +128,19 @@ func samples() []events.Spec {
 			Data: events.NotificationFailed{
 				Receiver: "team-slack", EventID: failedID, EventType: string(events.TypeDeploymentFailed),
 				Error: "slack webhook: 500 Internal Server Error", Attempts: 5,
+			},
+		},
+		{
+			// The key is the dead letter's: consumer, stream and sequence.
+			ID:     events.CausedID(failedID, events.TypeEventDeadLettered, "notifier-team-slack:"+bus.DefaultStream+":1187"),
+			Type:   events.TypeEventDeadLettered,
+			Source: "/slipway/consumer/notifier-team-slack", Environment: "prd", Subject: "vsphere-prd:/payments/api",
+			CausationID: failedID, Time: at.Add(110 * time.Minute),
+			Data: events.EventDeadLettered{
+				Consumer: "notifier-team-slack", Stream: bus.DefaultStream, Sequence: 1187, Subject: "slipway.deployment.failed.prd",
+				EventID: failedID, EventType: string(events.TypeDeploymentFailed),
+				Error: "slack webhook: 500 Internal Server Error", Deliveries: 5, DLQSequence: 12,
+				DeadLetteredAt: at.Add(110 * time.Minute),
 			},
 		},
 	}
