@@ -208,7 +208,7 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	if name == "" {
 		return a.unauthorized(c, action)
 	}
-	body, err := readBody(c.Request(), maxDecisionBody)
+	body, err := readBody(c, maxDecisionBody)
 	if errors.Is(err, errTooLarge) {
 		return a.answer(c, action, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body larger than %d bytes", maxDecisionBody)})
 	}

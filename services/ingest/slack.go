@@ -165,7 +165,7 @@ func (s *slackInteractions) answer(c echo.Context, code int) error {
 func (s *slackInteractions) interact(c echo.Context) error {
 	req := c.Request()
 	log := s.approvals.log
-	body, err := readBody(req, slackMaxBody)
+	body, err := readBody(c, slackMaxBody)
 	if errors.Is(err, errTooLarge) {
 		return s.answer(c, http.StatusRequestEntityTooLarge)
 	}

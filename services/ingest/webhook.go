@@ -73,7 +73,7 @@ func (h *handler) webhook(c echo.Context) error {
 	tok, hasToken := urlToken(c)
 	var rep reply
 	if wait, ok := src.admit(); ok {
-		rep = h.receive(ctx, src, r, tok, hasToken)
+		rep = h.receive(ctx, c, src, tok, hasToken)
 	} else {
 		// Refused before the body is read: a flood costs no parsing, and
 		// the registry's retry comes when there is room.
@@ -92,22 +92,33 @@ func (h *handler) webhook(c echo.Context) error {
 	return c.JSON(rep.code, rep.body)
 }
 
-// receive is the data path of one delivery: read, authenticate, parse,
-// normalise, store, answer.
-func (h *handler) receive(ctx context.Context, src *source, r *http.Request, token string, hasToken bool) reply {
-	body, err := readBody(r, h.maxBody)
+// receive is the data path of one delivery: authenticate, read,
+// parse, normalise, store, answer. Credentials outside the body are checked
+// before the body is read, so a flood of unauthenticated deliveries costs
+// neither reading nor parsing; an HMAC needs the (bounded) body first.
+func (h *handler) receive(ctx context.Context, c echo.Context, src *source, token string, hasToken bool) reply {
+	r := c.Request()
+	req := auth.Request{Header: r.Header, Token: token, HasToken: hasToken}
+	early := !src.auth.NeedsBody()
+	if early {
+		if rep, ok := h.authenticate(ctx, src, req); !ok {
+			skipBody(c)
+			return rep
+		}
+	}
+
+	body, err := readBody(c, h.maxBody)
 	if errors.Is(err, errTooLarge) {
 		return reply{http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("body larger than %d bytes", h.maxBody)}}
 	}
 	if err != nil {
 		return reply{http.StatusBadRequest, errorBody{"reading body: " + err.Error()}}
 	}
-
-	if err := src.auth.Authenticate(auth.Request{Header: r.Header, Body: body, Token: token, HasToken: hasToken}); err != nil {
-		// The reason (which header, wrong value) is for the operator; the
-		// sender learns nothing. It never holds secret material.
-		h.log.InfoContext(ctx, "webhook rejected", "source", src.name, "auth", src.auth.Mechanism(), "reason", err)
-		return reply{http.StatusUnauthorized, errorBody{"unauthorized"}}
+	if !early {
+		req.Body = body
+		if rep, ok := h.authenticate(ctx, src, req); !ok {
+			return rep
+		}
 	}
 
 	res, err := src.parse(formats.Delivery{Header: r.Header, Body: body})
@@ -129,6 +140,18 @@ func (h *handler) receive(ctx context.Context, src *source, r *http.Request, tok
 	}
 	h.log.DebugContext(ctx, "webhook stored", "source", src.name, "accepted", counts.Accepted, "duplicates", counts.Duplicates, "ignored", counts.Ignored)
 	return reply{http.StatusAccepted, counts}
+}
+
+// authenticate answers 401 unless req is from the source's sender.
+func (h *handler) authenticate(ctx context.Context, src *source, req auth.Request) (reply, bool) {
+	err := src.auth.Authenticate(req)
+	if err == nil {
+		return reply{}, true
+	}
+	// The reason (which header, wrong value) is for the operator; the
+	// sender learns nothing. It never holds secret material.
+	h.log.InfoContext(ctx, "webhook rejected", "source", src.name, "auth", src.auth.Mechanism(), "reason", err)
+	return reply{http.StatusUnauthorized, errorBody{"unauthorized"}}, false
 }
 
 // admit takes a token of the source's rate limit; when there is none it
@@ -170,18 +193,37 @@ func malformedMessage(format string, err error) string {
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads at most max bytes. Content-Length only lets us refuse
-// early; the limit holds whatever the header says (or when there is none).
-func readBody(r *http.Request, max int64) ([]byte, error) {
+// readBody reads at most max bytes (plus one, to notice more).
+// Content-Length only lets us refuse before reading anything; the limit
+// holds whatever the header says, or when there is none (chunked). The rest
+// of a body that is too large is never read: see skipBody.
+func readBody(c echo.Context, max int64) ([]byte, error) {
+	r := c.Request()
 	if r.ContentLength > max {
+		skipBody(c)
 		return nil, errTooLarge
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response().Writer, r.Body, max))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		skipBody(c)
+		return nil, errTooLarge
+	}
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > max {
-		return nil, errTooLarge
-	}
 	return b, nil
+}
+
+// skipBody closes an HTTP/1 connection after the answer when the
+// request's body is left unread, rather than reading what we refused to
+// read: net/http drains up to 256 KiB of an unread body after the handler
+// (even on a connection it closes); a read deadline in the past ends that
+// at what is already buffered. HTTP/2 resets just the stream.
+func skipBody(c echo.Context) {
+	r := c.Request()
+	if r.ProtoMajor != 1 || r.ContentLength == 0 {
+		return
+	}
+	c.Response().Header().Set("Connection", "close")
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now())
 }

@@ -36,6 +36,10 @@ type Authenticator interface {
 	Authenticate(r Request) error
 	// Mechanism names the configured mechanism, for logs.
 	Mechanism() string
+	// NeedsBody tells whether Authenticate looks at the body. Those that
+	// do not are asked before the body is read, so a request without the
+	// right credentials costs no read of its body.
+	NeedsBody() bool
 }
 
 // ErrUnauthorized is wrapped by every rejection.
@@ -119,6 +123,8 @@ func secret(value, file, key string) (string, error) {
 type noAuth struct{}
 
 func (noAuth) Mechanism() string { return "none" }
+
+func (noAuth) NeedsBody() bool { return false }
 
 func (noAuth) Authenticate(r Request) error { return tokenless(r) }
 

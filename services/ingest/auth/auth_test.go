@@ -195,3 +195,26 @@ func TestNewRejects(t *testing.T) {
 		t.Fatalf("New(nil) = %v, want ErrRequired", err)
 	}
 }
+
+// TestNeedsBody: only the HMAC reads the body; the others are asked before
+// it is read, so a delivery without credentials costs no read.
+func TestNeedsBody(t *testing.T) {
+	for _, c := range []struct {
+		auth *config.Auth
+		want bool
+	}{
+		{&config.Auth{None: true}, false},
+		{&config.Auth{Header: &config.HeaderAuth{Name: "X", Value: "v"}}, false},
+		{&config.Auth{Basic: &config.BasicAuth{Username: "u", Password: "p"}}, false},
+		{&config.Auth{URLToken: "t"}, false},
+		{&config.Auth{HMAC: &config.HMACAuth{Header: "X", Secret: "s"}}, true},
+	} {
+		a, err := New(c.auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.NeedsBody() != c.want {
+			t.Errorf("%s: NeedsBody %v, want %v", a.Mechanism(), a.NeedsBody(), c.want)
+		}
+	}
+}

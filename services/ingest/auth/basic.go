@@ -26,6 +26,8 @@ func newBasic(b *config.BasicAuth) (Authenticator, error) {
 
 func (*basicAuth) Mechanism() string { return "basic" }
 
+func (*basicAuth) NeedsBody() bool { return false }
+
 func (a *basicAuth) Authenticate(r Request) error {
 	if err := tokenless(r); err != nil {
 		return err

@@ -28,6 +28,8 @@ func newHeader(h *config.HeaderAuth) (Authenticator, error) {
 
 func (*headerAuth) Mechanism() string { return "header" }
 
+func (*headerAuth) NeedsBody() bool { return false }
+
 func (a *headerAuth) Authenticate(r Request) error {
 	if err := tokenless(r); err != nil {
 		return err

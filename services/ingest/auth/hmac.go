@@ -50,6 +50,10 @@ func newHMAC(h *config.HMACAuth) (Authenticator, error) {
 
 func (*hmacAuth) Mechanism() string { return "hmac" }
 
+// NeedsBody: the signature covers the body, so it is read first (never
+// more than ingest.maxBodyBytes of it).
+func (*hmacAuth) NeedsBody() bool { return true }
+
 func (a *hmacAuth) Authenticate(r Request) error {
 	if err := tokenless(r); err != nil {
 		return err

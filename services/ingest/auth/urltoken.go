@@ -11,6 +11,8 @@ func newURLToken(tok string) Authenticator { return &urlTokenAuth{token: []byte(
 
 func (*urlTokenAuth) Mechanism() string { return "urlToken" }
 
+func (*urlTokenAuth) NeedsBody() bool { return false }
+
 func (a *urlTokenAuth) Authenticate(r Request) error {
 	if !r.HasToken {
 		return reject("this source expects a token in the URL")
