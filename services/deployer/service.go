@@ -88,7 +88,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		}
 		wg.Go(func() { c.watch(ctx) })
 		wg.Go(func() { c.reconcileLoop(ctx) })
-		cons, err := bus.Consume(ctx, d.JS, bus.ConsumerConfig{
+		cons, err := d.Consume(ctx, bus.ConsumerConfig{
 			Stream:  d.Stream,
 			Durable: ConsumerName(cl.Name),
 			FilterSubjects: []string{

@@ -183,7 +183,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			name: rc.Name, kind: kind, receiver: r, templates: tmpl, limiter: limiter(rc, kind),
 			router: rt, state: st, pub: pub, log: log, metrics: m, hooks: s.Hooks,
 		}
-		c, err := bus.Consume(ctx, d.JS, bus.ConsumerConfig{
+		c, err := d.Consume(ctx, bus.ConsumerConfig{
 			Stream:         d.Stream,
 			Durable:        ConsumerName(rc.Name),
 			FilterSubjects: []string{events.SubjectPrefix + ".>"},

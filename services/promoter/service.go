@@ -86,7 +86,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			filters = append(filters, events.FilterSubject(events.TypeImagePushed, r.From))
 		}
 	}
-	cons, err := bus.Consume(ctx, d.JS, bus.ConsumerConfig{
+	cons, err := d.Consume(ctx, bus.ConsumerConfig{
 		Stream: d.Stream, Durable: ConsumerName, FilterSubjects: filters,
 		// Copies of large images take minutes; the helper keeps them alive.
 		Concurrency: 4,

@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/dlqmetrics"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
 )
 
@@ -29,6 +31,36 @@ type Deps struct {
 	// Health tells /readyz whether NATS is connected and the stream present;
 	// a service that serves HTTP mounts it with health.Mount.
 	Health *health.Checker
+}
+
+// Consume runs h on the durable consumer cfg describes (bus.Consume), on
+// the process's stream unless cfg names another, and counts what it
+// dead-letters in slipway_dead_lettered_total{consumer}. Services consume
+// through it so that every consumer is counted, and counted the same way.
+func (d Deps) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) (*bus.Consumer, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = d.Stream
+	}
+	var counter *prometheus.CounterVec
+	if d.Metrics != nil {
+		var err error
+		if counter, err = dlqmetrics.Counter(d.Metrics); err != nil {
+			return nil, err
+		}
+		next := cfg.OnDeadLetter
+		cfg.OnDeadLetter = func(dl bus.DeadLetter) {
+			counter.WithLabelValues(dl.Consumer).Inc()
+			if next != nil {
+				next(dl)
+			}
+		}
+	}
+	c, err := bus.Consume(ctx, d.JS, cfg, h)
+	if err == nil && counter != nil {
+		// A series from the start, so that increase() sees the first one.
+		counter.WithLabelValues(cfg.Durable)
+	}
+	return c, err
 }
 
 // Service is one of Slipway's services (ingest, promoter, deployer, notifier).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/dlqmetrics"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
 	"github.com/slipway-cd/slipway/pkg/platform/natsconn"
 )
@@ -39,10 +40,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	streamName := cfg.NATS.Stream.Name
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		dlqmetrics.NewCollector(conn.JS, streamName, log))
 	checker := health.NewChecker()
 	checker.Add("nats", conn.Ready)
-	streamName := cfg.NATS.Stream.Name
 	checker.Add("stream", func(ctx context.Context) error {
 		_, err := conn.JS.Stream(ctx, streamName)
 		return err

@@ -23,6 +23,31 @@ func (p probe) Run(ctx context.Context, d app.Deps) error {
 	return nil
 }
 
+// runProbe runs a probe service under app.Run until the test ends and
+// returns the Deps the probe was given.
+func runProbe(t *testing.T, cfg *config.Config) app.Deps {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := probe{deps: make(chan app.Deps, 1)}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), p) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case d := <-p.deps:
+		return d
+	case err := <-done:
+		t.Fatalf("Run ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("service not started within 30s")
+	}
+	panic("unreachable")
+}
+
 // TestReadinessTellsTheTruth: /readyz must fail while NATS is away and
 // recover by itself when it is back, without a restart of the service.
 func TestReadinessTellsTheTruth(t *testing.T) {
@@ -32,22 +57,8 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 	cfg.Ops.Listen = testkit.FreeAddr(t)
 	cfg.NATS.Stream = config.Stream{Name: "SLIPWAY", Replicas: 1, MaxAge: time.Hour, DuplicateWindow: 10 * time.Minute}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	p := probe{deps: make(chan app.Deps, 1)}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), p) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	var d app.Deps
-	select {
-	case d = <-p.deps:
-	case <-time.After(30 * time.Second):
-		t.Fatal("service not started within 30s")
-	}
+	d := runProbe(t, cfg)
+	ctx := t.Context()
 	if _, err := d.JS.Stream(ctx, "SLIPWAY_DLQ"); err != nil {
 		t.Errorf("the runner must create the dead-letter stream too: %v", err)
 	}
@@ -77,24 +88,9 @@ func TestRunStartsEmbeddedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := probe{deps: make(chan app.Deps, 1)}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), p) }()
-	var d app.Deps
-	select {
-	case d = <-p.deps:
-	case err := <-done:
-		t.Fatalf("Run ended: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("service not started within 30s")
-	}
-	info, err := d.JS.AccountInfo(ctx)
+	d := runProbe(t, cfg)
+	info, err := d.JS.AccountInfo(t.Context())
 	if err != nil || info.Streams != 2 {
 		t.Errorf("embedded JetStream: %+v, %v (want the event and dead-letter streams)", info, err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run: %v", err)
 	}
 }
