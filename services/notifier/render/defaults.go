@@ -24,6 +24,7 @@ const (
 	StatusRejected           = "rejected"
 	StatusDrift              = "drift"
 	StatusNotificationFailed = "notification failed"
+	StatusDeadLettered       = "dead-lettered"
 )
 
 // render is the default rendering of e, whose decoded data is data.
@@ -160,6 +161,8 @@ func render(e events.Event, data any) notify.Message {
 			Facts: facts("Receiver", d.Receiver, "Event", d.EventType, "Event ID", d.EventID,
 				"Attempts", strconv.Itoa(d.Attempts), "Error", d.Error),
 		}
+	case events.EventDeadLettered:
+		m = deadLettered(e, d)
 	default:
 		title := events.Type(e.Type()).Short()
 		if title == "" {
@@ -176,6 +179,30 @@ func render(e events.Event, data any) notify.Message {
 	m.Text = text(m)
 	m.HTML = html(m)
 	return m
+}
+
+// deadLettered tells the on-call who gave up on what, why, and the
+// commands that show and redrive the dead letter.
+func deadLettered(e events.Event, d events.EventDeadLettered) notify.Message {
+	what := events.Type(d.EventType).Short()
+	if what == "" {
+		what = "a message that is not an event"
+	}
+	title := "dead letter: " + d.Consumer + " gave up on " + what
+	if e.Subject() != "" {
+		title += " (" + e.Subject() + ")"
+	}
+	show, redrive := "slipway dlq list", ""
+	if d.DLQSequence != 0 {
+		seq := strconv.FormatUint(d.DLQSequence, 10)
+		show, redrive = "slipway dlq show "+seq, "slipway dlq redrive "+seq+" (once the cause is fixed)"
+	}
+	return notify.Message{
+		Title: title, Status: StatusDeadLettered, Severity: notify.Danger,
+		Facts: facts("Consumer", d.Consumer, "Subject", d.Subject, "Event", d.EventType, "Event ID", d.EventID,
+			"About", e.Subject(), "Error", d.Error, "Deliveries", strconv.Itoa(d.Deliveries),
+			"Show", show, "Redrive", redrive),
+	}
 }
 
 // facts pairs up names and values, leaving out empty values.

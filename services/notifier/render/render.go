@@ -22,8 +22,9 @@ type Data struct {
 	Event Event
 	// Data is the event's typed data: events.ImagePushed,
 	// events.ApprovalRequested, events.ApprovalDecision, events.ImagePromoted,
-	// events.PromotionFailed, events.Deployment, events.DriftDetected or
-	// events.NotificationFailed; a map for a type this version does not know.
+	// events.PromotionFailed, events.Deployment, events.DriftDetected,
+	// events.NotificationFailed or events.EventDeadLettered; a map for a type
+	// this version does not know.
 	Data any
 	// Message is the default rendering, to reuse or extend.
 	Message notify.Message
@@ -168,6 +169,8 @@ func decode(e events.Event) (any, bool) {
 		v, err = events.DataAs[events.DriftDetected](e)
 	case events.TypeNotificationFailed:
 		v, err = events.DataAs[events.NotificationFailed](e)
+	case events.TypeEventDeadLettered:
+		v, err = events.DataAs[events.EventDeadLettered](e)
 	default:
 		err = errUnknown
 	}

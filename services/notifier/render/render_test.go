@@ -168,6 +168,28 @@ func TestDefaults(t *testing.T) {
 			title: "notification to team-slack failed: deployment.succeeded", status: "notification failed", severity: notify.Danger,
 			facts: map[string]string{"Attempts": "8", "Event ID": "e-1"},
 		},
+		{
+			name: "dead-lettered",
+			e: event(t, events.TypeEventDeadLettered, "prd", "vsphere-prd:/prd/web", events.EventDeadLettered{
+				Consumer: "deployer-vsphere-prd", Stream: "SLIPWAY", Sequence: 41, Subject: "slipway.image.promoted.prd",
+				EventID: "e-1", EventType: string(events.TypeImagePromoted), Error: "marathon said 422", Deliveries: 1,
+				DLQSequence: 7, DeadLetteredAt: at,
+			}),
+			title:  "dead letter: deployer-vsphere-prd gave up on image.promoted (vsphere-prd:/prd/web)",
+			status: "dead-lettered", severity: notify.Danger,
+			facts: map[string]string{"Consumer": "deployer-vsphere-prd", "Subject": "slipway.image.promoted.prd", "Event ID": "e-1",
+				"Error": "marathon said 422", "Show": "slipway dlq show 7", "Redrive": "slipway dlq redrive 7 (once the cause is fixed)"},
+		},
+		{
+			name: "dead-lettered message that is not an event",
+			e: event(t, events.TypeEventDeadLettered, "unknown", "", events.EventDeadLettered{
+				Consumer: "audit", Stream: "SLIPWAY", Sequence: 42, Subject: "slipway.image.pushed", Error: "not a structured CloudEvent",
+				Deliveries: 1, DLQSequence: 8, DeadLetteredAt: at,
+			}),
+			title:  "dead letter: audit gave up on a message that is not an event",
+			status: "dead-lettered", severity: notify.Danger,
+			facts: map[string]string{"Subject": "slipway.image.pushed", "Show": "slipway dlq show 8"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := render.Render(tc.e, nil)
