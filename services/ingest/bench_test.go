@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -49,26 +50,10 @@ const benchClients = 32
 // ingest/raw, and the process's peak RSS (VmHWM; it includes the embedded
 // NATS server and both phases).
 func BenchmarkIngestVsJetStream(b *testing.B) {
-	ns := testkit.NATS(b)
-	_, js := ns.Connect(b)
-	if _, err := bus.EnsureStream(b.Context(), js, bus.StreamConfig{}); err != nil {
-		b.Fatal(err)
-	}
-	cfg := testConfig(config.Registry{}, config.Source{
+	js, srv, client := benchServer(b, testConfig(config.Registry{}, config.Source{
 		Name: "dev-registry", Format: "distribution", Environment: "dev",
 		Auth: &config.Auth{Header: &config.HeaderAuth{Name: "Authorization", Value: notifyToken}},
-	})
-	h, err := ingest.NewHandler(app.Deps{
-		Config: cfg, Log: slog.New(slog.DiscardHandler), JS: js, Stream: bus.DefaultStream,
-		Metrics: prometheus.NewRegistry(), Health: health.NewChecker(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	b.Cleanup(srv.Close)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
-	b.Cleanup(client.CloseIdleConnections)
+	}))
 	url := srv.URL + "/webhooks/dev-registry"
 
 	// Everything a phase sends is built before the clock runs.
@@ -117,6 +102,116 @@ func BenchmarkIngestVsJetStream(b *testing.B) {
 	b.ReportMetric(ms(percentile(rawLat, 99)), "raw-p99-ms")
 	b.ReportMetric(inRate/rawRate, "ingest/raw")
 	b.ReportMetric(float64(b.N)/floorDur.Seconds(), "http-floor-msgs/s")
+}
+
+// floodSenders is how many goroutines send bad deliveries at once in
+// BenchmarkGoodWebhookUnderFlood.
+const floodSenders = 8
+
+// BenchmarkGoodWebhookUnderFlood measures what a flood of bad deliveries
+// costs the good ones: b.N good webhooks (header auth, benchClients at
+// once) on a quiet server, then b.N more while floodSenders goroutines send,
+// as fast as they are answered, wrong HMAC signatures (401 after reading
+// the body), deliveries without credentials (401 before reading it) and
+// bodies over ingest.maxBodyBytes (413 on Content-Length). Same server,
+// same stream, same run.
+//
+//	go test -run '^$' -bench GoodWebhookUnderFlood -benchtime 3s ./services/ingest
+//
+// Reported: p50/p99 latency and msgs/s of the good webhooks in each phase,
+// and the bad requests answered per second during the flood.
+func BenchmarkGoodWebhookUnderFlood(b *testing.B) {
+	_, srv, client := benchServer(b, floodConfig())
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	bodies := make([][]byte, 2*b.N)
+	for i := range bodies {
+		bodies[i] = envelope(distPush(fmt.Sprintf("good-%s-%d", run, i), "team/bench", fmt.Sprintf("g-%s-%d", run, i)))
+	}
+	good := func(offset int) func(ctx context.Context, i int) error {
+		return func(ctx context.Context, i int) error {
+			return postAccepted(ctx, client, srv.URL+"/webhooks/header", bodies[offset+i])
+		}
+	}
+
+	b.ResetTimer()
+	quietLat, quietDur := load(b, b.N, good(0))
+
+	ctx, cancel := context.WithCancel(b.Context())
+	var floodWG sync.WaitGroup
+	var answered, failed, unexpected atomic.Int64
+	badBody := envelope(distPush("bad", "team/bench", "bad"))
+	oversized := bytes.Repeat([]byte("x"), floodMaxBody+1)
+	flood := []struct {
+		source string
+		body   []byte
+		header http.Header
+		want   int
+	}{
+		{"signed", badBody, http.Header{"X-Hub-Signature-256": {signHMAC(append(slices.Clone(badBody), ' '))}}, http.StatusUnauthorized},
+		{"header", badBody, nil, http.StatusUnauthorized},
+		{"header", oversized, http.Header{"Authorization": {notifyToken}}, http.StatusRequestEntityTooLarge},
+	}
+	floodClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: floodSenders}}
+	b.Cleanup(floodClient.CloseIdleConnections)
+	floodStart := time.Now()
+	for s := range floodSenders {
+		floodWG.Go(func() {
+			for i := s; ctx.Err() == nil; i++ {
+				f := flood[i%len(flood)]
+				code, _, err := postCode(ctx, floodClient, srv.URL+"/webhooks/"+f.source, f.body, f.header)
+				switch {
+				case ctx.Err() != nil:
+				case err != nil:
+					// A sender still writing a refused body may see the
+					// connection close under it.
+					failed.Add(1)
+				case code != f.want:
+					unexpected.Add(1)
+				default:
+					answered.Add(1)
+				}
+			}
+		})
+	}
+	floodLat, floodDur := load(b, b.N, good(b.N))
+	cancel()
+	floodWG.Wait()
+	floodElapsed := time.Since(floodStart)
+	b.StopTimer()
+	if n := unexpected.Load(); n > 0 {
+		b.Fatalf("%d bad deliveries got another answer than 401/413", n)
+	}
+
+	b.ReportMetric(ms(percentile(quietLat, 50)), "quiet-p50-ms")
+	b.ReportMetric(ms(percentile(quietLat, 99)), "quiet-p99-ms")
+	b.ReportMetric(float64(b.N)/quietDur.Seconds(), "quiet-msgs/s")
+	b.ReportMetric(ms(percentile(floodLat, 50)), "flood-p50-ms")
+	b.ReportMetric(ms(percentile(floodLat, 99)), "flood-p99-ms")
+	b.ReportMetric(float64(b.N)/floodDur.Seconds(), "flood-msgs/s")
+	b.ReportMetric(float64(answered.Load())/floodElapsed.Seconds(), "bad-req/s")
+	b.ReportMetric(float64(failed.Load()), "bad-conn-errors")
+}
+
+// benchServer serves ingest for cfg on httptest against an embedded
+// JetStream, with a client for benchClients senders at once.
+func benchServer(b *testing.B, cfg *config.Config) (jetstream.JetStream, *httptest.Server, *http.Client) {
+	ns := testkit.NATS(b)
+	_, js := ns.Connect(b)
+	if _, err := bus.EnsureStream(b.Context(), js, bus.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	h, err := ingest.NewHandler(app.Deps{
+		Config: cfg, Log: slog.New(slog.DiscardHandler), JS: js, Stream: bus.DefaultStream,
+		Metrics: prometheus.NewRegistry(), Health: health.NewChecker(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	b.Cleanup(client.CloseIdleConnections)
+	return js, srv, client
 }
 
 // postAccepted sends one Distribution notification and expects it accepted.

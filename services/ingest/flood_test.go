@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -227,7 +228,7 @@ func TestFlood(t *testing.T) {
 			for i := range floodRounds {
 				b := bad[(f+i)%len(bad)]
 				body := badBody()
-				code, answer, err := postCode(floodClient, srv.URL+"/webhooks/"+b.source, body, b.header(body))
+				code, answer, err := postCode(t.Context(), floodClient, srv.URL+"/webhooks/"+b.source, body, b.header(body))
 				if err != nil || code != http.StatusUnauthorized {
 					t.Errorf("%s: %d %s %v, want 401", b.name, code, answer, err)
 				}
@@ -271,7 +272,7 @@ func TestFlood(t *testing.T) {
 				if i%2 == 0 {
 					source, hdr = "signed", http.Header{"X-Hub-Signature-256": {signHMAC(body)}}
 				}
-				code, answer, err := postCode(goodClient, srv.URL+"/webhooks/"+source, body, hdr)
+				code, answer, err := postCode(t.Context(), goodClient, srv.URL+"/webhooks/"+source, body, hdr)
 				if err != nil || code != http.StatusAccepted || !strings.Contains(answer, `"accepted":1,`) {
 					t.Errorf("good webhook %s to %s: %d %s %v, want 202 accepted 1", tag, source, code, answer, err)
 					return
@@ -310,8 +311,8 @@ func TestFlood(t *testing.T) {
 }
 
 // postCode posts body with hdr and returns the status and the answer.
-func postCode(client *http.Client, url string, body []byte, hdr http.Header) (int, string, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+func postCode(ctx context.Context, client *http.Client, url string, body []byte, hdr http.Header) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}

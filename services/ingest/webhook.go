@@ -216,14 +216,20 @@ func readBody(c echo.Context, max int64) ([]byte, error) {
 
 // skipBody closes an HTTP/1 connection after the answer when the
 // request's body is left unread, rather than reading what we refused to
-// read: net/http drains up to 256 KiB of an unread body after the handler
-// (even on a connection it closes); a read deadline in the past ends that
-// at what is already buffered. HTTP/2 resets just the stream.
+// read. HTTP/2 resets just the stream.
 func skipBody(c echo.Context) {
 	r := c.Request()
 	if r.ProtoMajor != 1 || r.ContentLength == 0 {
 		return
 	}
 	c.Response().Header().Set("Connection", "close")
+	// Going past a MaxBytesReader's limit is how a handler tells net/http
+	// that it refused a body; net/http then half-closes and waits a moment
+	// before closing, so that a client still writing the body reads our
+	// answer instead of a reset.
+	_, _ = http.MaxBytesReader(c.Response().Writer, io.NopCloser(strings.NewReader("x")), 0).Read(make([]byte, 1))
+	// net/http still reads up to 256 KiB of an unread body after the
+	// handler, even on a connection it closes; a read deadline in the past
+	// ends that at what it has buffered.
 	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now())
 }
