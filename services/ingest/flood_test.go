@@ -328,3 +328,30 @@ func postCode(ctx context.Context, client *http.Client, url string, body []byte,
 	answer, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(answer), err
 }
+
+// TestRefusedBodyAnswered: a sender still writing a body ingest refused
+// (too large, or no credentials) gets the answer, not a reset connection,
+// so a registry logs 413 or 401 rather than a network error.
+func TestRefusedBodyAnswered(t *testing.T) {
+	r := newRig(t)
+	h, err := ingest.NewHandler(r.deps(floodConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	body := bytes.Repeat([]byte("x"), 8<<20)
+	for _, c := range []struct {
+		name string
+		hdr  http.Header
+		want int
+	}{
+		{"too large", http.Header{"Authorization": {notifyToken}}, http.StatusRequestEntityTooLarge},
+		{"no credentials", nil, http.StatusUnauthorized},
+	} {
+		code, answer, err := postCode(t.Context(), srv.Client(), srv.URL+"/webhooks/header", body, c.hdr)
+		if err != nil || code != c.want {
+			t.Errorf("%s: %d %s %v, want %d", c.name, code, answer, err, c.want)
+		}
+	}
+}
