@@ -185,6 +185,18 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("/readyz over HTTPS: %d, TLS %+v", resp.StatusCode, resp.TLS)
 	}
 
+	// Registries built on Go's default transport negotiate HTTP/2.
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}, ForceAttemptHTTP2: true}}
+	defer h2.CloseIdleConnections()
+	resp, err = h2.Post("https://"+addr+"/webhooks/dev-registry", "application/json", bytes.NewReader(envelope(distPush("e3", "team/web", "1.0.2"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2 webhook: %d over %s, want 202 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+
 	// net/http answers a plain request on a TLS port with a bare 400; the
 	// webhook must not get through either way.
 	if resp, err := http.Post("http://"+addr+"/webhooks/dev-registry", "application/json", bytes.NewReader(envelope(distPush("e2", "team/web", "1.0.1")))); err == nil {
@@ -197,7 +209,7 @@ func TestTLS(t *testing.T) {
 	if _, err := http.Get("https://" + addr + "/healthz"); err == nil {
 		t.Fatal("a client without the CA completed a handshake")
 	}
-	wantStored(t, r, 1, "only the HTTPS delivery's")
+	wantStored(t, r, 2, "only the HTTPS deliveries'")
 }
 
 // TestTLSMinVersion: minVersion 1.3 refuses a TLS 1.2 client.
