@@ -235,10 +235,12 @@ const reopenDelay = time.Second
 // other error redelivers it after the back-off for that attempt, or after
 // the RetryAfter delay; a Permanent error, a message that is not a CloudEvent,
 // and a failure on the last allowed delivery dead-letter it: a copy goes to
-// DeadLetterSubject(durable, subject) on the dead-letter stream, and only once
-// that copy is stored is the original terminated. A panic in h counts as an
-// error. The server-side consumer has no delivery limit so that an event is
-// never dropped when the dead-letter publish fails; the limit is enforced here.
+// DeadLetterSubject(durable, subject) on the dead-letter stream, an
+// event.deadlettered event announces it on the event stream (see
+// DeadLetteredEvent), and only once both are stored is the original
+// terminated. A panic in h counts as an error. The server-side consumer has
+// no delivery limit so that an event is never dropped when the dead-letter
+// publish fails; the limit is enforced here.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

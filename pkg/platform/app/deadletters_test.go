@@ -3,8 +3,6 @@ package app_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -110,26 +108,5 @@ func TestDeadLetterMetrics(t *testing.T) {
 	}
 	if n, ok := gauge(t, d.Metrics, "strict"); !ok || n != 0 {
 		t.Errorf("slipway_dead_letters{consumer=strict} = %v (present %t) after a purge, want 0", n, ok)
-	}
-}
-
-// With NATS away a scrape ends and reports no dead-letter gauge rather
-// than a wrong one.
-func TestDeadLetterGaugeWithoutNATS(t *testing.T) {
-	ns := testkit.NATS(t)
-	_, js := ns.Connect(t)
-	if _, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Publish(t.Context(), bus.DeadLetterSubject("deployer", "slipway.image.promoted.prd"), []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	c := dlqmetrics.NewCollector(js, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if n := testutil.ToFloat64(c); n != 1 {
-		t.Errorf("slipway_dead_letters{consumer=deployer} = %v, want 1", n)
-	}
-	ns.Shutdown()
-	if n := testutil.CollectAndCount(c); n != 0 {
-		t.Errorf("%d series with NATS down, want 0", n)
 	}
 }
