@@ -32,13 +32,31 @@ type NATSServer struct {
 	mu   sync.Mutex
 	port int
 	srv  *server.Server
+
+	// configure, when set, gives the options of a server that is not the
+	// stand-alone default (a cluster node, a hub, a leaf); the client port
+	// is set on them afterwards so that it survives Restart.
+	configure func() (*server.Options, error)
+	// noJetStream: the server runs without JetStream (a leaf that uses its
+	// hub's), so start does not insist on it.
+	noJetStream bool
 }
 
 // NATS starts an embedded JetStream-enabled nats-server on 127.0.0.1 with a
 // random port and a fresh store directory, and shuts it down in t.Cleanup.
 func NATS(t testing.TB) *NATSServer {
 	t.Helper()
-	s := &NATSServer{StoreDir: t.TempDir(), port: server.RANDOM_PORT}
+	return startNATS(t, &NATSServer{})
+}
+
+// startNATS starts s for the first time on a random client port (with a
+// fresh store directory unless s has one) and shuts it down in t.Cleanup.
+func startNATS(t testing.TB, s *NATSServer) *NATSServer {
+	t.Helper()
+	if s.StoreDir == "" {
+		s.StoreDir = t.TempDir()
+	}
+	s.port = server.RANDOM_PORT
 	srv := s.start(t)
 	s.port = srv.Addr().(*net.TCPAddr).Port
 	s.URL = srv.ClientURL()
@@ -46,21 +64,25 @@ func NATS(t testing.TB) *NATSServer {
 	return s
 }
 
-func (s *NATSServer) options() *server.Options {
-	return &server.Options{
-		ServerName: "testkit",
-		Host:       "127.0.0.1",
-		Port:       s.port,
-		JetStream:  true,
-		StoreDir:   s.StoreDir,
-		NoLog:      true,
-		NoSigs:     true,
+func (s *NATSServer) options() (*server.Options, error) {
+	o := &server.Options{ServerName: "testkit", JetStream: true, StoreDir: s.StoreDir}
+	if s.configure != nil {
+		var err error
+		if o, err = s.configure(); err != nil {
+			return nil, err
+		}
 	}
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", s.port, true, true
+	return o, nil
 }
 
 func (s *NATSServer) start(t testing.TB) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(s.options())
+	opts, err := s.options()
+	if err != nil {
+		t.Fatalf("testkit: nats-server options: %v", err)
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("testkit: nats-server: %v", err)
 	}
@@ -70,7 +92,7 @@ func (s *NATSServer) start(t testing.TB) *server.Server {
 		srv.WaitForShutdown()
 		t.Fatalf("testkit: nats-server not ready for connections after %s", readyTimeout)
 	}
-	if !srv.JetStreamEnabled() {
+	if !s.noJetStream && !srv.JetStreamEnabled() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		t.Fatalf("testkit: nats-server started without JetStream")
@@ -111,17 +133,23 @@ func (s *NATSServer) Restart(t testing.TB) {
 }
 
 // Connect opens a client connection (closed in t.Cleanup) that reconnects
-// forever with a short wait, and returns it with a JetStream handle.
-func (s *NATSServer) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+// forever with a short wait, and returns it with a JetStream handle. opts
+// come last, so they may add credentials or override the defaults.
+func (s *NATSServer) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.URL,
-		nats.Name("testkit:"+t.Name()),
+	return connect(t, s.URL, opts...)
+}
+
+func connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, append([]nats.Option{
+		nats.Name("testkit:" + t.Name()),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(25*time.Millisecond),
+		nats.ReconnectWait(25 * time.Millisecond),
 		nats.ReconnectJitter(10*time.Millisecond, 10*time.Millisecond),
-	)
+	}, opts...)...)
 	if err != nil {
-		t.Fatalf("testkit: connect to %s: %v", s.URL, err)
+		t.Fatalf("testkit: connect to %s: %v", url, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,7 +92,10 @@ type Registry struct {
 	// source.instanceID in its notifications.
 	InstanceID string
 
-	app *handlers.App
+	app     *handlers.App
+	handler http.Handler
+
+	mu  sync.Mutex
 	srv *httptest.Server
 }
 
@@ -120,6 +124,7 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		Host:     srv.Listener.Addr().String(),
 		Username: opts.Username,
 		Password: opts.Password,
+		handler:  srv.Config.Handler,
 		srv:      srv,
 	}
 	r.URL = "http://" + r.Host
@@ -198,7 +203,7 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	srv.Start()
 
 	t.Cleanup(func() {
-		srv.Close()
+		r.server().Close()
 		if err := closeNotifications(r.app, 2*DefaultNotifyTimeout); err != nil {
 			t.Logf("testkit: registry %s: %v", r.Host, err)
 		}
@@ -206,6 +211,52 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		credentials.Delete(r.Host)
 	})
 	return r
+}
+
+func (r *Registry) server() *httptest.Server {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.srv
+}
+
+// Stop takes the registry off the network, as an outage between it and
+// its clients would: the listener closes and open connections are cut, so
+// requests fail with connection errors. Storage and the notification queue
+// stay in the process (notifications queued before the outage are still
+// delivered), unlike a restart of Distribution, which loses what its
+// in-memory queue held. Start brings it back.
+func (r *Registry) Stop() {
+	srv := r.server()
+	srv.CloseClientConnections()
+	srv.Close()
+}
+
+// Start serves the registry again on the same address after Stop, with
+// the content it had. It returns an error rather than failing a test so
+// that a goroutine that plays an outage can call it.
+func (r *Registry) Start() error {
+	// The port can stay busy for a moment after Stop (a connection being
+	// torn down); nothing else binds it meanwhile.
+	var ln net.Listener
+	var err error
+	retry := time.NewTicker(10 * time.Millisecond)
+	defer retry.Stop()
+	for deadline := time.Now().Add(readyTimeout); ; <-retry.C {
+		if ln, err = net.Listen("tcp", r.Host); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testkit: registry %s cannot listen again: %w", r.Host, err)
+		}
+	}
+	srv := httptest.NewUnstartedServer(r.handler)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	return nil
 }
 
 // closeNotifications stops the notification goroutines of app.
