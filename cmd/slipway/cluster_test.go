@@ -82,7 +82,7 @@ ops: { listen: "off" }
 	// late redelivery that updated an app again would be caught too.
 	t.Cleanup(func() { puts.assertOnce(t, pushes) })
 
-	webhook := startIngest(t, cfg)
+	webhook := startIngest(t, cfg) + "/webhooks/dev-registry"
 	runService(t, cfg, deployer.New())
 	waitConsumerPulling(t, js, deployer.ConsumerName("azure-int"))
 	reg := &registrySender{url: webhook, refused: map[string]int{}}
@@ -169,8 +169,8 @@ func parseConfig(t *testing.T, doc string) *config.Config {
 	return cfg
 }
 
-// startIngest runs ingest as its own process and returns the URL of its
-// dev-registry webhook once it is ready.
+// startIngest runs ingest as its own process and returns its base URL once
+// it is ready.
 func startIngest(t *testing.T, cfg *config.Config) string {
 	t.Helper()
 	in := ingest.New()
@@ -186,7 +186,7 @@ func startIngest(t *testing.T, cfg *config.Config) string {
 		t.Fatal("ingest did not listen within 60s")
 	}
 	testkit.WaitReady(t, "http://"+addr+"/readyz", nil)
-	return "http://" + addr + "/webhooks/dev-registry"
+	return "http://" + addr
 }
 
 // registrySender sends Distribution push notifications and retries each
