@@ -24,7 +24,10 @@ func TestLeafNodeSiteCatchesUpAfterTheLinkIsCut(t *testing.T) {
 		pushes   = 20
 		cutAfter = 5 // pushes deployed before the link is cut; the rest arrive while it is
 	)
-	site := testkit.NATSHubAndLeaf(t, testkit.LeafOptions{})
+	// Clients log in with an NKey here (the cluster test uses a password),
+	// on the leaf and on the hub alike.
+	creds, seedFile := testkit.NKeyUser(t)
+	site := testkit.NATSHubAndLeaf(t, testkit.LeafOptions{Credentials: creds})
 	marathon, puts := startCountingMarathon(t)
 	marathon.load(t, optedInApps("prd", pushes)...)
 
@@ -32,7 +35,7 @@ func TestLeafNodeSiteCatchesUpAfterTheLinkIsCut(t *testing.T) {
 	// side to the hub, the on-premises deployer to its leaf.
 	configFor := func(natsURL string) string {
 		return fmt.Sprintf(`
-nats: { url: %q, user: %q, password: %q }
+nats: { url: %q, nkeyFile: %q }
 environments: [ { name: prd, registry: { host: %q } } ]
 ingest:
   listen: "127.0.0.1:0"
@@ -40,7 +43,7 @@ ingest:
 clusters: [ { name: vsphere-prd, environment: prd, marathon: { url: %q } } ]
 deployer: { pollInterval: 100ms }
 ops: { listen: "off" }
-`, natsURL, site.Credentials.User, site.Credentials.Password, clusterRegistry, marathon.url)
+`, natsURL, seedFile, clusterRegistry, marathon.url)
 	}
 	cloud, onPrem := parseConfig(t, configFor(site.Hub.URL)), parseConfig(t, configFor(site.Leaf.URL))
 

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,22 @@ type Credentials struct {
 	// NKeySeed, when set, replaces the password: the server knows the
 	// user by its public key and the client signs the server's nonce.
 	NKeySeed string
+}
+
+// NKeyUser makes a fresh NKey user and returns its credentials and a file
+// holding its seed, as nats.nkeyFile takes it.
+func NKeyUser(t testing.TB) (Credentials, string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatalf("testkit: nkey: %v", err)
+	}
+	seed, _ := kp.Seed()
+	file := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(file, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Credentials{NKeySeed: string(seed)}, file
 }
 
 // ClusterOptions shape NATSCluster.
