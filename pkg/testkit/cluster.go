@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -115,11 +116,7 @@ func accountsBlock(t testing.TB, cr Credentials, jetStream bool, extra ...string
 	t.Helper()
 	user := fmt.Sprintf("{ user: %q, password: %q }", cr.User, cr.Password)
 	if cr.NKeySeed != "" {
-		kp, err := nkeys.FromSeed([]byte(cr.NKeySeed))
-		if err != nil {
-			t.Fatalf("testkit: nkey seed: %v", err)
-		}
-		pub, _ := kp.PublicKey()
+		pub, _ := cr.nkey(t)
 		user = fmt.Sprintf("{ nkey: %q }", pub)
 	}
 	js := ""
@@ -150,17 +147,9 @@ func (c *JetStreamCluster) options(i int, storeDir string) (*server.Options, err
 	}
 	o.ServerName = fmt.Sprintf("n%d", i+1)
 	o.JetStream, o.StoreDir = true, storeDir
-	o.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: cmp0(c.routePorts[i], server.RANDOM_PORT)}
+	o.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: cmp.Or(c.routePorts[i], server.RANDOM_PORT)}
 	o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 	return o, nil
-}
-
-// cmp0 is v, or otherwise when v is 0.
-func cmp0(v, otherwise int) int {
-	if v == 0 {
-		return otherwise
-	}
-	return v
 }
 
 // URLs is the comma-separated client URL list of all nodes, as nats.url
@@ -194,12 +183,18 @@ func (cr Credentials) options(t testing.TB) []nats.Option {
 	if cr.NKeySeed == "" {
 		return []nats.Option{nats.UserInfo(cr.User, cr.Password)}
 	}
+	pub, kp := cr.nkey(t)
+	return []nats.Option{nats.Nkey(pub, kp.Sign)}
+}
+
+func (cr Credentials) nkey(t testing.TB) (string, nkeys.KeyPair) {
+	t.Helper()
 	kp, err := nkeys.FromSeed([]byte(cr.NKeySeed))
 	if err != nil {
 		t.Fatalf("testkit: nkey seed: %v", err)
 	}
 	pub, _ := kp.PublicKey()
-	return []nats.Option{nats.Nkey(pub, kp.Sign)}
+	return pub, kp
 }
 
 // running is the server of node i, nil while it is down.
@@ -222,26 +217,31 @@ func (c *JetStreamCluster) StreamLeader(stream string) int {
 }
 
 // WaitJetStreamReady waits until the running nodes have elected a meta
-// leader and, unless stream is empty, until stream has a leader and every
-// running node's replica of it is current.
+// leader that counts every one of them as an online peer (before that, a
+// stream with three replicas finds "no suitable peers for placement") and,
+// unless stream is empty, until stream has a leader and every running
+// node's replica of it is current.
 func (c *JetStreamCluster) WaitJetStreamReady(t testing.TB, stream string) {
 	t.Helper()
-	what := "JetStream meta leader"
+	what := "JetStream meta leader with every running node as peer"
 	if stream != "" {
-		what += " and current replicas of stream " + stream
+		what += ", and current replicas of stream " + stream
 	}
 	WaitFor(t, what, func() bool {
-		meta := false
+		running, peers := 0, 0
 		for i := range c.Nodes {
 			srv := c.running(i)
 			if srv == nil {
 				continue
 			}
-			meta = meta || srv.JetStreamIsLeader()
+			running++
+			if srv.JetStreamIsLeader() {
+				peers = len(srv.JetStreamClusterPeers())
+			}
 			if stream != "" && !srv.JetStreamIsStreamCurrent(Account, stream) {
 				return false
 			}
 		}
-		return meta && (stream == "" || c.StreamLeader(stream) >= 0)
+		return running > 0 && peers == running && (stream == "" || c.StreamLeader(stream) >= 0)
 	})
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ func NATSHubAndLeaf(t testing.TB, opts LeafOptions) *HubAndLeaf {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		o.ServerName, o.JetStream, o.StoreDir, o.JetStreamDomain = "hub", true, hub.StoreDir, HubDomain
-		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", cmp0(h.leafPort, server.RANDOM_PORT)
+		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", cmp.Or(h.leafPort, server.RANDOM_PORT)
 		hubOpts = o
 		return o, nil
 	}
