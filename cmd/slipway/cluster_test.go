@@ -84,7 +84,7 @@ ops: { listen: "off" }
 
 	webhook := startIngest(t, cfg) + "/webhooks/dev-registry"
 	runService(t, cfg, deployer.New())
-	waitConsumerPulling(t, js, deployer.ConsumerName("azure-int"))
+	waitConsumer(t, js, deployer.ConsumerName("azure-int"))
 	reg := &registrySender{url: webhook, refused: map[string]int{}}
 
 	sent := make(chan error, 1)
@@ -129,20 +129,15 @@ ops: { listen: "off" }
 	assertPushedOnce(t, storedEvents(t, js, "slipway.image.pushed.>"), reg.acceptedIDs())
 }
 
-// waitConsumerPulling waits until the durable consumer's leader holds a
-// pull request of the service. That it exists is not enough: a new
-// consumer that delivers only new events fixes where "new" begins when its
-// leader starts, which on a cluster can be seconds after it was created,
-// and pushes sent in between would never reach the service.
-func waitConsumerPulling(t *testing.T, js jetstream.JetStream, name string) {
+// waitConsumer waits until the durable consumer exists. Nothing
+// more is needed: a new consumer fixes where "new" begins at creation (the
+// stream's last sequence + 1), not when its leader starts, which on a
+// cluster can be seconds later; pushes sent in between reach the service.
+func waitConsumer(t *testing.T, js jetstream.JetStream, name string) {
 	t.Helper()
-	testkit.WaitFor(t, "consumer "+name+" pulling", func() bool {
-		cons, err := js.Consumer(t.Context(), bus.DefaultStream, name)
-		if err != nil {
-			return false
-		}
-		info := cons.CachedInfo()
-		return info.NumWaiting > 0 && (info.Cluster == nil || info.Cluster.Leader != "")
+	testkit.WaitFor(t, "consumer "+name, func() bool {
+		_, err := js.Consumer(t.Context(), bus.DefaultStream, name)
+		return err == nil
 	})
 }
 

@@ -55,7 +55,7 @@ ops: { listen: "off" }
 	t.Cleanup(func() { puts.assertOnce(t, pushes) })
 	webhook := startIngest(t, cloud) + "/webhooks/prd-registry"
 	runService(t, onPrem, deployer.New())
-	waitConsumerPulling(t, hub, deployer.ConsumerName("vsphere-prd"))
+	waitConsumer(t, hub, deployer.ConsumerName("vsphere-prd"))
 
 	reg := &registrySender{url: webhook, refused: map[string]int{}}
 	push := func(from, to int) {

@@ -292,27 +292,67 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	// BackOff: the server would use BackOff[n] instead of AckWait as the time
 	// a handler has, so a short first back-off would redeliver events to
 	// another replica while the first one still works on them.
-	if c.cfg.DeliverNew {
-		jc.DeliverPolicy = jetstream.DeliverNewPolicy
-	}
-	// The deliver policy of an existing consumer cannot change; keep it.
-	if existing, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Durable); err == nil {
-		old := existing.CachedInfo().Config
-		jc.DeliverPolicy, jc.OptStartSeq, jc.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
-	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jc)
+	cons, err := c.createOrUpdate(ctx, jc)
 	if err != nil {
-		return nil, fmt.Errorf("create consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
+		return nil, err
 	}
 	// A buffer no larger than the worker pool keeps events from ageing
-	// towards AckWait in this process while other replicas sit idle.
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency))
+	// towards AckWait in this process while other replicas sit idle. The
+	// short expiry and heartbeat notice a consumer lost with its cluster
+	// node after about 2 × pullHeartbeat instead of the client's 30 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
 	return it, nil
+}
+
+// Pull request settings: see open.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
+// createOrUpdate creates the durable, or updates an existing one while
+// keeping its position (the deliver policy of a consumer cannot change).
+func (c *Consumer) createOrUpdate(ctx context.Context, jc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for attempt := 0; ; attempt++ {
+		existing, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Durable)
+		switch {
+		case err == nil:
+			old := existing.CachedInfo().Config
+			jc.DeliverPolicy, jc.OptStartSeq, jc.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
+			cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jc)
+			if err != nil {
+				return nil, fmt.Errorf("update consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
+			}
+			return cons, nil
+		case !errors.Is(err, jetstream.ErrConsumerNotFound):
+			return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
+		}
+		create := jc
+		if c.cfg.DeliverNew {
+			// On a cluster, "new" is fixed only once the consumer's leader
+			// is elected, seconds after the create returned, and events
+			// stored in between would be skipped; the stream's last
+			// sequence, read now, fixes it at creation.
+			st, err := c.js.Stream(ctx, c.cfg.Stream)
+			if err != nil {
+				return nil, fmt.Errorf("stream %s: %w", c.cfg.Stream, err)
+			}
+			create.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			create.OptStartSeq = st.CachedInfo().State.LastSeq + 1
+		}
+		cons, err := c.js.CreateConsumer(ctx, c.cfg.Stream, create)
+		if errors.Is(err, jetstream.ErrConsumerExists) && attempt < 2 {
+			continue // another replica created it first: join that one
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
+		}
+		return cons, nil
+	}
 }
 
 // Stop stops fetching, hands events fetched but not started back to the

@@ -35,7 +35,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 	}
 	defer conn.Close()
 
-	if err := ensureStream(ctx, conn.JS, cfg, log); err != nil {
+	if err := ensureStream(ctx, conn, cfg, log); err != nil {
 		return err
 	}
 
@@ -105,14 +105,23 @@ func opsListen(configured string, services []Service) string {
 // ensureStream retries until NATS answers: at start-up the servers may
 // still be coming up (compose, DC/OS), and failing fast would only make the
 // scheduler restart us in a loop.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg *config.Config, log *slog.Logger) error {
+func ensureStream(ctx context.Context, conn *natsconn.Conn, cfg *config.Config, log *slog.Logger) error {
 	delay := 250 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := bus.EnsureStream(actx, js, cfg.StreamConfig())
+		_, err := bus.EnsureStream(actx, conn.JS, cfg.StreamConfig())
 		cancel()
 		if err == nil {
 			return nil
+		}
+		// The client gives up for good on repeated authorization errors
+		// (a wrong password, a revoked credential): waiting cannot help,
+		// and the reason is in the connection's last error, not in err.
+		if conn.NC.IsClosed() {
+			if last := conn.NC.LastError(); last != nil {
+				return fmt.Errorf("nats: %w", last)
+			}
+			return fmt.Errorf("nats: %w", err)
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) {

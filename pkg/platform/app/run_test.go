@@ -2,11 +2,15 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
@@ -92,5 +96,36 @@ func TestRunStartsEmbeddedServer(t *testing.T) {
 	info, err := d.JS.AccountInfo(t.Context())
 	if err != nil || info.Streams != 2 {
 		t.Errorf("embedded JetStream: %+v, %v (want the event and dead-letter streams)", info, err)
+	}
+}
+
+// TestRunFailsOnRefusedCredentials: a wrong password is not an outage to
+// wait out; Run must stop and say why instead of retrying in silence.
+func TestRunFailsOnRefusedCredentials(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
+		Username: "slipway", Password: "right", NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf("nats: { url: %q, user: slipway, password: wrong }\nops: { listen: \"off\" }\n", srv.ClientURL())),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), probe{deps: make(chan app.Deps, 1)})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (context: %v), want an authorization error before the deadline", err, ctx.Err())
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Errorf("Run = %v, want the server's authorization error", err)
 	}
 }
