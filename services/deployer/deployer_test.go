@@ -3,11 +3,18 @@ package deployer_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
@@ -324,5 +331,55 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 	}
 	if got := len(e.rec.of(events.TypeDeploymentSucceeded)); got != 2*n {
 		t.Errorf("%d deployment.succeeded, want %d", got, 2*n)
+	}
+}
+
+// TestNoDriftFromAStaleListing: the app listing a reconcile works from can
+// be older than the inventory (a deployment ended while the listing was
+// read); that is not somebody changing the app by hand.
+func TestNoDriftFromAStaleListing(t *testing.T) {
+	emu := emulator.New(emulator.Options{DeployDuration: 20 * time.Millisecond})
+	if err := emu.Load([]byte("[" + appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}) + "]")); err != nil {
+		t.Fatal(err)
+	}
+	var stale atomic.Pointer[[]byte]
+	var staleServed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if body := stale.Load(); body != nil && r.Method == http.MethodGet && r.URL.Path == "/v2/apps" {
+			staleServed.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(*body)
+			return
+		}
+		emu.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { srv.Close(); emu.Close() })
+	resp, err := http.Get(srv.URL + "/v2/apps?embed=apps.deployments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t, &marathonCluster{name: "azure-int", emu: emu, url: srv.URL})
+	e.start(deployer.New())
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+
+	stale.Store(&before)
+	testkit.WaitFor(t, "three reconciles from the stale listing", func() bool { return staleServed.Load() >= 3 })
+	st, err := e.js.Stream(t.Context(), bus.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter("slipway.drift.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(info.State.Subjects); n != 0 {
+		t.Errorf("%d drift.detected from a listing older than the deployment", n)
 	}
 }

@@ -62,6 +62,13 @@ func (c *cluster) reconcile(ctx context.Context) error {
 				err = c.store.inv.Put(ctx, rec)
 			}
 		case rec.Drift != m.written:
+			// apps is a snapshot: a deployment may have ended since it was
+			// taken (lease released, record written), leaving the record
+			// newer than the snapshot. Only an app unchanged since then
+			// runs what the snapshot says.
+			if now, gerr := c.client.GetApp(ctx, a.ID); gerr != nil || now.Version != a.Version {
+				break // the next pass looks again
+			}
 			if err = c.emitDrift(ctx, rec, m.written); err == nil {
 				rec.Drift = m.written
 				err = c.store.inv.Put(ctx, rec)
