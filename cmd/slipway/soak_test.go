@@ -238,7 +238,7 @@ sampling:
 		if final.goroutines > first.goroutines*1.2+10 {
 			t.Errorf("%s: goroutines grew from %.0f to %.0f", svc, first.goroutines, final.goroutines)
 		}
-		if final.heapInuse > first.heapInuse*1.5+16<<20 {
+		if final.heapInuse > first.heapInuse*1.25+4<<20 {
 			t.Errorf("%s: heap in use grew from %.1f to %.1f MiB", svc, mib(first.heapInuse), mib(final.heapInuse))
 		}
 	}

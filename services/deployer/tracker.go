@@ -20,8 +20,11 @@ type tracker struct {
 	mu      sync.Mutex
 	waiters map[string][]chan outcome
 	// ended keeps outcomes that arrived before anyone waited for them: a
-	// fast deployment may end before its PUT's answer is processed.
-	ended map[string]endedOutcome
+	// fast deployment may end before its PUT's answer is processed. Most
+	// are never claimed (the event stream tells of every deployment on the
+	// cluster, not only ours), so they are swept after endedTTL.
+	ended     map[string]endedOutcome
+	lastSweep time.Time
 }
 
 type endedOutcome struct {
@@ -29,8 +32,10 @@ type endedOutcome struct {
 	at time.Time
 }
 
-// endedTTL bounds how long an unclaimed outcome is kept.
-const endedTTL = 30 * time.Minute
+// endedTTL bounds how long an unclaimed outcome is kept: long enough for
+// any PUT's answer to be processed, short enough that a busy cluster's
+// deployments by others do not pile up.
+const endedTTL = 5 * time.Minute
 
 func newTracker() *tracker {
 	return &tracker{waiters: map[string][]chan outcome{}, ended: map[string]endedOutcome{}}
@@ -42,6 +47,7 @@ func (t *tracker) wait(id string) <-chan outcome {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if o, ok := t.ended[id]; ok {
+		delete(t.ended, id)
 		ch <- o.outcome
 		return ch
 	}
@@ -73,12 +79,19 @@ func (t *tracker) finish(id string, o outcome) {
 	if prev, ok := t.ended[id]; ok && (o.gone || !prev.gone) {
 		return
 	}
+	if ws := t.waiters[id]; len(ws) > 0 {
+		for _, ch := range ws {
+			ch <- o
+		}
+		delete(t.waiters, id)
+		return
+	}
 	now := time.Now()
 	t.ended[id] = endedOutcome{o, now}
-	for _, ch := range t.waiters[id] {
-		ch <- o
+	if now.Sub(t.lastSweep) < endedTTL/5 {
+		return
 	}
-	delete(t.waiters, id)
+	t.lastSweep = now
 	for k, e := range t.ended {
 		if now.Sub(e.at) > endedTTL {
 			delete(t.ended, k)
