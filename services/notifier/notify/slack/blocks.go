@@ -128,7 +128,7 @@ func (c eventContext) block(extra ...string) block {
 // messageBlocks renders a notification: the title with its status emoji,
 // the text, the facts as fields, the link, the context, and the Approve /
 // Reject buttons of an approval.
-func messageBlocks(n notify.Notification) []block {
+func messageBlocks(n notify.Notification, buttons bool) []block {
 	m := n.Message
 	head := emoji(m.Severity) + " *" + escape(m.Title) + "*"
 	if m.Text != "" {
@@ -146,8 +146,12 @@ func messageBlocks(n notify.Notification) []block {
 	if m.Link != "" {
 		extra = append(extra, "<"+escapeURL(m.Link)+"|Details>")
 	}
+	a := m.Approval
+	if a != nil && a.ID != "" && !buttons {
+		extra = append(extra, "Decide with `slipway approvals approve "+escape(a.ID)+"` or `slipway approvals reject "+escape(a.ID)+"`")
+	}
 	blocks = append(blocks, contextOf(n.Event).block(extra...))
-	if a := m.Approval; a != nil && a.ID != "" {
+	if a != nil && a.ID != "" && buttons {
 		blocks = append(blocks, block{Type: "actions", BlockID: ApprovalBlockID, Elements: []any{
 			button{Type: "button", Text: text{Type: "plain_text", Text: "Approve", Emoji: true}, ActionID: ActionApprove, Value: a.ID, Style: "primary"},
 			button{Type: "button", Text: text{Type: "plain_text", Text: "Reject", Emoji: true}, ActionID: ActionReject, Value: a.ID, Style: "danger"},

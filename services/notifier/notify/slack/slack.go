@@ -67,8 +67,8 @@
 //
 // # Approvals
 //
-// A Message.Approval adds an actions block (block_id ApprovalBlockID) with
-// the buttons Approve (action_id slipway_approve, primary) and Reject
+// With the receiver's signingSecret set, a Message.Approval adds an actions
+// block (block_id ApprovalBlockID) with the buttons Approve (action_id slipway_approve, primary) and Reject
 // (slipway_reject, danger), whose value is the approval id. Slack sends
 // the press to ingest's POST /slack/interactions, which decides the
 // approval and replaces the message with who decided.
@@ -106,6 +106,10 @@ type receiver struct {
 	log        *slog.Logger
 	client     *http.Client
 	webhookURL string // webhook mode
+	// buttons: Approve / Reject work only when ingest can verify Slack's
+	// press, i.e. with the app's signing secret; without it they would do
+	// nothing when pressed, so the message names the CLI instead.
+	buttons bool
 	channel    string // bot mode: the configured channel
 	api        *api
 	threads    *threads
@@ -128,6 +132,7 @@ func New(name string, cfg config.Receiver, o notify.Options) (notify.Receiver, e
 		client:   o.HTTPClient,
 		now:      time.Now,
 		channels: map[string]string{},
+		buttons:  sc.SigningSecret != "",
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -189,7 +194,7 @@ func (r *receiver) notifyWebhook(ctx context.Context, n notify.Notification) err
 	if n.Channel != "" {
 		return bus.Permanent(fmt.Errorf("slack receiver %q posts through an incoming webhook, which posts to its own channel only; the channel %q (slipway.notify) needs a bot token", r.name, n.Channel))
 	}
-	return postWebhook(ctx, r.client, r.webhookURL, webhookMessage{Text: fallback(n.Message), Blocks: messageBlocks(n)})
+	return postWebhook(ctx, r.client, r.webhookURL, webhookMessage{Text: fallback(n.Message), Blocks: messageBlocks(n, r.buttons)})
 }
 
 // chatMessage is chat.postMessage's and chat.update's arguments.
@@ -231,7 +236,7 @@ func (r *receiver) notifyBot(ctx context.Context, n notify.Notification) error {
 		return bus.Permanent(fmt.Errorf("slack receiver %q: no channel", r.name))
 	}
 	if n.Message.Thread == "" {
-		_, err := r.post(ctx, chatMessage{Channel: channel, Text: fallback(n.Message), Blocks: messageBlocks(n)})
+		_, err := r.post(ctx, chatMessage{Channel: channel, Text: fallback(n.Message), Blocks: messageBlocks(n, r.buttons)})
 		return err
 	}
 	key := ThreadKey(r.name, channel, n.Message.Thread)
@@ -256,7 +261,7 @@ func (r *receiver) notifyBot(ctx context.Context, n notify.Notification) error {
 				return err
 			}
 		}
-		_, err = r.post(ctx, chatMessage{Channel: p.channel, ThreadTS: p.ts, Text: fallback(n.Message), Blocks: messageBlocks(n)})
+		_, err = r.post(ctx, chatMessage{Channel: p.channel, ThreadTS: p.ts, Text: fallback(n.Message), Blocks: messageBlocks(n, r.buttons)})
 		if gone(err) && attempt == 0 {
 			r.forget(ctx, p, err)
 			continue

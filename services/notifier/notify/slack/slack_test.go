@@ -59,7 +59,7 @@ func (r *rig) options() notify.Options {
 func (r *rig) bot(t *testing.T, tok string) notify.Receiver {
 	t.Helper()
 	rcv, err := slack.New(receiver, config.Receiver{Name: receiver, Slack: &config.SlackReceiver{
-		Token: tok, Channel: deploys, APIURL: r.slack.APIURL,
+		Token: tok, Channel: deploys, APIURL: r.slack.APIURL, SigningSecret: signingSecret,
 	}}, r.options())
 	if err != nil {
 		t.Fatal(err)
@@ -645,7 +645,7 @@ func TestNewNeedsJetStreamInBotMode(t *testing.T) {
 
 func webhook(t *testing.T, s *testkit.Slack, hookURL string) notify.Receiver {
 	t.Helper()
-	rcv, err := slack.New(receiver, config.Receiver{Slack: &config.SlackReceiver{WebhookURL: hookURL}},
+	rcv, err := slack.New(receiver, config.Receiver{Slack: &config.SlackReceiver{WebhookURL: hookURL, SigningSecret: signingSecret}},
 		notify.Options{Logger: testLogger(t), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -673,6 +673,31 @@ func TestWebhookPostsBlockKit(t *testing.T) {
 	}
 	if b := msgs[2].Buttons(); len(b) != 2 || b[0].ActionID != slack.ActionApprove || b[1].ActionID != slack.ActionReject {
 		t.Errorf("approval buttons %+v", b)
+	}
+}
+
+// signingSecret is the Slack app's; ingest verifies button presses with it.
+const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+
+// TestNoButtonsWithoutSigningSecret: without the signing secret ingest
+// cannot accept a press, so buttons would do nothing; the message names the
+// commands instead.
+func TestNoButtonsWithoutSigningSecret(t *testing.T) {
+	s := testkit.NewSlack(t, token, deploys)
+	rcv, err := slack.New(receiver, config.Receiver{Slack: &config.SlackReceiver{WebhookURL: s.WebhookURL(t, deploys)}},
+		notify.Options{Logger: testLogger(t), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Notify(t.Context(), note(t, 2, release()[2])); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Messages(deploys)[0]
+	if b := m.Buttons(); len(b) != 0 {
+		t.Errorf("buttons %+v without a signing secret", b)
+	}
+	if !strings.Contains(m.Content(), "slipway approvals approve apr-0123456789") {
+		t.Errorf("no approval command in %s", m.Content())
 	}
 }
 
