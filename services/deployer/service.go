@@ -80,6 +80,12 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		if err != nil {
 			return fmt.Errorf("clusters[%d].marathon: %w", i, err)
 		}
+		if a := cl.Marathon.Auth; !a.None && a.Basic == nil && a.DCOS == nil && a.Token == "" && a.TokenFile == "" {
+			// Kept working for existing files, but an unauthenticated
+			// Marathon should be a choice written down (auth: { none: true }).
+			d.Log.Warn("no marathon.auth configured: requests go without authentication; set auth: { none: true } to say so",
+				"cluster", cl.Name)
+		}
 		c := &cluster{
 			name: cl.Name, env: cl.Environment, policy: cl.Deploy, client: client,
 			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), tracker: newTracker(), store: st, pub: pub,

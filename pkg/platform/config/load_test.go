@@ -136,6 +136,8 @@ func TestErrorsNameTheKeyPath(t *testing.T) {
 			`ingest.sources[0].environment: unknown environment "qa"`},
 		{"bad hmac algorithm", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: ghcr, environment: dev, auth: {hmac: {header: X, secret: y, algorithm: md5}}}]}",
 			`ingest.sources[0].auth.hmac.algorithm: "md5"`},
+		{"source registry with scheme", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: acr, environment: dev, registry: 'https://r.example', auth: {none: true}}]}",
+			`ingest.sources[0].registry: "https://r.example" must be a host[:port]`},
 		{"env name", "environments: [{name: 'd.v', registry: {host: r}}]", "environments[0].name"},
 		{"unknown approver", "environments: [{name: a, registry: {host: r}}, {name: b, registry: {host: r}}]\npromotions: [{name: p, from: a, to: b, approval: {required: true, approvers: [bob]}}]",
 			`promotions[0].approval.approvers[0]: unknown approver "bob"`},

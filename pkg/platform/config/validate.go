@@ -155,6 +155,9 @@ func (c *Config) Validate() error {
 			p.add(path+".format", "is required")
 		}
 		checkEnv(path+".environment", s.Environment)
+		if strings.Contains(s.Registry, "/") || strings.ContainsAny(s.Registry, " \t") {
+			p.add(path+".registry", "%q must be a host[:port], without scheme or path", s.Registry)
+		}
 		validateWebhookAuth(&p, path+".auth", s.Auth)
 		if s.RateLimit < 0 || s.Burst < 0 {
 			p.add(path+".rateLimit", "must not be negative")
