@@ -68,7 +68,7 @@ func newApprovalAPI(d app.Deps, h *handler) (*approvalAPI, error) {
 	a := &approvalAPI{pub: h.pub, log: h.log, metrics: h.metrics, now: h.now}
 	for _, ap := range d.Config.Approvers {
 		if ap.Token == "" {
-			continue // config validation requires one; never match an empty bearer
+			continue // a Slack-only approver: never match an empty bearer
 		}
 		a.names = append(a.names, ap.Name)
 		a.tokens = append(a.tokens, ap.Token)

@@ -52,8 +52,13 @@ type slackRig struct {
 
 func newSlackRig(t *testing.T) *slackRig {
 	t.Helper()
+	return newSlackRigWith(t, slackConfig())
+}
+
+func newSlackRigWith(t *testing.T, cfg *config.Config) *slackRig {
+	t.Helper()
 	r := newRig(t)
-	srv := r.serve(t, slackConfig())
+	srv := r.serve(t, cfg)
 	store, err := approval.Bind(t.Context(), r.js)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +164,32 @@ func TestSlackApproveByMappedApprover(t *testing.T) {
 	}
 	if n := len(s.slack.Responses()); n != 0 {
 		t.Errorf("%d ephemeral responses to a successful decision", n)
+	}
+}
+
+// TestSlackOnlyApprovers: approvers with a Slack user and no API token
+// decide with the buttons; the API knows no one.
+func TestSlackOnlyApprovers(t *testing.T) {
+	cfg := slackConfig()
+	for i := range cfg.Approvers {
+		cfg.Approvers[i].Token = ""
+	}
+	s := newSlackRigWith(t, cfg)
+	s.create(t, pendingRecord("apr-1", "alice"))
+	s.press(t, aliceSlack, "slipway_approve", "apr-1", s.approvalMessage(t, "apr-1"))
+	rec, err := s.store.Get(t.Context(), "apr-1")
+	if err != nil || rec.State != approval.Granted || rec.DecidedBy != "alice" {
+		t.Errorf("record %+v %v", rec, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/approvals", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /approvals with an empty bearer: %d, want 401", resp.StatusCode)
 	}
 }
 

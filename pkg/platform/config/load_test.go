@@ -158,3 +158,15 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// An approver who decides only with Slack's buttons needs no API token;
+// one with neither could never decide.
+func TestApproverNeedsTokenOrSlackUser(t *testing.T) {
+	if _, err := Parse([]byte("approvers: [{name: rm, slackUserId: U0RM}]"), env(nil)); err != nil {
+		t.Errorf("Slack-only approver: %v", err)
+	}
+	_, err := Parse([]byte("approvers: [{name: rm}]"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "approvers[0].token: is required") {
+		t.Errorf("approver without token or Slack user: %v", err)
+	}
+}

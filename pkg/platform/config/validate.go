@@ -173,8 +173,8 @@ func (c *Config) Validate() error {
 			p.add(path+".name", "%q is defined twice", a.Name)
 		}
 		approvers[a.Name] = true
-		if a.Token == "" {
-			p.add(path+".token", "is required (or tokenFile)")
+		if a.Token == "" && a.SlackUserID == "" {
+			p.add(path+".token", "is required (or tokenFile; or slackUserId alone for an approver who decides only in Slack)")
 		}
 	}
 	promotions := map[string]bool{}
