@@ -960,15 +960,32 @@ func (s *system) check(pushes []sysPush, withRegistries bool) sysResult {
 
 // settle waits until nothing is missing and no consumer has work left
 // (so no redelivery can still add a duplicate), or until the deadline, and
-// returns the final comparison and when the system was found settled.
-func (s *system) settle(pushes []sysPush, deadline time.Duration) (sysResult, bool) {
+// returns the final comparison and whether it settled. With every > 0 it
+// logs what is still missing that often.
+func (s *system) settle(pushes []sysPush, deadline, every time.Duration) (sysResult, bool) {
 	s.t.Helper()
 	ctx := s.t.Context()
 	timeout := time.After(deadline)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	logged := time.Now()
+	var idle time.Time // since when every consumer has been idle with the same effects missing
+	lastLost := -1
 	for {
-		if r := s.check(pushes, false); r.lost() == 0 && s.quiet(ctx) {
+		r := s.check(pushes, false)
+		quiet := s.quiet(ctx)
+		switch {
+		case !quiet || r.lost() != lastLost:
+			idle = time.Time{}
+		case idle.IsZero():
+			idle = time.Now()
+		case time.Since(idle) >= sysStuckAfter:
+			// Nothing is pending or waiting for a retry, and nothing has
+			// changed for a while: what is missing will not come.
+			return s.check(pushes, true), false
+		}
+		lastLost = r.lost()
+		if r.lost() == 0 && quiet {
 			// Quiet twice in a row, a moment apart: an event published
 			// between the two looks would show up in the second.
 			<-tick.C
@@ -978,6 +995,16 @@ func (s *system) settle(pushes []sysPush, deadline time.Duration) (sysResult, bo
 				}
 			}
 		}
+		if every > 0 && time.Since(logged) >= every {
+			var missing []string
+			for _, x := range r.tallies {
+				if x.lost > 0 {
+					missing = append(missing, fmt.Sprintf("%s %d", x.kind, x.lost))
+				}
+			}
+			s.t.Logf("settling: missing %v, consumers idle: %v", missing, quiet)
+			logged = time.Now()
+		}
 		select {
 		case <-tick.C:
 		case <-timeout:
@@ -985,6 +1012,12 @@ func (s *system) settle(pushes []sysPush, deadline time.Duration) (sysResult, bo
 		}
 	}
 }
+
+// sysStuckAfter is how long settle waits, once every consumer is idle,
+// for effects that are still missing: longer than a deployer lease (30s)
+// and a busy retry (5s), after which an event blocked by a lease is
+// delivered again.
+const sysStuckAfter = time.Minute
 
 // spread is the work each instance of a service did.
 func (s *system) spread() map[string][]float64 {
