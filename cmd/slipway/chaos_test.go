@@ -72,11 +72,11 @@ func chaosFromEnv(t *testing.T) chaosConfig {
 		}
 		c.ackWait = d
 	}
-	// Killing a deployer mid-deployment exposes two open bugs that make
-	// an app go back to an older image or lose a deployment to the dead
-	// letters (docs/reliability.md, "Known issues"): the bounded run, part
-	// of make test, spares the deployer until they are fixed; make chaos
-	// kills every service.
+	// Killing a deployer mid-deployment exposes open deployer bugs: an
+	// app goes back to an older image, a deployment ends in the dead
+	// letters, a restart reports false drift (docs/reliability.md, "Known
+	// issues"). The bounded run, part of make test, spares the deployer
+	// until they are fixed; make chaos kills every service.
 	c.victims = sysServices
 	if c.pushes <= 200 {
 		c.victims = []string{"ingest", "promoter", "notifier"}
