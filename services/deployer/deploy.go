@@ -36,7 +36,9 @@ const maxLockedRetries = 3
 // redelivered event, a second event for the same image, or a restarted
 // deployer picks up where the last attempt stopped.
 func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app managedApp) error {
-	release, err := c.store.lock(ctx, c.name, app.id)
+	// The longest another deployer may hold the app: its rollout and a
+	// rollback, each up to the timeout, and a dead holder's lease.
+	release, err := c.lockWait(ctx, app.id, 2*c.timeoutOf(&app)+lockTTL)
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,41 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app 
 			}
 		}
 	}
+	if running := now.Image(); rec.Phase == phaseUpdating && running != rec.FromImage && running != rec.ToImage {
+		// Begun by a deployer that died before its PUT (or before
+		// recording it), and another image was deployed since: putting
+		// this one now would move the app back. Nothing was announced.
+		rec.Phase, rec.Outcome = phaseDone, "superseded"
+		rec.Reason = "superseded: the app runs " + running + ", deployed since this deployment began"
+		c.log.Info("deployment superseded", "app", app.id, "image", rec.ToImage, "running", running)
+		_, err := c.store.update(ctx, key, rec, rev)
+		return err
+	}
 	return c.advance(ctx, key, rec, rev)
+}
+
+// lockWait takes the app's lease, waiting while another deployer holds it
+// (a live one finishing its rollout, or a dead one's lease running out).
+// The event stays in this handler meanwhile, kept alive by the consumer:
+// waiting by redelivery spent the event's deliveries and ended in the dead
+// letters. Past max it gives up with errBusy.
+func (c *cluster) lockWait(ctx context.Context, appID string, max time.Duration) (func(), error) {
+	deadline := time.Now().Add(max)
+	delay := 50 * time.Millisecond
+	for {
+		release, err := c.store.lock(ctx, c.name, appID)
+		if !errors.Is(err, errBusy) || time.Now().After(deadline) {
+			return release, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, time.Second)
+	}
 }
 
 func cmpErr(err, otherwise error) error {
@@ -257,16 +293,22 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 			return err
 		}
 	}
-	if o.gone && !timedOut {
+	if o.gone || timedOut {
+		// Gone unseen, or past the deadline (a deployment resumed long
+		// after a crash): what the app runs now decides.
 		var err error
-		if o, err = c.settle(ctx, rec); err != nil {
+		if o, err = c.settle(ctx, rec, timedOut); err != nil {
 			return err
 		}
+		timedOut = timedOut && !o.superseded
 	}
 	if o.success {
 		return c.succeed(ctx, rec)
 	}
 	rec.Reason = o.reason
+	if o.superseded {
+		return c.fail(ctx, rec, false) // not ours to roll back any more
+	}
 	if timedOut {
 		rec.Reason = fmt.Sprintf("not healthy after %s", rec.Timeout)
 	}
@@ -278,13 +320,17 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 }
 
 // settle decides the outcome of a deployment that ended unseen, from what
-// the app runs now.
-func (c *cluster) settle(ctx context.Context, rec *record) (outcome, error) {
+// the app runs now; past the deadline, only whether it was superseded.
+func (c *cluster) settle(ctx context.Context, rec *record, timedOut bool) (outcome, error) {
 	app, err := c.client.GetApp(ctx, rec.AppID)
 	if err != nil {
 		return outcome{}, err
 	}
 	switch {
+	case app.Image() != rec.ToImage && app.Image() != rec.FromImage:
+		return outcome{superseded: true, reason: "superseded: the app runs " + app.Image() + ", deployed since this deployment began"}, nil
+	case timedOut:
+		return outcome{}, nil
 	case app.Image() != rec.ToImage:
 		return outcome{reason: "the deployment ended and the app runs " + app.Image()}, nil
 	case len(app.Deployments) > 0:
@@ -295,7 +341,7 @@ func (c *cluster) settle(ctx context.Context, rec *record) (outcome, error) {
 		if err != nil || timedOut || !o.gone {
 			return o, err
 		}
-		return c.settle(ctx, rec)
+		return c.settle(ctx, rec, false)
 	case app.TasksRunning >= app.Instances && app.TasksUnhealthy == 0:
 		return outcome{success: true}, nil
 	}
@@ -354,6 +400,12 @@ func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 			}
 			if app.Image() == rec.FromImage {
 				return c.fail(ctx, rec, true)
+			}
+			if app.Image() != rec.ToImage {
+				// Another image was deployed since: putting the old one
+				// back would undo it.
+				rec.Reason += "; not rolled back: superseded, the app runs " + app.Image()
+				return c.fail(ctx, rec, false)
 			}
 			container, werr := marathon.WithImage(app.Container, rec.FromImage)
 			if werr != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
+	"github.com/slipway-cd/slipway/services/deployer/inventory"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
 
@@ -381,5 +382,72 @@ func TestNoDriftFromAStaleListing(t *testing.T) {
 	}
 	if n := len(info.State.Subjects); n != 0 {
 		t.Errorf("%d drift.detected from a listing older than the deployment", n)
+	}
+}
+
+// TestResumedDeploymentDoesNotUndoANewerOne: a deployer dies right after
+// its PUT of 1.1.0; before the event comes back, 1.2.0 is deployed (by
+// another replica). The resumed 1.1.0 must not move the app back.
+func TestResumedDeploymentDoesNotUndoANewerOne(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	ctx, crash := context.WithCancel(context.Background())
+	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	testkit.WaitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
+	wait()
+	newer := registry + "/apps/web:1.2.0@" + digest("1.2.0")
+	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+newer+`"}}}`)
+
+	e.start(deployer.New())
+	e.drained()
+	if got := c.image(t, "/dev/web"); got != newer {
+		t.Errorf("app runs %s, want %s kept", got, newer)
+	}
+	if n := c.puts("/dev/web"); n != 2 {
+		t.Errorf("%d PUTs, want 2 (the crashed 1.1.0 and 1.2.0)", n)
+	}
+	if n := len(e.rec.of(events.TypeDeploymentFailed)); n != 0 {
+		t.Errorf("%d deployment.failed for a deployment nobody announced", n)
+	}
+}
+
+// TestBusyAppIsWaitedForNotRedelivered: while another deployer holds the
+// app's lease, the event waits in the handler: retrying by redelivery spent
+// its deliveries and ended in the dead letters when the holder was slow.
+func TestBusyAppIsWaitedForNotRedelivered(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.start(deployer.New())
+	e.waitConsumers()
+	locks, err := e.js.KeyValue(t.Context(), deployer.LockBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "lock." + inventory.Key("azure-int", "/dev/web")
+	if _, err := locks.Create(t.Context(), key, []byte("another deployer")); err != nil {
+		t.Fatal(err)
+	}
+	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
+	cons, err := e.js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName("azure-int"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the event delivered", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.Delivered.Stream > 0
+	})
+	if err := locks.Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+		t.Errorf("delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
 	}
 }

@@ -10,8 +10,10 @@ type outcome struct {
 	success bool
 	// gone: the deployment disappeared from /v2/deployments without an
 	// event reaching us (the stream was down); the app tells the rest.
-	gone   bool
-	reason string
+	gone bool
+	// superseded: another image was deployed over this one since.
+	superseded bool
+	reason     string
 }
 
 // tracker hands Marathon's deployment outcomes, from the event stream or
