@@ -72,15 +72,7 @@ func chaosFromEnv(t *testing.T) chaosConfig {
 		}
 		c.ackWait = d
 	}
-	// Killing a deployer mid-deployment exposes open deployer bugs: an
-	// app goes back to an older image, a deployment ends in the dead
-	// letters, a restart reports false drift (docs/reliability.md, "Known
-	// issues"). The bounded run, part of make test, spares the deployer
-	// until they are fixed; make chaos kills every service.
 	c.victims = sysServices
-	if c.pushes <= 200 {
-		c.victims = []string{"ingest", "promoter", "notifier"}
-	}
 	if v := os.Getenv("SLIPWAY_CHAOS_KILL"); v != "" {
 		c.victims = strings.Split(v, ",")
 		for _, k := range c.victims {

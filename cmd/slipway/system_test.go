@@ -612,6 +612,9 @@ type sysMsg struct {
 	// once here rather than at every look.
 	key     string
 	failure bool
+	// superseded: a deployment.failed that only says a newer image was
+	// deployed over it (a crashed deployer's deployment, resumed late).
+	superseded bool
 }
 
 func newSysMsg(e events.Event, at time.Time) sysMsg {
@@ -626,7 +629,11 @@ func newSysMsg(e events.Event, at time.Time) sysMsg {
 	case events.TypeDeploymentSucceeded:
 		d, _ := events.DataAs[events.Deployment](e)
 		m.key = "deployed|" + d.Cluster + "|" + d.AppID + "|" + d.ToImage
-	case events.TypeDeploymentFailed, events.TypePromotionFailed, events.TypeNotificationFailed, events.TypeDriftDetected:
+	case events.TypeDeploymentFailed:
+		d, _ := events.DataAs[events.Deployment](e)
+		m.superseded = strings.HasPrefix(d.Reason, "superseded:")
+		m.failure = !m.superseded
+	case events.TypePromotionFailed, events.TypeNotificationFailed, events.TypeDriftDetected:
 		m.failure = true
 	}
 	return m
@@ -717,6 +724,7 @@ type sysResult struct {
 	tallies      []sysTally
 	regressions  []string
 	failed       []string // deployment.failed, promotion.failed, notification.failed, drift.detected
+	superseded   int      // deployment.failed "superseded": not a failure (see sysMsg)
 	streamDups   int      // event ids stored more than once
 	unexpected   []string // effects no push explains
 	badSignature int
@@ -784,6 +792,8 @@ func (s *system) check(pushes []sysPush, withRegistries bool) sysResult {
 			k.ids[m.ev.ID()] = true
 		case m.failure:
 			l.r.failed = append(l.r.failed, m.ev.Type()+" "+m.ev.Subject())
+		case m.superseded:
+			l.r.superseded++
 		}
 	}
 	for id, n := range l.ids {
@@ -1044,7 +1054,7 @@ func (s *system) report(t *testing.T, r sysResult, allowDupDeliveries bool) {
 		fmt.Fprintf(&b, "%-26s %9d %9d %6d %11d  %s\n", x.kind, x.expected, x.observed, x.lost, x.duplicated, x.note)
 	}
 	fmt.Fprintf(&b, "regressions (an app updated to an older image): %d; updates Marathon refused as locked: %d\n", len(r.regressions), r.conflicts)
-	fmt.Fprintf(&b, "failure events (deployment/promotion/notification failed, drift): %d\n", len(r.failed))
+	fmt.Fprintf(&b, "failure events (deployment/promotion/notification failed, drift): %d; deployments superseded by a newer one: %d\n", len(r.failed), r.superseded)
 	fmt.Fprintf(&b, "event ids stored twice: %d; effects no push explains: %d; webhook signature failures: %d\n", r.streamDups, len(r.unexpected), r.badSignature)
 	dl, why := s.deadLetters(t.Context())
 	fmt.Fprintf(&b, "dead letters: %d\n", dl)
