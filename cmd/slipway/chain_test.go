@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
-	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
 
@@ -58,11 +57,7 @@ environments:
 		t.Fatal(err)
 	}
 	got := watch(t, js, "slipway.>")
-	in := ingest.New()
-	listening := make(chan string, 1)
-	in.Listening = func(a net.Addr) { listening <- a.String() }
-	runService(t, ingestCfg, in)
-	addr := <-listening
+	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
 
 	reg := map[string]*testkit.Registry{}
 	for _, env := range []string{"dev", "tst", "prd"} {

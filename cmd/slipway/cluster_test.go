@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/natsconn"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
-	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
 
@@ -162,26 +160,6 @@ func parseConfig(t *testing.T, doc string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// startIngest runs ingest as its own process and returns its base URL once
-// it is ready.
-func startIngest(t *testing.T, cfg *config.Config) string {
-	t.Helper()
-	in := ingest.New()
-	listening := make(chan string, 1)
-	in.Listening = func(a net.Addr) { listening <- a.String() }
-	done := runService(t, cfg, in)
-	var addr string
-	select {
-	case addr = <-listening:
-	case err := <-done:
-		t.Fatalf("ingest ended before it listened: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("ingest did not listen within 60s")
-	}
-	testkit.WaitReady(t, "http://"+addr+"/readyz", nil)
-	return "http://" + addr
 }
 
 // registrySender sends Distribution push notifications and retries each

@@ -76,18 +76,7 @@ ops: { listen: "off" }
 
 	// Ingest and the deployer run as two processes would: ingest first,
 	// because the registry needs its address.
-	in := ingest.New()
-	listening := make(chan string, 1)
-	in.Listening = func(a net.Addr) { listening <- a.String() }
-	ingestDone := runService(t, cfg, in)
-	var ingestAddr string
-	select {
-	case ingestAddr = <-listening:
-	case err := <-ingestDone:
-		t.Fatalf("ingest ended before it listened: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("ingest did not listen within 60s")
-	}
+	ingestAddr := strings.TrimPrefix(startIngest(t, cfg), "http://")
 	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
 		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
 		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
@@ -98,7 +87,6 @@ ops: { listen: "off" }
 	two.load(t, appsTwo...)
 	runService(t, configFor(reg.Host), deployer.New())
 
-	testkit.WaitReady(t, "http://"+ingestAddr+"/readyz", nil)
 	for _, cl := range []string{"azure-int", "azure-int-2"} {
 		testkit.WaitFor(t, "the deployer's consumer of "+cl, func() bool {
 			_, err := js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName(cl))
@@ -179,6 +167,26 @@ func (m *marathonServer) load(t *testing.T, apps ...string) {
 	if err := m.emu.Load([]byte("[" + strings.Join(apps, ",") + "]")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startIngest runs ingest as its own process and returns its base URL once
+// it is ready.
+func startIngest(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	in := ingest.New()
+	listening := make(chan string, 1)
+	in.Listening = func(a net.Addr) { listening <- a.String() }
+	done := runService(t, cfg, in)
+	var addr string
+	select {
+	case addr = <-listening:
+	case err := <-done:
+		t.Fatalf("ingest ended before it listened: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("ingest did not listen within 60s")
+	}
+	testkit.WaitReady(t, "http://"+addr+"/readyz", nil)
+	return "http://" + addr
 }
 
 // runService runs services as one process until the test ends.

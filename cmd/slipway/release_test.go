@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -18,7 +17,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
-	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/notifier"
 	"github.com/slipway-cd/slipway/services/notifier/notify/webhook"
 	"github.com/slipway-cd/slipway/services/promoter"
@@ -119,11 +117,7 @@ environments:
 		t.Fatal(err)
 	}
 	stream := watch(t, js, "slipway.>")
-	in := ingest.New()
-	listening := make(chan string, 1)
-	in.Listening = func(a net.Addr) { listening <- a.String() }
-	runService(t, ingestCfg, in)
-	addr := <-listening
+	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
 
 	reg := map[string]*testkit.Registry{}
 	for _, env := range []string{"dev", "tst", "prd"} {

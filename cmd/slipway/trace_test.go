@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
-	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/notifier"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
@@ -78,11 +76,7 @@ environments:
 		t.Fatal(err)
 	}
 	stream := watch(t, js, "slipway.>")
-	in := ingest.New()
-	listening := make(chan string, 1)
-	in.Listening = func(a net.Addr) { listening <- a.String() }
-	runService(t, ingestCfg, in)
-	addr := <-listening
+	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
 
 	// Only dev notifies ingest: the trace starts at that one webhook (tst's
 	// notification of the copy would start a trace of its own).

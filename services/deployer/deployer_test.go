@@ -214,11 +214,7 @@ func TestCrashAfterPutResumes(t *testing.T) {
 	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 200 * time.Millisecond},
 		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
 	e := newEnv(t, c)
-	ctx, crash := context.WithCancel(context.Background())
-	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
-	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	testkit.WaitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
-	wait()
+	e.crashAfterPut(c, "1.1.0")
 
 	e.start(deployer.New())
 	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
@@ -232,6 +228,16 @@ func TestCrashAfterPutResumes(t *testing.T) {
 	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
 		t.Errorf("%d deployment.succeeded, want 1", n)
 	}
+}
+
+// crashAfterPut runs a deployer that dies right after Marathon accepted
+// its PUT of /dev/web to tag, before it recorded anything.
+func (e *env) crashAfterPut(c *marathonCluster, tag string) {
+	ctx, crash := context.WithCancel(context.Background())
+	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
+	e.push("apps/web", tag, digest(tag), time.Now())
+	testkit.WaitFor(e.t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
+	wait()
 }
 
 // TestLateOlderPushIsIgnored: with a policy that does not order by version
@@ -392,11 +398,7 @@ func TestResumedDeploymentDoesNotUndoANewerOne(t *testing.T) {
 	c := newCluster(t, "azure-int", emulator.Options{},
 		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
 	e := newEnv(t, c)
-	ctx, crash := context.WithCancel(context.Background())
-	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{AfterPut: func(string, string) { crash() }}})
-	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	testkit.WaitFor(t, "the PUT", func() bool { return c.puts("/dev/web") == 1 })
-	wait()
+	e.crashAfterPut(c, "1.1.0")
 	newer := registry + "/apps/web:1.2.0@" + digest("1.2.0")
 	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+newer+`"}}}`)
 
