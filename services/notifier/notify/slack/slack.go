@@ -110,10 +110,10 @@ type receiver struct {
 	// press, i.e. with the app's signing secret; without it they would do
 	// nothing when pressed, so the message names the CLI instead.
 	buttons bool
-	channel    string // bot mode: the configured channel
-	api        *api
-	threads    *threads
-	now        func() time.Time
+	channel string // bot mode: the configured channel
+	api     *api
+	threads *threads
+	now     func() time.Time
 
 	mu       sync.Mutex
 	channels map[string]string // channel as configured → id, as Slack answered
