@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -353,5 +354,38 @@ func TestRefusedBodyAnswered(t *testing.T) {
 		if err != nil || code != c.want {
 			t.Errorf("%s: %d %s %v, want %d", c.name, code, answer, err, c.want)
 		}
+	}
+}
+
+// TestRejectionsAreLoggedSparingly: a flood of bad requests must not turn
+// into a flood of log lines; the metric still counts every one.
+func TestRejectionsAreLoggedSparingly(t *testing.T) {
+	r := newRig(t)
+	logs := &syncBuffer{}
+	r.log = slog.New(slog.NewTextHandler(logs, nil))
+	srv := r.serve(t, floodConfig())
+	const n = 50
+	start := time.Now()
+	for range n {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/header", strings.NewReader("{}"))
+		req.Header.Set("Authorization", notifyToken+"x")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	}
+	lines := strings.Count(logs.String(), "webhook rejected")
+	if allowed := 1 + int(time.Since(start)/(10*time.Second)); lines < 1 || lines > allowed {
+		t.Errorf("%d log lines for %d rejections, want 1 to %d", lines, n, allowed)
+	}
+	if !strings.Contains(logs.String(), "rejected_since_last_line=1") {
+		t.Errorf("the first line does not count its rejection:\n%s", logs.String())
+	}
+	if want := fmt.Sprintf(`slipway_ingest_requests_total{code="401",format="distribution",source="header"} %d`, n); !strings.Contains(get(t, srv.URL+"/metrics", http.StatusOK), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -30,7 +32,16 @@ type source struct {
 	resolver *resolve.Resolver
 	// limit bounds the deliveries per second; nil: no limit.
 	limit *rate.Limiter
+	// rejections are logged at most once per rejectLogEvery, with the
+	// count since the last line: a flood of bad requests must not become
+	// a flood of log lines (slipway_ingest_requests_total counts each).
+	rejectLog rate.Sometimes
+	rejected  atomic.Int64
 }
+
+// rejectLogEvery is the interval of the "webhook rejected" log line per
+// source.
+const rejectLogEvery = 10 * time.Second
 
 // sourceName keeps names usable as one URL path segment and readable in
 // metrics labels and the event source.
@@ -88,6 +99,7 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 			parse:       parse,
 			auth:        a,
 			resolver:    r,
+			rejectLog:   rate.Sometimes{First: 1, Interval: rejectLogEvery},
 		}
 		if s.RateLimit > 0 {
 			burst := s.Burst

@@ -150,7 +150,11 @@ func (h *handler) authenticate(ctx context.Context, src *source, req auth.Reques
 	}
 	// The reason (which header, wrong value) is for the operator; the
 	// sender learns nothing. It never holds secret material.
-	h.log.InfoContext(ctx, "webhook rejected", "source", src.name, "auth", src.auth.Mechanism(), "reason", err)
+	src.rejected.Add(1)
+	src.rejectLog.Do(func() {
+		h.log.WarnContext(ctx, "webhook rejected", "source", src.name, "auth", src.auth.Mechanism(), "reason", err,
+			"rejected_since_last_line", src.rejected.Swap(0))
+	})
 	return reply{http.StatusUnauthorized, errorBody{"unauthorized"}}, false
 }
 
