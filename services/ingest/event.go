@@ -11,6 +11,9 @@ import (
 // in what the payload lacked: the registry host, the digest, the time.
 func (h *handler) event(ctx context.Context, src *source, p formats.Push) (events.Event, error) {
 	registry := firstNonEmpty(src.registry, p.Registry, src.envRegistry)
+	if src.repositoryPath && p.RepositoryKey != "" {
+		p.Repository = p.RepositoryKey + "/" + p.Repository
+	}
 	if p.Digest == "" {
 		h.resolveDigest(ctx, src, &p)
 	}

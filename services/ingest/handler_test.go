@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"net/url"
 	"reflect"
 	"strings"
@@ -333,5 +334,33 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestArtifactoryRepositoryPath: with Artifactory's repository-path access
+// method the image is <host>/<repository key>/<image>; the key, which the
+// payload carries apart, becomes part of the repository.
+func TestArtifactoryRepositoryPath(t *testing.T) {
+	body, err := os.ReadFile("formats/testdata/artifactory/docker_pushed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		repositoryPath bool
+		want           string
+	}{{false, "library/ubuntu"}, {true, "docker-local/library/ubuntu"}} {
+		r := newRig(t)
+		srv := r.serve(t, testConfig(config.Registry{},
+			config.Source{Name: "jfrog", Format: "artifactory", Environment: "dev", RepositoryPath: tc.repositoryPath, Auth: none()}))
+		if code, reply, _ := post(t, srv.URL+"/webhooks/jfrog", body, nil); code != http.StatusAccepted {
+			t.Fatalf("webhook: %d %v", code, reply)
+		}
+		evs := storedEvents(t, r.stream)
+		if len(evs) != 1 {
+			t.Fatalf("%d events", len(evs))
+		}
+		if got := pushedData(t, evs[0]).Repository; got != tc.want {
+			t.Errorf("repositoryPath %t: repository %q, want %q", tc.repositoryPath, got, tc.want)
+		}
 	}
 }

@@ -23,6 +23,9 @@ type source struct {
 	environment string
 	// registry overrides the payload's host when set.
 	registry string
+	// repositoryPath puts the payload's repository key in front of the
+	// repository (Artifactory's repository-path access method).
+	repositoryPath bool
 	// envRegistry is the environment's registry host: the fallback when
 	// neither the source nor the payload names one.
 	envRegistry string
@@ -91,15 +94,16 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 			resolvers[env.Name] = r
 		}
 		out[s.Name] = &source{
-			name:        s.Name,
-			format:      s.Format,
-			environment: s.Environment,
-			registry:    s.Registry,
-			envRegistry: env.Registry.Host,
-			parse:       parse,
-			auth:        a,
-			resolver:    r,
-			rejectLog:   rate.Sometimes{First: 1, Interval: rejectLogEvery},
+			name:           s.Name,
+			format:         s.Format,
+			environment:    s.Environment,
+			registry:       s.Registry,
+			envRegistry:    env.Registry.Host,
+			repositoryPath: s.RepositoryPath,
+			parse:          parse,
+			auth:           a,
+			resolver:       r,
+			rejectLog:      rate.Sometimes{First: 1, Interval: rejectLogEvery},
 		}
 		if s.RateLimit > 0 {
 			burst := s.Burst

@@ -138,6 +138,8 @@ func TestErrorsNameTheKeyPath(t *testing.T) {
 			`ingest.sources[0].auth.hmac.algorithm: "md5"`},
 		{"source registry with scheme", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: acr, environment: dev, registry: 'https://r.example', auth: {none: true}}]}",
 			`ingest.sources[0].registry: "https://r.example" must be a host[:port]`},
+		{"repositoryPath outside artifactory", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: harbor, environment: dev, repositoryPath: true, auth: {none: true}}]}",
+			"ingest.sources[0].repositoryPath: applies to the artifactory format only"},
 		{"env name", "environments: [{name: 'd.v', registry: {host: r}}]", "environments[0].name"},
 		{"unknown approver", "environments: [{name: a, registry: {host: r}}, {name: b, registry: {host: r}}]\npromotions: [{name: p, from: a, to: b, approval: {required: true, approvers: [bob]}}]",
 			`promotions[0].approval.approvers[0]: unknown approver "bob"`},

@@ -137,7 +137,12 @@ type Source struct {
 	Environment string `yaml:"environment"`
 	// Registry is the host to use when the payload has none, or to override it.
 	Registry string `yaml:"registry"`
-	Auth     *Auth  `yaml:"auth"`
+	// RepositoryPath: the registry serves images as
+	// <host>/<repository key>/<image> (Artifactory's "repository path"
+	// Docker access method), so the payload's repository key is the first
+	// segment of the repository. Artifactory only.
+	RepositoryPath bool  `yaml:"repositoryPath"`
+	Auth           *Auth `yaml:"auth"`
 	// RateLimit is the most deliveries per second this source accepts
 	// (0: no limit); beyond it ingest answers 429 with Retry-After, which
 	// registries retry. Burst is how many may come at once (default: the

@@ -158,6 +158,9 @@ func (c *Config) Validate() error {
 		if strings.Contains(s.Registry, "/") || strings.ContainsAny(s.Registry, " \t") {
 			p.add(path+".registry", "%q must be a host[:port], without scheme or path", s.Registry)
 		}
+		if s.RepositoryPath && s.Format != "artifactory" {
+			p.add(path+".repositoryPath", "applies to the artifactory format only (its payload carries the repository key)")
+		}
 		validateWebhookAuth(&p, path+".auth", s.Auth)
 		if s.RateLimit < 0 || s.Burst < 0 {
 			p.add(path+".rateLimit", "must not be negative")

@@ -69,10 +69,11 @@ func parseArtifactory(d Delivery) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Pushes: []Push{{
-		Repository: data.ImageName,
-		Tag:        tag,
-		Digest:     digest,
-		Size:       data.Size,
-		UpstreamID: Composite(data.RepoKey, data.ImageName, data.Tag, strings.ToLower(data.SHA256)),
+		Repository:    data.ImageName,
+		RepositoryKey: data.RepoKey,
+		Tag:           tag,
+		Digest:        digest,
+		Size:          data.Size,
+		UpstreamID:    Composite(data.RepoKey, data.ImageName, data.Tag, strings.ToLower(data.SHA256)),
 	}}}, nil
 }

@@ -22,11 +22,12 @@ func artifactoryData(t *testing.T, fn func(data map[string]any)) []byte {
 func TestArtifactoryTaggedPush(t *testing.T) {
 	got := singlePush(t, parse(t, "artifactory", artifactoryDelivery(fixture(t, "artifactory/docker_pushed.json"))))
 	wantEqual(t, got, Push{
-		Repository: "library/ubuntu",
-		Tag:        "latest",
-		Digest:     "sha256:" + artifactorySHA,
-		Size:       1206,
-		UpstreamID: Composite("docker-local", "library/ubuntu", "latest", artifactorySHA),
+		Repository:    "library/ubuntu",
+		RepositoryKey: "docker-local",
+		Tag:           "latest",
+		Digest:        "sha256:" + artifactorySHA,
+		Size:          1206,
+		UpstreamID:    Composite("docker-local", "library/ubuntu", "latest", artifactorySHA),
 	})
 }
 

@@ -22,6 +22,10 @@ type Push struct {
 	// Registry is the registry host from the payload, "" when it has none.
 	Registry   string
 	Repository string
+	// RepositoryKey is the registry's own name of the repository the
+	// image was pushed to, outside Repository (Artifactory's repo_key);
+	// "" for formats without one.
+	RepositoryKey string
 	// Tag may be empty, or hold a digest, for the untagged children of a
 	// multi-arch push; Normalize drops those.
 	Tag       string
