@@ -172,3 +172,12 @@ func TestApproverNeedsTokenOrSlackUser(t *testing.T) {
 		t.Errorf("approver without token or Slack user: %v", err)
 	}
 }
+
+// The service-account JSON DC/OS creates names its uid; the key file is
+// enough then (the deployer reads it and says so when neither has one).
+func TestDCOSUIDMayComeFromTheKeyFile(t *testing.T) {
+	doc := "environments: [{name: dev, registry: {host: r}}]\nclusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', auth: {dcos: {privateKeyFile: /run/secrets/sa.json}}}}]"
+	if _, err := Parse([]byte(doc), env(nil)); err != nil {
+		t.Errorf("dcos with only privateKeyFile: %v", err)
+	}
+}

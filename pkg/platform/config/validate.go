@@ -231,9 +231,8 @@ func (c *Config) Validate() error {
 			p.add(path+".deploy.timeout", "must not be negative")
 		}
 		if a.DCOS != nil {
-			if a.DCOS.UID == "" {
-				p.add(path+".marathon.auth.dcos.uid", "is required")
-			}
+			// uid may come from the service-account JSON in privateKeyFile;
+			// the deployer's check (config check runs it) reads the file.
 			if a.DCOS.PrivateKeyFile == "" {
 				p.add(path+".marathon.auth.dcos.privateKeyFile", "is required")
 			}

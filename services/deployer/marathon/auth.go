@@ -179,7 +179,7 @@ func newDCOSAuth(c *Client, cfg config.DCOSAuth) (*dcosAuth, error) {
 		return nil, fmt.Errorf("dcos.privateKeyFile %s: %w", cfg.PrivateKeyFile, err)
 	}
 	if uid == "" {
-		return nil, errors.New("dcos.uid is required")
+		return nil, errors.New("dcos.uid is required (or a uid in the service-account JSON of privateKeyFile)")
 	}
 	var ep *url.URL
 	if endpoint == "" {
