@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -569,6 +570,10 @@ func TestRetryable(t *testing.T) {
 		{&net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}, false},
 		{&net.DNSError{Err: "server misbehaving", Name: "registry.example", IsTemporary: true}, true},
 		{fmt.Errorf("x: %w", x509.UnknownAuthorityError{}), false},
+		// A registry gone mid-upload: net/http's unexported errServerClosedIdle.
+		{fmt.Errorf("write: %w", &url.Error{Op: "Put", URL: "http://r/v2/a/blobs/uploads/1", Err: errors.New("http: server closed idle connection")}), true},
+		{&url.Error{Op: "Get", URL: "https://nowhere.invalid/v2/", Err: &net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}}, false},
+		{&url.Error{Op: "Get", URL: "https://r/v2/", Err: x509.UnknownAuthorityError{}}, false},
 	} {
 		if got := Retryable(tc.err); got != tc.want {
 			t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.want)

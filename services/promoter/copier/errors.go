@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -115,7 +116,15 @@ func transient(err error) bool {
 		return true
 	}
 	var netErr net.Error
-	return errors.As(err, &netErr) && netErr.Timeout()
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return true
+	}
+	// A request that got no answer at all: the connection closed under
+	// it ("server closed idle connection" when a registry goes away
+	// mid-upload, a proxy hanging up). Certificates and unknown hosts were
+	// sorted out above.
+	var urlErr *url.Error
+	return errors.As(err, &urlErr)
 }
 
 // retryPredicate decides, for go-containerregistry, whether a failed
