@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,12 @@ func runService(t *testing.T, cfg *config.Config, services ...app.Service) <-cha
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), services...) }()
+	var out io.Writer = io.Discard
+	if os.Getenv("SLIPWAY_SYSTEM_LOG") != "" {
+		out = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(out, nil)).With("test", t.Name())
+	go func() { done <- app.Run(ctx, cfg, log, services...) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -4,17 +4,22 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/health"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
@@ -451,5 +456,28 @@ func TestBusyAppIsWaitedForNotRedelivered(t *testing.T) {
 	}
 	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
 		t.Errorf("delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
+	}
+}
+
+// TestRunFailsInsteadOfHanging: when the cluster's consumer cannot be
+// opened (here: no such stream), Run returns the error; it used to wait
+// for its own watch goroutines, which only the caller's cancel ends.
+func TestRunFailsInsteadOfHanging(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{})
+	e := newEnv(t, c)
+	done := make(chan error, 1)
+	go func() {
+		done <- deployer.New().Run(t.Context(), app.Deps{
+			Config: e.cfg, Log: slog.New(slog.DiscardHandler), JS: e.js, Stream: "NO-SUCH-STREAM",
+			Metrics: prometheus.NewRegistry(), Health: health.NewChecker(),
+		})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "NO-SUCH-STREAM") {
+			t.Errorf("Run = %v, want the missing stream named", err)
+		}
+	case <-time.After(deadline):
+		t.Fatal("Run did not return")
 	}
 }

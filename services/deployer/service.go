@@ -67,9 +67,15 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		return err
 	}
 
+	// The watch and reconcile goroutines end with this ctx: cancelled on
+	// the way out, so that an error below returns instead of waiting for
+	// them for ever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	var consumers []*bus.Consumer
 	defer func() {
+		cancel()
 		for _, c := range consumers {
 			c.Stop()
 		}

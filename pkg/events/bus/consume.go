@@ -262,7 +262,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 	if _, err := js.Stream(ctx, DeadLetterStreamName(cfg.Stream)); err != nil {
 		return nil, fmt.Errorf("consumer %s: dead-letter stream %s (EnsureStream creates it): %w", cfg.Durable, DeadLetterStreamName(cfg.Stream), err)
 	}
-	it, err := c.open(ctx)
+	it, err := c.openFirst(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +306,31 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 		return nil, fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
 	return it, nil
+}
+
+// openFirst opens the consumer at start, waiting out what passes (a
+// reconnect, a cluster electing the consumer's leader) as reopen does; a
+// refusal by the server (bad configuration) fails at once.
+func (c *Consumer) openFirst(ctx context.Context) (jetstream.MessagesContext, error) {
+	delay := reopenDelay
+	for {
+		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		it, err := c.open(octx)
+		cancel()
+		var apiErr *jetstream.APIError
+		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+			return it, err
+		}
+		c.log.Warn("open consumer; retrying", "retry_in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 // Pull request settings: see open.
