@@ -106,7 +106,11 @@ type ImagePushed struct {
 	Digest    string `json:"digest"`
 	MediaType string `json:"mediaType"`
 	Size      int64  `json:"size"`
-	Actor     string `json:"actor"`
+	// Actor is who pushed, as the registry reported it, cleaned by ingest:
+	// one line of plain text without control characters, at most 256
+	// characters (MaxActorLength), cut with "…" when longer. Empty when the
+	// registry does not say.
+	Actor string `json:"actor" jsonschema:"maxLength=256"`
 	// Source is the name of the ingest source (webhook endpoint) that received it.
 	Source string `json:"source"`
 	// Format is the webhook format of that source, e.g. "distribution".
@@ -116,6 +120,11 @@ type ImagePushed struct {
 	UpstreamID string    `json:"upstreamId"`
 	PushedAt   time.Time `json:"pushedAt"`
 }
+
+// MaxActorLength bounds ImagePushed.Actor, in characters: a registry's
+// user names and e-mail addresses fit; a payload that carries more is cut
+// rather than refused.
+const MaxActorLength = 256
 
 // Ref returns the pushed image as an ImageRef.
 func (d ImagePushed) Ref() ImageRef {

@@ -3,6 +3,9 @@ package formats
 import (
 	"regexp"
 	"strings"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/plaintext"
 )
 
 // Manifest media types: pushes of anything else (blobs, whose notifications
@@ -54,8 +57,18 @@ func Normalize(r Result) Result {
 			!IsManifestType(p.MediaType):
 			out.Ignored++
 		default:
+			p.Actor = CleanActor(p.Actor)
 			out.Pushes = append(out.Pushes, p)
 		}
 	}
 	return out
+}
+
+// CleanActor makes a payload's actor safe to store and show: one line,
+// control characters and bidirectional overrides gone, runs of spaces
+// collapsed, at most events.MaxActorLength characters. The actor is
+// whatever the sender wrote; it ends up in notifications, the console and
+// terminals.
+func CleanActor(a string) string {
+	return plaintext.Bound(strings.Join(strings.Fields(plaintext.Line(a)), " "), events.MaxActorLength)
 }
