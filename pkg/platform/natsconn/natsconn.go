@@ -6,7 +6,6 @@ package natsconn
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -131,6 +130,10 @@ func clientAuth(cfg config.NATS) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// embeddedStartTimeout bounds the start of the embedded server (recovering
+// a large store takes a while).
+const embeddedStartTimeout = 30 * time.Second
+
 // StartEmbedded starts a single-node JetStream server.
 func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
@@ -155,11 +158,25 @@ func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	s.SetLoggerV2(&serverLog{log: log.With("component", "nats-server")}, false, false, false)
+	// nats-server reports what stops it from starting (a taken listen
+	// address, a store it cannot open) through its logger's Fatalf and then
+	// just never becomes ready: watch for that instead of waiting out the
+	// readiness timeout in silence.
+	fatal := make(chan string, 1)
+	s.SetLoggerV2(&serverLog{log: log.With("component", "nats-server"), fatal: fatal}, false, false, false)
 	s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("embedded nats did not become ready within 30s")
+	deadline := time.Now().Add(embeddedStartTimeout)
+	for !s.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats (nats.embedded, listen %s) cannot start: %s", cfg.Listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats on %s did not become ready within %s", cfg.Listen, embeddedStartTimeout)
+		}
 	}
 	log.Info("embedded nats started", "url", s.ClientURL(), "storeDir", cfg.StoreDir)
 	return s, nil
@@ -230,12 +247,23 @@ func (c *Conn) shutdownEmbedded() {
 	}
 }
 
-// serverLog sends nats-server's log lines to slog.
-type serverLog struct{ log *slog.Logger }
+// serverLog sends nats-server's log lines to slog, and the first fatal one
+// also to fatal (StartEmbedded waits on it).
+type serverLog struct {
+	log   *slog.Logger
+	fatal chan<- string
+}
 
 func (l *serverLog) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
 func (l *serverLog) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *serverLog) Tracef(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default: // one is enough; after start-up nobody is listening
+	}
+}
+func (l *serverLog) Errorf(f string, v ...any) { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Debugf(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *serverLog) Tracef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }

@@ -1,6 +1,7 @@
 package natsconn
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +130,39 @@ func TestEmbeddedServerListensAndStores(t *testing.T) {
 
 	if _, err := StartEmbedded(config.Embedded{Listen: "no-port", StoreDir: dir}, quiet); err == nil {
 		t.Error("a listen address without port must be refused")
+	}
+}
+
+// TestEmbeddedListenAddressTakenFailsAtOnce starts the embedded server on
+// an address another listener holds: start-up must fail with the bind error
+// and the address, not wait out the server's readiness timeout in silence.
+func TestEmbeddedListenAddressTakenFailsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	done := make(chan error, 1)
+	go func() {
+		c, err := Connect(context.Background(), config.NATS{Embedded: config.Embedded{Listen: addr, StoreDir: t.TempDir()}}, quiet, "test")
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the embedded server started on a taken address")
+		}
+		for _, want := range []string{addr, "address already in use"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no start-up error within 10s")
 	}
 }
 
