@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -70,7 +73,7 @@ func eventsCmd() *cobra.Command {
 	}
 	nf.add(tail)
 	tail.Flags().StringVar(&subject, "subject", "slipway.>", "subject filter")
-	tail.Flags().BoolVar(&asJSON, "json", false, "print each event as one line of JSON (the CloudEvent)")
+	tail.Flags().BoolVar(&asJSON, "json", false, "print each event as one line of JSON (the CloudEvent; a message that is none as {\"notCloudEvent\":true,...})")
 	tail.Flags().BoolVar(&all, "all", false, "start from the first event in the stream, not from now")
 	cmd.AddCommand(tail)
 	return cmd
@@ -98,7 +101,7 @@ func tailEvents(ctx context.Context, js jetstream.JetStream, subject string, all
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		if asJSON {
-			fmt.Fprintln(out, strings.TrimSpace(string(m.Data())))
+			fmt.Fprintf(out, "%s\n", jsonLine(m.Subject(), m.Data()))
 			return
 		}
 		e, err := events.FromMsg(m.Data())
@@ -114,6 +117,40 @@ func tailEvents(ctx context.Context, js jetstream.JetStream, subject string, all
 	defer cc.Stop()
 	<-ctx.Done()
 	return nil
+}
+
+// notCloudEvent is what `events tail --json` prints for a message whose
+// body is no CloudEvent, so that every line stays one JSON value.
+type notCloudEvent struct {
+	NotCloudEvent bool   `json:"notCloudEvent"`
+	Subject       string `json:"subject"`
+	Error         string `json:"error"`
+	// Data is the body as text; DataBase64 replaces it when the body is not
+	// UTF-8 (a JSON string would mangle it).
+	Data       *string `json:"data,omitempty"`
+	DataBase64 string  `json:"dataBase64,omitempty"`
+}
+
+// jsonLine renders a message as one line of JSON: a CloudEvent as it is
+// (compacted: a body written over several lines stays one line), anything
+// else as a notCloudEvent.
+func jsonLine(subject string, data []byte) []byte {
+	_, err := events.FromMsg(data)
+	if err == nil {
+		var b bytes.Buffer
+		if err = json.Compact(&b, data); err == nil {
+			return b.Bytes()
+		}
+	}
+	n := notCloudEvent{NotCloudEvent: true, Subject: subject, Error: err.Error()}
+	if utf8.Valid(data) {
+		s := string(data)
+		n.Data = &s
+	} else {
+		n.DataBase64 = base64.StdEncoding.EncodeToString(data)
+	}
+	line, _ := json.Marshal(n) // strings only: cannot fail
+	return line
 }
 
 // formatLine renders an event as one readable line: time, type, environment,

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/testkit"
+)
+
+// TestEventsTailJSONWritesOnlyJSONLines puts messages that are no
+// CloudEvent (plain text over two lines, JSON that is no event, bytes that
+// are not UTF-8) on the stream around a good event, and runs
+// `slipway events tail --json`: every line it writes must be one JSON value,
+// the event as itself and each other message as an object that says what
+// it is, with its subject and its body.
+func TestEventsTailJSONWritesOnlyJSONLines(t *testing.T) {
+	ns := testkit.NATS(t)
+	nc, js := ns.Connect(t)
+	ctx := t.Context()
+	if _, err := bus.EnsureStream(ctx, js, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	raw := []struct{ subject, body string }{
+		{"slipway.image.pushed.dev", "hello\nworld"},
+		{"slipway.image.pushed.dev", `{"not": "an event"}`},
+		{"slipway.image.pushed.dev", "\xff\xfe not UTF-8"},
+	}
+	for _, m := range raw[:2] {
+		if _, err := js.Publish(ctx, m.subject, []byte(m.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := events.New(ctx, events.Spec{
+		ID: events.ID("tail-json"), Type: events.TypeDriftDetected, Source: "/slipway/deployer", Environment: "dev",
+		Subject: "azure-int:/apps/web",
+		Data:    events.DriftDetected{Cluster: "azure-int", AppID: "/apps/web", ExpectedImage: "r/apps/web:1", ActualImage: "r/apps/web:2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.NewPublisher(js, "").Publish(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, raw[2].subject, []byte(raw[2].body)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	pr, pw := io.Pipe()
+	tctx, cancel := context.WithCancel(context.Background())
+	tailDone := make(chan error, 1)
+	go func() {
+		cmd := rootCmd()
+		cmd.SetArgs([]string{"events", "tail", "--nats", ns.URL, "--all", "--json"})
+		cmd.SetOut(pw)
+		tailDone <- cmd.ExecuteContext(tctx)
+		pw.Close()
+	}()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var got []map[string]any
+	deadline := time.After(30 * time.Second)
+	for len(got) < 4 {
+		select {
+		case line := <-lines:
+			var v map[string]any
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatalf("line %d is not a JSON object: %q: %v", len(got)+1, line, err)
+			}
+			got = append(got, v)
+		case <-deadline:
+			t.Fatalf("%d of 4 lines within 30s", len(got))
+		}
+	}
+	cancel()
+	if err := <-tailDone; err != nil {
+		t.Errorf("tail: %v", err)
+	}
+	for range lines {
+	}
+
+	notEvent := func(v map[string]any, subject string) {
+		t.Helper()
+		if v["notCloudEvent"] != true || v["subject"] != subject || v["error"] == "" {
+			t.Errorf("not flagged as no CloudEvent with its subject and reason: %v", v)
+		}
+	}
+	notEvent(got[0], raw[0].subject)
+	if got[0]["data"] != raw[0].body {
+		t.Errorf("data = %q, want %q", got[0]["data"], raw[0].body)
+	}
+	notEvent(got[1], raw[1].subject)
+	if got[1]["data"] != raw[1].body {
+		t.Errorf("data = %q, want %q", got[1]["data"], raw[1].body)
+	}
+	if got[2]["id"] != e.ID() || got[2]["type"] != e.Type() || got[2]["notCloudEvent"] != nil {
+		t.Errorf("the event is not printed as itself: %v", got[2])
+	}
+	notEvent(got[3], raw[2].subject)
+	if got[3]["dataBase64"] != base64.StdEncoding.EncodeToString([]byte(raw[2].body)) {
+		t.Errorf("a body that is not UTF-8 must come whole, in base64: %v", got[3])
+	}
+}
