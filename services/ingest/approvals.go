@@ -44,6 +44,20 @@ type DecisionBody struct {
 	Reason string `json:"reason"`
 }
 
+// DecisionConflict is the body of the 409 of POST /approvals/{id}/approve
+// and /reject: the approval was decided before (by anyone, the caller
+// too) or expired, and nothing changed. Error is the contract's message;
+// the other fields are the record's, named as in GET /approvals.
+type DecisionConflict struct {
+	Error     string         `json:"error"`
+	ID        string         `json:"id"`
+	State     approval.State `json:"state"` // granted, rejected or expired
+	DecidedBy string         `json:"decidedBy,omitempty"`
+	DecidedAt time.Time      `json:"decidedAt,omitzero"`
+	Reason    string         `json:"reason,omitempty"`
+	ExpiresAt time.Time      `json:"expiresAt,omitzero"`
+}
+
 // approvalAPI serves the approval routes. Approvers are identified by their
 // bearer token alone; the token is never logged.
 type approvalAPI struct {
@@ -198,7 +212,9 @@ func (a *approvalAPI) get(c echo.Context) error {
 // other gets 409), then its event is published and acknowledged, then the
 // answer is 200 with the record. When the event cannot be stored the answer
 // is 503: the decision stands, and the same request by the same approver
-// publishes it again (Decide treats it as a repeat).
+// publishes it again (Decide treats it as a repeat). Once the event is
+// stored, any further decision, the same one by the same approver too, is
+// 409 with the decision as it stands (DecisionConflict).
 func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	action := "reject"
 	if grant {
@@ -236,9 +252,11 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	case errors.Is(err, approval.ErrNotAllowed):
 		return a.answer(c, action, http.StatusForbidden, errorBody{fmt.Sprintf("%s is not an approver of promotion %s", name, r.Promotion)})
 	case errors.Is(err, approval.ErrDecided):
-		return a.answer(c, action, http.StatusConflict, errorBody{fmt.Sprintf("already %s by %s", r.State, r.DecidedBy)})
+		return a.answer(c, action, http.StatusConflict, DecisionConflict{Error: decidedMessage(r),
+			ID: r.ID, State: r.State, DecidedBy: r.DecidedBy, DecidedAt: r.DecidedAt, Reason: r.Reason})
 	case errors.Is(err, approval.ErrExpired):
-		return a.answer(c, action, http.StatusConflict, errorBody{expiredMessage(r)})
+		return a.answer(c, action, http.StatusConflict, DecisionConflict{Error: expiredMessage(r),
+			ID: r.ID, State: approval.Expired, ExpiresAt: r.ExpiresAt})
 	case errors.Is(err, errNoDecisionEvent):
 		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but its " + err.Error()})
 	case errors.Is(err, errDecisionNotPublished):
@@ -300,9 +318,28 @@ func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, gra
 		a.log.WarnContext(ctx, "approval decided, but its event was not stored; the same request publishes it", "approval", id, "approver", name, "error", err)
 		return r, fmt.Errorf("%w: %w", errDecisionNotPublished, err)
 	}
+	// The event is stored: the decision is complete. Should this write
+	// fail, a repeat publishes the event again under the same id (dropped
+	// by JetStream within its duplicate window), and the promoter's sweep
+	// marks it.
+	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
+	if err := a.store.Announced(sctx, id); err != nil {
+		a.log.WarnContext(ctx, "approval decision event stored, but not marked so in the record", "approval", id, "error", err)
+	}
+	cancel()
+	r.EventPending = false
 	a.log.InfoContext(ctx, "approval decided", "approval", id, "promotion", r.Promotion, "decision", string(r.State),
 		"approver", name, "repeat", r.Repeat, "event", e.ID())
 	return r, nil
+}
+
+// decidedMessage says who decided a decided approval, and when.
+func decidedMessage(r approval.Record) string {
+	msg := fmt.Sprintf("already %s by %s", r.State, r.DecidedBy)
+	if !r.DecidedAt.IsZero() {
+		msg += " at " + r.DecidedAt.UTC().Format(time.RFC3339)
+	}
+	return msg
 }
 
 // expiredMessage says when an expired approval expired.

@@ -255,25 +255,18 @@ func TestApproveByAllowedApprover(t *testing.T) {
 		t.Errorf("data %+v %v", d, err)
 	}
 
-	// The same request again (a client retry): 200, the same record, no
-	// second event.
-	code, raw, _ = call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, `{"reason":"again"}`)
-	if code != http.StatusOK || recordOf(t, raw).Reason != "signed off in the release meeting" {
-		t.Fatalf("repeat: %d %s", code, raw)
-	}
-	if n := len(decisionEvents(t, a.stream)); n != 1 {
-		t.Fatalf("%d decision events after a repeat, want 1", n)
-	}
-
-	// Anyone else, or alice changing her mind: 409 naming the decision.
+	// Anyone else, alice changing her mind, or alice repeating herself:
+	// 409 naming the decision.
+	want := "already granted by alice at " + got.DecidedAt.UTC().Format(time.RFC3339)
 	for _, c := range []struct{ path, token string }{
 		{"/approvals/apr-1/approve", bobToken},
 		{"/approvals/apr-1/reject", bobToken},
 		{"/approvals/apr-1/reject", aliceToken},
+		{"/approvals/apr-1/approve", aliceToken},
 	} {
 		code, raw, _ := call(t, http.MethodPost, a.url+c.path, c.token, "")
-		if code != http.StatusConflict || errorOf(t, raw) != "already granted by alice" {
-			t.Errorf("%s: %d %s, want 409 already granted by alice", c.path, code, raw)
+		if code != http.StatusConflict || errorOf(t, raw) != want {
+			t.Errorf("%s: %d %s, want 409 %s", c.path, code, raw, want)
 		}
 	}
 	// carol is an approver, but not of this promotion.
@@ -326,7 +319,7 @@ func TestReject(t *testing.T) {
 		t.Errorf("data %+v", d)
 	}
 	code, raw, _ = call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, "")
-	if code != http.StatusConflict || errorOf(t, raw) != "already rejected by carol" {
+	if code != http.StatusConflict || !strings.HasPrefix(errorOf(t, raw), "already rejected by carol at ") {
 		t.Fatalf("approve after reject: %d %s", code, raw)
 	}
 }
@@ -421,7 +414,7 @@ func TestConcurrentApprovals(t *testing.T) {
 			t.Fatalf("%s: answers %v (%s / %s), want one 200 and one 409", id, codes, bodies[0], bodies[1])
 		}
 		winner := recordOf(t, bodies[win])
-		if want := "already " + string(winner.State) + " by " + winner.DecidedBy; errorOf(t, bodies[lose]) != want {
+		if want := "already " + string(winner.State) + " by " + winner.DecidedBy + " at " + winner.DecidedAt.UTC().Format(time.RFC3339); errorOf(t, bodies[lose]) != want {
 			t.Errorf("%s: loser told %q, want %q", id, errorOf(t, bodies[lose]), want)
 		}
 	}
@@ -469,6 +462,11 @@ func TestDecisionRepublishedAfterPublishFailure(t *testing.T) {
 	if d, _ := events.DataAs[events.ApprovalDecision](evs[0]); d.By != "alice" || d.Reason != "go" {
 		t.Errorf("data %+v", d)
 	}
+	// Now the decision is complete: the same request once more is 409.
+	code, raw, _ = call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, `{"reason":"go"}`)
+	if code != http.StatusConflict || !strings.HasPrefix(errorOf(t, raw), "already granted by alice at ") {
+		t.Fatalf("after the retry: %d %s, want 409", code, raw)
+	}
 }
 
 func TestNoApproversConfigured(t *testing.T) {
@@ -495,5 +493,55 @@ func TestSharedApproverTokenRefused(t *testing.T) {
 	}
 	if err := ingest.Validate(approversConfig()); err != nil {
 		t.Fatalf("distinct tokens: %v", err)
+	}
+}
+
+// TestRepeatedDecisionIsAConflict: the approver who decided repeats the
+// same decision with another reason. The answer is 409 naming who decided
+// and when; the record keeps the first reason, and nothing is published
+// again (a core subscriber sees every publish, also one JetStream would
+// drop as a duplicate).
+func TestRepeatedDecisionIsAConflict(t *testing.T) {
+	a := newApprovalRig(t)
+	a.create(t, pendingRecord("apr-1", "alice"))
+	published, err := a.nc.SubscribeSync("slipway.approval.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer published.Unsubscribe()
+
+	code, raw, _ := call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, `{"reason":"signed off"}`)
+	if code != http.StatusOK {
+		t.Fatalf("approve: %d %s", code, raw)
+	}
+	first := recordOf(t, raw)
+
+	code, raw, _ = call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, `{"reason":"signed off again"}`)
+	if code != http.StatusConflict {
+		t.Fatalf("repeat: %d %s, want 409", code, raw)
+	}
+	var c ingest.DecisionConflict
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("409 body %s: %v", raw, err)
+	}
+	at := first.DecidedAt.UTC().Format(time.RFC3339)
+	if c.Error != "already granted by alice at "+at || c.ID != "apr-1" || c.State != approval.Granted ||
+		c.DecidedBy != "alice" || !c.DecidedAt.Equal(first.DecidedAt) || c.Reason != "signed off" {
+		t.Fatalf("409 body %s", raw)
+	}
+	if got, _ := a.store.Get(t.Context(), "apr-1"); got.Reason != "signed off" || !got.DecidedAt.Equal(first.DecidedAt) {
+		t.Fatalf("stored %+v, want the first decision unchanged", got)
+	}
+	if n := len(decisionEvents(t, a.stream)); n != 1 {
+		t.Fatalf("%d decision events, want 1", n)
+	}
+	// The 200 published once; the 409 published nothing. The stream
+	// holds what the first answer published, so flush the connection's
+	// subscription up to now before counting.
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := published.Pending(); n != 1 {
+		t.Fatalf("%d decision publishes, want 1", n)
 	}
 }

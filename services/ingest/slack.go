@@ -238,8 +238,17 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 		return ephemeral("%s, you are not an approver of promotion %s, so nothing was decided.", escapeMrkdwn(name), escapeMrkdwn(r.Promotion))
 	case errors.Is(err, approval.ErrDecided):
 		// Show the decision on the message too (it may have been taken
-		// with the approval API, leaving the buttons).
-		return []slackResponse{s.decided(p, r), ephemeral("This approval was already %s by %s.", r.State, escapeMrkdwn(r.DecidedBy))[0]}
+		// with the approval API, leaving the buttons), and tell the
+		// presser that their press changed nothing.
+		verb := "approved"
+		if r.State == approval.Rejected {
+			verb = "rejected"
+		}
+		when := slackDate(r.DecidedAt)
+		if r.DecidedBy == name {
+			return []slackResponse{s.decided(p, r), ephemeral("You already %s this %s; nothing changed.", verb, when)[0]}
+		}
+		return []slackResponse{s.decided(p, r), ephemeral("This approval was already %s by %s %s; nothing changed.", verb, escapeMrkdwn(r.DecidedBy), when)[0]}
 	case errors.Is(err, approval.ErrExpired):
 		return []slackResponse{s.replaced(p, ":hourglass: This approval "+expiredMessage(r)+"; nothing can be decided any more."),
 			ephemeral("This approval %s.", expiredMessage(r))[0]}
@@ -265,9 +274,15 @@ func (s *slackInteractions) decided(p slackPayload, r approval.Record) slackResp
 	}
 	line := fmt.Sprintf("%s %s by %s", icon, verb, who)
 	if !r.DecidedAt.IsZero() {
-		line += fmt.Sprintf(" <!date^%d^{date_short_pretty} {time}|%s>", r.DecidedAt.Unix(), r.DecidedAt.UTC().Format(time.RFC3339))
+		line += " " + slackDate(r.DecidedAt)
 	}
 	return s.replaced(p, line)
+}
+
+// slackDate is t in the reader's time zone (Slack's date formatting), with
+// the UTC time as the fallback text.
+func slackDate(t time.Time) string {
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|%s>", t.Unix(), t.UTC().Format(time.RFC3339))
 }
 
 // replaced is the original message without the approval buttons and with

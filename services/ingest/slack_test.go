@@ -337,7 +337,7 @@ func TestSlackSecondPressSaysWhoDecided(t *testing.T) {
 	// Bob, on a stale copy of the message with the buttons, rejects.
 	s.press(t, bobSlack, "slipway_reject", "apr-6", msg)
 	rs := s.waitResponses(t, 1)
-	if rs[0].User != bobSlack || !strings.Contains(rs[0].Text, "already granted by alice") {
+	if rs[0].User != bobSlack || !strings.Contains(rs[0].Text, "already approved by alice") || !strings.Contains(rs[0].Text, "nothing changed") {
 		t.Errorf("response %+v", rs[0])
 	}
 	cur := s.waitEdits(t, msg, 2)
@@ -345,15 +345,19 @@ func TestSlackSecondPressSaysWhoDecided(t *testing.T) {
 		t.Errorf("message:\n%s", cur.Content())
 	}
 
-	// Alice presses again: the same decision, no second event.
+	// Alice presses again: no second event, and she is told plainly that
+	// her press changed nothing, with when she decided.
 	s.press(t, aliceSlack, "slipway_approve", "apr-6", msg)
 	s.waitEdits(t, msg, 3)
 	evs := decisionEvents(t, s.stream)
 	if len(evs) != 1 || evs[0].Type() != string(events.TypeApprovalGranted) {
 		t.Errorf("decision events %v", evs)
 	}
-	if n := len(s.slack.Responses()); n != 1 {
-		t.Errorf("%d ephemeral responses", n)
+	rec, _ := s.store.Get(t.Context(), "apr-6")
+	rs = s.waitResponses(t, 2)
+	want := "You already approved this <!date^" + strconv.FormatInt(rec.DecidedAt.Unix(), 10) + "^"
+	if len(rs) != 2 || rs[1].User != aliceSlack || !strings.HasPrefix(rs[1].Text, want) || !strings.HasSuffix(rs[1].Text, "; nothing changed.") {
+		t.Errorf("responses %+v, want the second to alice: %s…; nothing changed.", rs, want)
 	}
 }
 

@@ -77,10 +77,15 @@ type Record struct {
 	// Environment is the target environment: the subject's environment of
 	// the decision events.
 	Environment string `json:"environment"`
+	// EventPending is set with the decision and cleared (Announced) once
+	// its event is stored: while it is set, the decider repeating the
+	// decision publishes the event again, and Sweep keeps the record.
+	EventPending bool `json:"eventPending,omitempty"`
 
 	// Repeat is set by Decide, never stored: this call repeated the
-	// decision the same approver had already taken (nothing was written;
-	// the record is as decided the first time).
+	// decision the same approver had already taken, whose event was not
+	// stored yet (nothing was written; the record is as decided the first
+	// time).
 	Repeat bool `json:"-"`
 }
 
@@ -97,6 +102,24 @@ func (r Record) expired(now time.Time) bool {
 	return !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt)
 }
 
+// RemovableAt is when r may leave the bucket, retention after it was
+// decided or expired; ok is false while r must stay: pending (until it
+// expires; for ever without ExpiresAt), or decided with its event not
+// stored yet (EventPending).
+func (r Record) RemovableAt(retention time.Duration) (at time.Time, ok bool) {
+	switch r.State {
+	case Granted, Rejected:
+		if r.EventPending || r.DecidedAt.IsZero() {
+			return time.Time{}, false
+		}
+		return r.DecidedAt.Add(retention), true
+	}
+	if r.ExpiresAt.IsZero() {
+		return time.Time{}, false
+	}
+	return r.ExpiresAt.Add(retention), true
+}
+
 // Allowed reports whether approver may decide r.
 func (r Record) Allowed(approver string) bool {
 	return len(r.Approvers) == 0 || slices.Contains(r.Approvers, approver)
@@ -111,7 +134,10 @@ var (
 )
 
 // Store reads and writes the approvals.
-type Store struct{ kv jetstream.KeyValue }
+type Store struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream // Sweep purges the bucket's stream
+}
 
 // Open creates the bucket, or updates it to the replica count, and returns
 // the store. The promoter and ingest both call it (whichever starts first
@@ -127,7 +153,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("approvals bucket: %w", err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, js: js}, nil
 }
 
 // Bind returns the store of an existing bucket.
@@ -136,7 +162,7 @@ func Bind(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("approvals bucket %s: %w (has a promoter or ingest run yet?)", Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, js: js}, nil
 }
 
 // Create stores a new record. It is idempotent on r.ID: created is false,
@@ -211,6 +237,57 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 	return out, nil
 }
 
+// Sweep removes every record whose RemovableAt(retention) is not after
+// now, and returns how many it removed and the decided records whose
+// event is not stored yet (EventPending; the caller may publish
+// DecisionEvent and call Announced).
+//
+// A record is removed with all its revisions and leaves no delete marker:
+// the bucket's stream is purged on the record's key up to the revision
+// that was read. So the purge is conditional like a compare-and-set: a
+// record written again in the meantime (an approval created anew under the
+// same id) stays. Several replicas sweeping at once purge the same
+// revisions, and one that stops half-way leaves every record either whole
+// or gone; the next sweep carries on.
+func (s *Store) Sweep(ctx context.Context, now time.Time, retention time.Duration) (removed int, unannounced []Record, err error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("approvals: %w", err)
+	}
+	var keys []string
+	for key := range lister.Keys() {
+		keys = append(keys, key)
+	}
+	var stream jetstream.Stream
+	for _, key := range keys {
+		r, rev, err := s.get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return removed, unannounced, err
+		}
+		if r.EventPending {
+			unannounced = append(unannounced, r)
+		}
+		if at, ok := r.RemovableAt(retention); !ok || now.Before(at) {
+			continue
+		}
+		if stream == nil {
+			if stream, err = s.js.Stream(ctx, "KV_"+Bucket); err != nil {
+				return removed, unannounced, fmt.Errorf("approvals bucket's stream: %w", err)
+			}
+		}
+		// Sequence: everything on the key before revision+1.
+		err = stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+Bucket+"."+key), jetstream.WithPurgeSequence(rev+1))
+		if err != nil {
+			return removed, unannounced, fmt.Errorf("approval %s: removing: %w", key, err)
+		}
+		removed++
+	}
+	return removed, unannounced, nil
+}
+
 // maxConflicts bounds Decide's compare-and-set retries. A conflict means
 // someone else wrote the record; the next read sees that decision, so a
 // second round normally ends it.
@@ -226,18 +303,21 @@ const maxConflicts = 10
 //   - approver not in r.Approvers (when that is not empty): the record and
 //     ErrNotAllowed, whatever its state.
 //   - already decided by the same approver the same way (grant after grant,
-//     reject after reject): the record as decided then, with Repeat set, and
-//     a nil error — even past ExpiresAt, and whatever reason is given this
-//     time (the first one stands). This is the retry after a decision
-//     whose event could not be published: publish DecisionEvent(r) again
-//     (its id is the same, so JetStream drops a copy).
-//   - already decided otherwise (another approver, or the other way): the
-//     record and ErrDecided.
+//     reject after reject) while its event is not stored (EventPending):
+//     the record as decided then, with Repeat set, and a nil error — even
+//     past ExpiresAt, and whatever reason is given this time (the first
+//     one stands). This is the retry after a decision whose event could
+//     not be published: publish DecisionEvent(r) again (its id is the
+//     same, so JetStream drops a copy), then call Announced.
+//   - already decided otherwise (another approver, the other way, or the
+//     same decision whose event is stored): the record and ErrDecided.
+//     Nothing changes: a decision is final, and so is its reason.
 //   - pending but past ExpiresAt (or stored as Expired): the record and
 //     ErrExpired.
 //   - otherwise the record is written as Granted or Rejected, with
-//     DecidedBy, Reason and DecidedAt (now, UTC), and returned with a nil
-//     error; the caller publishes DecisionEvent(r).
+//     DecidedBy, Reason, DecidedAt (now, UTC) and EventPending, and
+//     returned with a nil error; the caller publishes DecisionEvent(r),
+//     then calls Announced.
 //
 // Decide never returns ErrDecided together with Repeat.
 func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, reason string, now time.Time) (Record, error) {
@@ -255,18 +335,18 @@ func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, rea
 		}
 		switch r.State {
 		case Granted, Rejected:
-			if r.DecidedBy == approver && r.State == want {
+			if r.DecidedBy == approver && r.State == want && r.EventPending {
 				r.Repeat = true
 				return r, nil
 			}
-			return r, fmt.Errorf("approval %s: %s by %s: %w", id, r.State, r.DecidedBy, ErrDecided)
+			return r, fmt.Errorf("approval %s: %s by %s at %s: %w", id, r.State, r.DecidedBy, r.DecidedAt.UTC().Format(time.RFC3339), ErrDecided)
 		case Expired:
 			return r, fmt.Errorf("approval %s: %w", id, ErrExpired)
 		}
 		if r.expired(now) {
 			return r, fmt.Errorf("approval %s: at %s: %w", id, r.ExpiresAt.UTC().Format(time.RFC3339), ErrExpired)
 		}
-		r.State, r.DecidedBy, r.Reason, r.DecidedAt = want, approver, reason, now.UTC()
+		r.State, r.DecidedBy, r.Reason, r.DecidedAt, r.EventPending = want, approver, reason, now.UTC(), true
 		b, err := json.Marshal(r)
 		if err != nil {
 			return Record{}, err
@@ -281,6 +361,39 @@ func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, rea
 		return r, nil
 	}
 	return Record{}, fmt.Errorf("approval %s: the record kept changing under %d attempts to decide it", id, maxConflicts)
+}
+
+// Announced records that the decision event of approval id is stored:
+// from now on the decider repeating the decision gets ErrDecided, and Sweep
+// may remove the record once it is old enough. A record that is not
+// decided, or already announced, or gone, is left alone.
+func (s *Store) Announced(ctx context.Context, id string) error {
+	for range maxConflicts {
+		r, rev, err := s.get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !r.EventPending {
+			return nil
+		}
+		r.EventPending = false
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = s.kv.Update(ctx, id, b, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("approval %s: %w", id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("approval %s: the record kept changing under %d attempts to mark it announced", id, maxConflicts)
 }
 
 // DecisionEvent is the approval.granted or approval.rejected event of a

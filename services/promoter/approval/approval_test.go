@@ -3,6 +3,7 @@ package approval_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -108,10 +109,26 @@ func TestDecide(t *testing.T) {
 	}
 
 	// The same decision by the same approver, later, past expiry, with
-	// another reason: the first decision, flagged as a repeat, no error.
+	// another reason, before its event is stored: the first decision,
+	// flagged as a repeat (to publish its event), no error.
+	if !stored.EventPending {
+		t.Fatalf("a new decision is stored without EventPending: %+v", stored)
+	}
 	r2, err := s.Decide(t.Context(), "r", "alice", true, "again", t0.Add(100*time.Hour))
 	if err != nil || !r2.Repeat || r2.Reason != "looks good" || !r2.DecidedAt.Equal(now) {
 		t.Fatalf("repeat: %+v %v", r2, err)
+	}
+	// Once the event is stored, the same repeat is ErrDecided, and the
+	// record keeps its first reason.
+	if err := s.Announced(t.Context(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := s.Decide(t.Context(), "r", "alice", true, "again", now.Add(time.Minute))
+	if !errors.Is(err, approval.ErrDecided) || r3.Repeat || r3.DecidedBy != "alice" || !r3.DecidedAt.Equal(now) {
+		t.Fatalf("repeat after the event was stored: %+v %v, want ErrDecided", r3, err)
+	}
+	if stored, _ := s.Get(t.Context(), "r"); stored.Reason != "looks good" || stored.EventPending {
+		t.Fatalf("stored after the repeat %+v", stored)
 	}
 	// Anything else is ErrDecided, with the record.
 	for _, c := range []struct {
@@ -269,5 +286,106 @@ func TestDecisionEvent(t *testing.T) {
 	r, _ = s.Decide(t.Context(), "x", "bob", false, "no", t0)
 	if e, err := approval.DecisionEvent(t.Context(), r); err != nil || e.Type() != string(events.TypeApprovalRejected) || e.ID() != events.CausedID("x", events.TypeApprovalRejected) {
 		t.Errorf("reject event %v %v", e, err)
+	}
+}
+
+// TestSweepRemovesOnlyWhatRetentionAllows: decided records leave the
+// bucket retention after their decision, expired ones retention after
+// their expiry; pending ones and decisions whose event is not stored stay.
+func TestSweepRemovesOnlyWhatRetentionAllows(t *testing.T) {
+	_, js := testkit.NATS(t).Connect(t)
+	s, err := approval.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const retention = 24 * time.Hour
+	decidedAt := t0.Add(time.Hour)
+	decide := func(id string, grant bool, announce bool) {
+		t.Helper()
+		create(t, s, record(id))
+		if _, err := s.Decide(t.Context(), id, "alice", grant, "", decidedAt); err != nil {
+			t.Fatal(err)
+		}
+		if announce {
+			if err := s.Announced(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	decide("granted", true, true)
+	decide("rejected", false, true)
+	decide("unannounced", true, false)
+	create(t, s, record("pending")) // expires at t0+72h
+	never := record("never")
+	never.ExpiresAt = time.Time{}
+	create(t, s, never)
+
+	sweep := func(now time.Time) (int, []approval.Record) {
+		t.Helper()
+		n, unannounced, err := s.Sweep(t.Context(), now, retention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, unannounced
+	}
+	present := func(want ...string) {
+		t.Helper()
+		list, err := s.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range list {
+			got = append(got, r.ID)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("records %v, want %v", got, want)
+		}
+	}
+
+	// Just before the retention ends: nothing goes.
+	if n, un := sweep(decidedAt.Add(retention - time.Second)); n != 0 || len(un) != 1 || un[0].ID != "unannounced" {
+		t.Fatalf("early sweep: removed %d, unannounced %v", n, un)
+	}
+	present("granted", "rejected", "unannounced", "pending", "never")
+
+	// At the end of the retention the announced decisions go, completely.
+	if n, _ := sweep(decidedAt.Add(retention)); n != 2 {
+		t.Fatalf("removed %d, want 2", n)
+	}
+	present("unannounced", "pending", "never")
+	for _, id := range []string{"granted", "rejected"} {
+		if _, err := s.Get(t.Context(), id); !errors.Is(err, approval.ErrNotFound) {
+			t.Errorf("get %s after the sweep: %v, want ErrNotFound", id, err)
+		}
+	}
+	// A record created anew under a removed id is a new approval.
+	again := record("granted")
+	again.RequestedAt, again.ExpiresAt = t0.Add(200*time.Hour), t0.Add(272*time.Hour)
+	create(t, s, again)
+
+	// Past the pending one's expiry plus the retention, it goes too; the
+	// one without expiry and the unannounced decision stay for ever.
+	if n, _ := sweep(record("pending").ExpiresAt.Add(retention)); n != 1 {
+		t.Fatalf("removed %d, want the expired one", n)
+	}
+	present("unannounced", "never", "granted")
+	if err := s.Announced(t.Context(), "unannounced"); err != nil {
+		t.Fatal(err)
+	}
+	if n, un := sweep(decidedAt.Add(retention)); n != 1 || len(un) != 0 {
+		t.Fatalf("after it was announced: removed %d, unannounced %v", n, un)
+	}
+	present("never", "granted")
+	// Nothing is left of the removed records: no revisions, no delete
+	// markers; one message for each of the two records.
+	kv, err := js.KeyValue(t.Context(), approval.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(t.Context()); err != nil || st.Values() != 2 {
+		t.Fatalf("bucket holds %d messages (%v), want 2", st.Values(), err)
 	}
 }
