@@ -53,24 +53,7 @@ func TestEventsTailJSONWritesOnlyJSONLines(t *testing.T) {
 	}
 	nc.Close()
 
-	pr, pw := io.Pipe()
-	tctx, cancel := context.WithCancel(context.Background())
-	tailDone := make(chan error, 1)
-	go func() {
-		cmd := rootCmd()
-		cmd.SetArgs([]string{"events", "tail", "--nats", ns.URL, "--all", "--json"})
-		cmd.SetOut(pw)
-		tailDone <- cmd.ExecuteContext(tctx)
-		pw.Close()
-	}()
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, stop := tail("--nats", ns.URL, "--all", "--json")
 	var got []map[string]any
 	deadline := time.After(30 * time.Second)
 	for len(got) < 4 {
@@ -85,11 +68,8 @@ func TestEventsTailJSONWritesOnlyJSONLines(t *testing.T) {
 			t.Fatalf("%d of 4 lines within 30s", len(got))
 		}
 	}
-	cancel()
-	if err := <-tailDone; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("tail: %v", err)
-	}
-	for range lines {
 	}
 
 	notEvent := func(v map[string]any, subject string) {
@@ -112,5 +92,35 @@ func TestEventsTailJSONWritesOnlyJSONLines(t *testing.T) {
 	notEvent(got[3], raw[2].subject)
 	if got[3]["dataBase64"] != base64.StdEncoding.EncodeToString([]byte(raw[2].body)) {
 		t.Errorf("a body that is not UTF-8 must come whole, in base64: %v", got[3])
+	}
+}
+
+// tail runs `slipway events tail` with args and returns the lines it
+// writes; stop ends it and returns its error.
+func tail(args ...string) (lines <-chan string, stop func() error) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cmd := rootCmd()
+		cmd.SetArgs(append([]string{"events", "tail"}, args...))
+		cmd.SetOut(pw)
+		done <- cmd.ExecuteContext(ctx)
+		pw.Close()
+	}()
+	out := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			out <- sc.Text()
+		}
+		close(out)
+	}()
+	return out, func() error {
+		cancel()
+		err := <-done
+		for range out {
+		}
+		return err
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -125,24 +124,7 @@ log: { level: warn }
 	}
 
 	// Tail from the start of the stream and wait for the line.
-	pr, pw := io.Pipe()
-	tctx, tcancel := context.WithCancel(context.Background())
-	tailDone := make(chan error, 1)
-	go func() {
-		cmd := rootCmd()
-		cmd.SetArgs([]string{"events", "tail", "--nats", "nats://" + natsAddr, "--all"})
-		cmd.SetOut(pw)
-		tailDone <- cmd.ExecuteContext(tctx)
-		pw.Close()
-	}()
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, stop := tail("--nats", "nats://"+natsAddr, "--all")
 	select {
 	case line := <-lines:
 		for _, want := range []string{"image.pushed", "dev", "registry.dev.example:5000/apps/web:1.4.0@sha256:", "via dev-registry"} {
@@ -153,11 +135,8 @@ log: { level: warn }
 	case <-time.After(30 * time.Second):
 		t.Fatal("no event line from events tail within 30s")
 	}
-	tcancel()
-	if err := <-tailDone; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("tail: %v", err)
-	}
-	for range lines {
 	}
 }
 
