@@ -10,7 +10,9 @@ import (
 // event turns one normalised push into its image.pushed event, filling
 // in what the payload lacked: the registry host, the digest, the time.
 func (h *handler) event(ctx context.Context, src *source, p formats.Push) (events.Event, error) {
-	registry := firstNonEmpty(src.registry, p.Registry, src.envRegistry)
+	// The environment's registry, never the payload's host: consumers
+	// pull, copy and deploy from what the event names.
+	registry := src.registry.Host
 	if src.repositoryPath && p.RepositoryKey != "" {
 		p.Repository = p.RepositoryKey + "/" + p.Repository
 	}
@@ -84,13 +86,4 @@ func (h *handler) resolveDigest(ctx context.Context, src *source, p *formats.Pus
 	if p.Size == 0 {
 		p.Size = m.Size
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

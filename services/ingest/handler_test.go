@@ -82,15 +82,23 @@ func TestAcceptedCountsAndDuplicates(t *testing.T) {
 	}
 }
 
-func TestRegistryOverride(t *testing.T) {
+// A source's registry may only be a name of its environment's registry;
+// the event always names the environment's host.
+func TestSourceRegistryMustNameTheEnvironmentsRegistry(t *testing.T) {
 	r := newRig(t)
-	srv := r.serve(t, testConfig(config.Registry{},
+	_, err := ingest.NewHandler(r.deps(testConfig(config.Registry{},
+		config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Registry: "registry.public.example", Auth: none()})))
+	if err == nil || !strings.Contains(err.Error(), "ingest.sources[0].registry") || !strings.Contains(err.Error(), "aliases") {
+		t.Fatalf("error %v, want one naming ingest.sources[0].registry and aliases", err)
+	}
+
+	srv := r.serve(t, testConfig(config.Registry{Aliases: []string{"registry.public.example"}},
 		config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Registry: "registry.public.example", Auth: none()}))
 	if code, _, _ := post(t, srv.URL+"/webhooks/dev-registry", envelope(distPush("e1", "team/web", "1.0.0")), nil); code != http.StatusAccepted {
 		t.Fatalf("status %d", code)
 	}
-	if d := pushedData(t, storedEvents(t, r.stream)[0]); d.Registry != "registry.public.example" {
-		t.Fatalf("registry %q, want the source's override", d.Registry)
+	if d := pushedData(t, storedEvents(t, r.stream)[0]); d.Registry != devHost {
+		t.Fatalf("registry %q, want the environment's %q", d.Registry, devHost)
 	}
 }
 

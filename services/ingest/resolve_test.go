@@ -41,7 +41,8 @@ func TestResolveMissingDigest(t *testing.T) {
 			logs := &syncBuffer{}
 			r := newRig(t)
 			r.log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			srv := r.serve(t, testConfig(config.Registry{Host: reg.Host, Insecure: true, Username: user, Password: password},
+			// The payload names the registry by its public name, an alias.
+			srv := r.serve(t, testConfig(config.Registry{Host: reg.Host, Aliases: []string{c.registry}, Insecure: true, Username: user, Password: password},
 				config.Source{Name: c.format + "-hook", Format: c.format, Environment: "dev", Auth: &config.Auth{URLToken: "tok"}}))
 			url := srv.URL + "/webhooks/" + c.format + "-hook/tok"
 
@@ -63,10 +64,10 @@ func TestResolveMissingDigest(t *testing.T) {
 			if d.Digest != want.digest.String() || d.MediaType != string(want.mediaType) || d.Size == 0 {
 				t.Errorf("resolved: digest %q type %q size %d, want %s %s", d.Digest, d.MediaType, d.Size, want.digest, want.mediaType)
 			}
-			if d.Registry != c.registry {
-				t.Errorf("registry %q, want the payload's %q", d.Registry, c.registry)
+			if d.Registry != reg.Host {
+				t.Errorf("registry %q, want the environment's %q, not the payload's %q", d.Registry, reg.Host, c.registry)
 			}
-			if id := events.ID("image.pushed", "dev", c.registry, "team/app", "v1", want.digest.String()); evs[0].ID() != id {
+			if id := events.ID("image.pushed", "dev", reg.Host, "team/app", "v1", want.digest.String()); evs[0].ID() != id {
 				t.Errorf("id %s, want the content-addressed %s", evs[0].ID(), id)
 			}
 
@@ -77,7 +78,7 @@ func TestResolveMissingDigest(t *testing.T) {
 			if id := events.ID("image.pushed", "dev", c.format+"-hook", d.UpstreamID); evs[1].ID() != id {
 				t.Errorf("id %s, want the delivery-derived %s", evs[1].ID(), id)
 			}
-			if s := evs[1].Subject(); s != c.registry+"/team/app:v404" {
+			if s := evs[1].Subject(); s != reg.Host+"/team/app:v404" {
 				t.Errorf("subject %q", s)
 			}
 
@@ -98,7 +99,7 @@ func TestResolveWithoutCredentials(t *testing.T) {
 	reg := testkit.NewRegistry(t, testkit.RegistryOptions{Username: "slipway", Password: "pw"})
 	testkit.PushRandomImage(t, reg.Host+"/team/app:v1")
 	r := newRig(t)
-	srv := r.serve(t, testConfig(config.Registry{Host: reg.Host, Insecure: true, Username: "slipway", Password: "wrong"},
+	srv := r.serve(t, testConfig(config.Registry{Host: reg.Host, Aliases: []string{"quay.io"}, Insecure: true, Username: "slipway", Password: "wrong"},
 		config.Source{Name: "quay", Format: "quay", Environment: "dev", Auth: none()}))
 	body := jsonBody(map[string]any{"repository": "team/app", "docker_url": "quay.io/team/app", "updated_tags": []string{"v1"}})
 	if code, got, _ := post(t, srv.URL+"/webhooks/quay", body, nil); code != http.StatusAccepted || got["accepted"] != 1.0 {

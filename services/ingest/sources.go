@@ -21,16 +21,15 @@ type source struct {
 	name        string
 	format      string
 	environment string
-	// registry overrides the payload's host when set.
-	registry string
+	// registry is the environment's registry. Every event names its host,
+	// whatever the payload says: a payload may name it only by the host
+	// or an alias (see foreign).
+	registry config.Registry
 	// repositoryPath puts the payload's repository key in front of the
 	// repository (Artifactory's repository-path access method).
 	repositoryPath bool
-	// envRegistry is the environment's registry host: the fallback when
-	// neither the source nor the payload names one.
-	envRegistry string
-	parse       formats.Parser
-	auth        auth.Authenticator
+	parse          formats.Parser
+	auth           auth.Authenticator
 	// resolver asks the environment's registry for missing digests.
 	resolver *resolve.Resolver
 	// limit bounds the deliveries per second; nil: no limit.
@@ -40,6 +39,9 @@ type source struct {
 	// a flood of log lines (slipway_ingest_requests_total counts each).
 	rejectLog rate.Sometimes
 	rejected  atomic.Int64
+	// Pushes naming a foreign registry are logged the same way.
+	foreignLog rate.Sometimes
+	foreign    atomic.Int64
 }
 
 // rejectLogEvery is the interval of the "webhook rejected" log line per
@@ -86,6 +88,9 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 		case err != nil:
 			return nil, fmt.Errorf("%s.auth: %w", key, err)
 		}
+		if s.Registry != "" && !env.Registry.Names(s.Registry) {
+			return nil, fmt.Errorf("%s.registry %q is not a name of environment %q's registry: declare it in its registry.aliases", key, s.Registry, env.Name)
+		}
 		r, ok := resolvers[env.Name]
 		if !ok {
 			if r, err = resolve.New(env.Registry, cfg.Ingest.ResolveTimeout); err != nil {
@@ -97,13 +102,13 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 			name:           s.Name,
 			format:         s.Format,
 			environment:    s.Environment,
-			registry:       s.Registry,
-			envRegistry:    env.Registry.Host,
+			registry:       env.Registry,
 			repositoryPath: s.RepositoryPath,
 			parse:          parse,
 			auth:           a,
 			resolver:       r,
 			rejectLog:      rate.Sometimes{First: 1, Interval: rejectLogEvery},
+			foreignLog:     rate.Sometimes{First: 1, Interval: rejectLogEvery},
 		}
 		if s.RateLimit > 0 {
 			burst := s.Burst

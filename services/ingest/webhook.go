@@ -130,6 +130,9 @@ func (h *handler) receive(ctx context.Context, c echo.Context, src *source, toke
 	}
 	res = formats.Normalize(res)
 	h.metrics.event(src, outcomeIgnored, res.Ignored)
+	if rep, refused := h.refuseForeign(ctx, src, &res); refused {
+		return rep
+	}
 
 	counts, err := h.publishAll(ctx, src, res.Pushes)
 	counts.Ignored = res.Ignored

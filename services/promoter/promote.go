@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/promoter/approval"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 	"github.com/slipway-cd/slipway/services/promoter/rules"
@@ -16,15 +17,17 @@ import (
 
 // promoter holds what the handler needs.
 type promoter struct {
-	rules     []*rules.Rule
-	hosts     map[string]string // environment → registry host
-	copier    *copier.Copier
-	approvals *approval.Store
-	state     *stateStore
-	pub       *bus.Publisher
-	log       *slog.Logger
-	now       func() time.Time
-	metrics   *metrics
+	rules []*rules.Rule
+	// registries are the environments' registries by name: the only
+	// registries the promoter reads from or writes to.
+	registries map[string]config.Registry
+	copier     *copier.Copier
+	approvals  *approval.Store
+	state      *stateStore
+	pub        *bus.Publisher
+	log        *slog.Logger
+	now        func() time.Time
+	metrics    *metrics
 }
 
 // errSoaking is returned while an image has not been in its stage long
@@ -75,12 +78,15 @@ func (p *promoter) pushed(ctx context.Context, e events.Event, d events.ImagePus
 // apply promotes one pushed image by one rule: now, after its soak time,
 // or by asking for approval.
 func (p *promoter) apply(ctx context.Context, e events.Event, r *rules.Rule, d events.ImagePushed) error {
-	from := d.Ref()
+	from, fromErr := p.configured(d.Ref())
 	repo, tag, err := r.Target(d.Repository, d.Tag)
 	if err != nil {
 		return p.fail(ctx, e.ID(), r, from, events.ImageRef{Environment: r.To}, err, false)
 	}
-	to := events.ImageRef{Environment: r.To, Registry: p.hosts[r.To], Repository: repo, Tag: tag, Digest: d.Digest}
+	to := events.ImageRef{Environment: r.To, Registry: p.registries[r.To].Host, Repository: repo, Tag: tag, Digest: d.Digest}
+	if fromErr != nil {
+		return p.fail(ctx, e.ID(), r, from, to, fromErr, false)
+	}
 	if d.Digest == "" {
 		return p.fail(ctx, e.ID(), r, from, to, errors.New("the push carried no digest and the registry could not be asked for it"), false)
 	}
@@ -152,7 +158,29 @@ func (p *promoter) granted(ctx context.Context, e events.Event, d events.Approva
 		return p.fail(ctx, e.ID(), &rules.Rule{Name: rec.Promotion}, rec.From, rec.To,
 			fmt.Errorf("promotion %q is no longer configured", rec.Promotion), false)
 	}
-	return p.copy(ctx, e.ID(), r, rec.From, rec.To)
+	from, err := p.configured(rec.From)
+	if err != nil {
+		return p.fail(ctx, e.ID(), r, rec.From, rec.To, err, false)
+	}
+	return p.copy(ctx, e.ID(), r, from, rec.To)
+}
+
+// configured is ref as the promoter reads it: from its environment's
+// configured registry, whatever host the event named. Events come from
+// ingest, which stores only pushes of configured registries, but anyone
+// who can publish to the stream could name another host, and the promoter
+// must never fetch from a registry nobody configured. A host that is not a
+// name of the environment's registry (its host or an alias) is refused.
+func (p *promoter) configured(ref events.ImageRef) (events.ImageRef, error) {
+	reg, ok := p.registries[ref.Environment]
+	if !ok {
+		return ref, fmt.Errorf("environment %q is not configured", ref.Environment)
+	}
+	if ref.Registry != "" && !reg.Names(ref.Registry) {
+		return ref, fmt.Errorf("the image names registry %q, which is not environment %s's registry (%s or an alias): not copied", ref.Registry, ref.Environment, reg.Host)
+	}
+	ref.Registry = reg.Host
+	return ref, nil
 }
 
 func (p *promoter) rule(name string) *rules.Rule {

@@ -93,7 +93,13 @@ func (e *env) start(svc *promoter.Service) {
 // pushed announces an image in dev as ingest would.
 func (e *env) pushed(repo, tag, digest string, at time.Time) events.Event {
 	e.t.Helper()
-	d := events.ImagePushed{Environment: "dev", Registry: e.dev, Repository: repo, Tag: tag, Digest: digest,
+	return e.pushedFrom(e.dev, repo, tag, digest, at)
+}
+
+// pushedFrom announces an image in dev that names registry as its host.
+func (e *env) pushedFrom(registry, repo, tag, digest string, at time.Time) events.Event {
+	e.t.Helper()
+	d := events.ImagePushed{Environment: "dev", Registry: registry, Repository: repo, Tag: tag, Digest: digest,
 		MediaType: "application/vnd.docker.distribution.manifest.v2+json", Source: "dev-registry", Format: "distribution",
 		UpstreamID: "u", PushedAt: at}
 	ev, err := events.New(e.t.Context(), events.Spec{ID: events.ID("image.pushed", d.Ref().String()), Type: events.TypeImagePushed,

@@ -57,9 +57,9 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		return err
 	}
 	copts := copier.Options{Logger: d.Log}
-	hosts := map[string]string{}
+	registries := map[string]config.Registry{}
 	for _, e := range cfg.Environments {
-		hosts[e.Name] = e.Registry.Host
+		registries[e.Name] = e.Registry
 		copts.Registries = append(copts.Registries, e.Registry)
 	}
 	if s.CopierOptions != nil {
@@ -73,7 +73,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
-	p := &promoter{rules: rs, hosts: hosts, copier: copier.New(copts), approvals: approvals, state: state,
+	p := &promoter{rules: rs, registries: registries, copier: copier.New(copts), approvals: approvals, state: state,
 		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m}
 
 	// Pushes in every environment a rule promotes from, and every granted

@@ -99,11 +99,18 @@ type Environment struct {
 
 // Registry is an OCI registry and the credentials Slipway uses with it.
 type Registry struct {
-	Host         string `yaml:"host"`
-	Insecure     bool   `yaml:"insecure"`
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"passwordFile"`
+	// Host is where Slipway reaches the registry: the only host it ever
+	// pulls from, copies to or deploys from for the environment.
+	Host string `yaml:"host"`
+	// Aliases are other names the same registry is reached by (a public
+	// name beside an internal address, a Compose service name beside
+	// localhost). A webhook payload may name the registry by its host or
+	// one of these; any other host is a foreign registry and refused.
+	Aliases      []string `yaml:"aliases"`
+	Insecure     bool     `yaml:"insecure"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"passwordFile"`
 }
 
 // Ingest is the HTTP entry point.

@@ -125,8 +125,13 @@ func (c *Config) Validate() error {
 		envs[e.Name] = true
 		if e.Registry.Host == "" {
 			p.add(path+".registry.host", "is required")
-		} else if strings.Contains(e.Registry.Host, "/") {
+		} else if !validHost(e.Registry.Host) {
 			p.add(path+".registry.host", "%q must be a host[:port], without scheme or path", e.Registry.Host)
+		}
+		for j, a := range e.Registry.Aliases {
+			if !validHost(a) {
+				p.add(fmt.Sprintf("%s.registry.aliases[%d]", path, j), "%q must be a host[:port], without scheme or path", a)
+			}
 		}
 	}
 	checkEnv := func(path, name string) {
@@ -155,9 +160,7 @@ func (c *Config) Validate() error {
 			p.add(path+".format", "is required")
 		}
 		checkEnv(path+".environment", s.Environment)
-		if strings.Contains(s.Registry, "/") || strings.ContainsAny(s.Registry, " \t") {
-			p.add(path+".registry", "%q must be a host[:port], without scheme or path", s.Registry)
-		}
+		c.validateSourceRegistry(&p, path+".registry", s)
 		if s.RepositoryPath && s.Format != "artifactory" {
 			p.add(path+".repositoryPath", "applies to the artifactory format only (its payload carries the repository key)")
 		}
@@ -407,4 +410,24 @@ func count(bs ...bool) int {
 		}
 	}
 	return n
+}
+
+// validateSourceRegistry checks a source's registry: once the host used when
+// a payload had none or to override it, it may now only name the source's
+// environment's registry (an event's registry is always the environment's;
+// other names of it are aliases).
+func (c *Config) validateSourceRegistry(p *problems, path string, s Source) {
+	if s.Registry == "" {
+		return
+	}
+	if !validHost(s.Registry) {
+		p.add(path, "%q must be a host[:port], without scheme or path", s.Registry)
+		return
+	}
+	for i, e := range c.Environments {
+		if e.Name == s.Environment && !e.Registry.Names(s.Registry) {
+			p.add(path, "%q is not a name of environment %q's registry %q: declare it in environments[%d].registry.aliases (and drop it here)",
+				s.Registry, e.Name, e.Registry.Host, i)
+		}
+	}
 }

@@ -20,11 +20,11 @@ import (
 // a registry are known to rewrite it.
 
 func init() {
-	register("distribution", distributionParser("distribution"))
+	register("distribution", distributionParser("distribution"), retriesRefusals)
 	// GitLab's self-managed registry is a Distribution fork that sends the
 	// same envelope; its own name keeps error messages in the operator's
 	// terms.
-	register("gitlab", distributionParser("gitlab"))
+	register("gitlab", distributionParser("gitlab"), retriesRefusals)
 }
 
 // registryEvent is one Distribution event; ACR sends the same shape, alone.

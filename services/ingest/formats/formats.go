@@ -51,14 +51,37 @@ type Result struct {
 // malformed; its message names what is wrong and is shown to the sender.
 type Parser func(d Delivery) (Result, error)
 
-var parsers = map[string]Parser{}
+var (
+	parsers = map[string]Parser{}
+	// refusalsRetried holds the formats whose sender repeats a delivery
+	// answered 4xx, or gives up on the endpoint over it.
+	refusalsRetried = map[string]bool{}
+)
 
-func register(name string, p Parser) {
+// registerOption says something about a format's sender.
+type registerOption func(name string)
+
+// retriesRefusals marks a format whose sender treats a 4xx like any
+// failure: CNCF Distribution retries it for ever and its queue for the
+// endpoint blocks meanwhile, Quay disables the notification after three,
+// Pub/Sub redelivers it for days. A push Slipway refuses from such a sender
+// is answered 2xx and counted as ignored instead, so one bad push does not
+// stop every later one.
+func retriesRefusals(name string) { refusalsRetried[name] = true }
+
+func register(name string, p Parser, opts ...registerOption) {
 	if _, dup := parsers[name]; dup {
 		panic("formats: " + name + " registered twice")
 	}
 	parsers[name] = p
+	for _, o := range opts {
+		o(name)
+	}
 }
+
+// RetriesRefusals reports whether a format's sender repeats (or stops
+// sending over) a delivery answered with a 4xx; see retriesRefusals.
+func RetriesRefusals(format string) bool { return refusalsRetried[format] }
 
 // Lookup returns the parser of a format.
 func Lookup(format string) (Parser, error) {

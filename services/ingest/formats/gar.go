@@ -11,7 +11,7 @@ import (
 // "subscription"}. The data is {"action":"INSERT|DELETE","digest":<full
 // reference>,"tag":<full reference>}, "tag" absent for a push by digest.
 
-func init() { register("gar", parseGAR) }
+func init() { register("gar", parseGAR, retriesRefusals) }
 
 type garEnvelope struct {
 	Message *struct {

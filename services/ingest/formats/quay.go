@@ -12,7 +12,7 @@ import (
 // object mapping each tag to an image id, which is still accepted.
 // docker_url is "<server hostname>/<namespace>/<name>".
 
-func init() { register("quay", parseQuay) }
+func init() { register("quay", parseQuay, retriesRefusals) }
 
 type quayHook struct {
 	Repository  string          `json:"repository"`
