@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,10 @@ const tokenEnv = "SLIPWAY_TOKEN"
 
 // apiTimeout bounds one call to ingest's approval API.
 const apiTimeout = 30 * time.Second
+
+// decidedLayout is how the commands show when an approval was decided or
+// expired: local time, with the zone.
+const decidedLayout = "2006-01-02 15:04:05 MST"
 
 // apiFlags are the flags of the commands that talk to ingest's approval API:
 // decisions go through ingest, so they are authenticated and recorded under
@@ -184,6 +189,12 @@ func (c *approvalsClient) decide(ctx context.Context, id, verb, reason string) (
 		return approval.Record{}, err
 	}
 	raw, err := c.do(ctx, http.MethodPost, c.base+"/approvals/"+url.PathEscape(id)+"/"+verb, body)
+	var conflict *apiError
+	if errors.As(err, &conflict) && conflict.Code == http.StatusConflict {
+		if msg := conflictMessage(id, conflict.Body); msg != "" {
+			return approval.Record{}, errors.New(msg)
+		}
+	}
 	if err != nil {
 		return approval.Record{}, fmt.Errorf("%s %s: %w", verb, id, err)
 	}
@@ -235,13 +246,46 @@ func (c *approvalsClient) do(ctx context.Context, method, u string, body []byte)
 	if resp.StatusCode == http.StatusUnauthorized {
 		msg += " (check --token or $" + tokenEnv + ")"
 	}
-	return nil, &apiError{Code: resp.StatusCode, Msg: msg}
+	return nil, &apiError{Code: resp.StatusCode, Msg: msg, Body: raw}
 }
 
 // apiError is a non-200 answer of the approval API.
 type apiError struct {
 	Code int
 	Msg  string
+	Body []byte
+}
+
+// conflictMessage is the plain sentence for a 409 of a decision: the
+// approval was decided (perhaps by the caller, with the same decision) or
+// expired before, and nothing changed. It is "" for a body that does not
+// say which (an older ingest), leaving ingest's own message.
+func conflictMessage(id string, body []byte) string {
+	var c ingest.DecisionConflict
+	if json.Unmarshal(body, &c) != nil {
+		return ""
+	}
+	switch c.State {
+	case approval.Granted, approval.Rejected:
+		if c.DecidedBy == "" || c.DecidedAt.IsZero() {
+			return ""
+		}
+		verb := "approved"
+		if c.State == approval.Rejected {
+			verb = "rejected"
+		}
+		msg := fmt.Sprintf("approval %s was already %s by %s at %s", id, verb, c.DecidedBy, c.DecidedAt.Local().Format(decidedLayout))
+		if c.Reason != "" {
+			msg += fmt.Sprintf(" (reason %q)", c.Reason)
+		}
+		return msg + "; nothing changed"
+	case approval.Expired:
+		if c.ExpiresAt.IsZero() {
+			return fmt.Sprintf("approval %s has expired; nothing changed", id)
+		}
+		return fmt.Sprintf("approval %s expired at %s; nothing changed", id, c.ExpiresAt.Local().Format(decidedLayout))
+	}
+	return ""
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Code) }

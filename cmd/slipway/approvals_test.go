@@ -153,7 +153,7 @@ func TestApprovalsCommands(t *testing.T) {
 		t.Fatalf("decision events %v", evs)
 	}
 	_, err = execute(t, ctx, withURL("approvals", "approve", "apr-2", "--token", "alice-t0ken")...)
-	if err == nil || err.Error() != "approve apr-2: already rejected by bob (HTTP 409)" {
+	if err == nil || !strings.HasPrefix(err.Error(), "approval apr-2 was already rejected by bob at ") {
 		t.Fatalf("approve after reject: %v", err)
 	}
 	_, err = execute(t, ctx, withURL("approvals", "approve", "apr-9")...)
@@ -222,5 +222,43 @@ func TestIngestURL(t *testing.T) {
 	}
 	if _, err := ingestURL("8080"); err == nil {
 		t.Error("a listen address without a port must fail")
+	}
+}
+
+// TestApproveTwiceSaysWhoDecidedAndWhen: an approver repeating a decision
+// is told plainly who decided and when, that nothing changed, and the
+// command fails (exit status 1); the record keeps the first reason and no
+// second event is published.
+func TestApproveTwiceSaysWhoDecidedAndWhen(t *testing.T) {
+	api := startApprovalsAPI(t)
+	api.create(t, "apr-1", time.Now().UTC(), "alice")
+	ctx := context.Background()
+	args := []string{"approvals", "approve", "apr-1", "--url", api.url, "--token", "alice-t0ken"}
+
+	if out, err := execute(t, ctx, append(args, "--reason", "signed off")...); err != nil {
+		t.Fatalf("first approve: %v\n%s", err, out)
+	}
+	first, err := api.store.Get(t.Context(), "apr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(t, ctx, append(args, "--reason", "once more")...)
+	want := "approval apr-1 was already approved by alice at " + first.DecidedAt.Local().Format(decidedLayout) +
+		` (reason "signed off"); nothing changed`
+	if err == nil || err.Error() != want || out != "" {
+		t.Fatalf("second approve: %v (output %q), want the error %q", err, out, want)
+	}
+	if got, _ := api.store.Get(t.Context(), "apr-1"); got.Reason != "signed off" {
+		t.Fatalf("stored reason %q, want the first one", got.Reason)
+	}
+	if n := len(api.decisions(t)); n != 1 {
+		t.Fatalf("%d decision events, want 1", n)
+	}
+
+	// An expired approval says when it expired.
+	old := api.create(t, "apr-old", time.Now().UTC().Add(-73*time.Hour))
+	_, err = execute(t, ctx, "approvals", "reject", "apr-old", "--url", api.url, "--token", "alice-t0ken")
+	if want := "approval apr-old expired at " + old.ExpiresAt.Local().Format(decidedLayout) + "; nothing changed"; err == nil || err.Error() != want {
+		t.Fatalf("reject expired: %v, want %q", err, want)
 	}
 }
