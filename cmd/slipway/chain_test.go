@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -23,47 +22,14 @@ import (
 // same in all three registries.
 func TestPromotionChain(t *testing.T) {
 	ns := testkit.NATS(t)
-	const sources = `
-ingest:
-  listen: "127.0.0.1:0"
-  sources:
-    - { name: dev-registry, format: distribution, environment: dev, auth: { none: true } }
-    - { name: tst-registry, format: distribution, environment: tst, auth: { none: true } }
-    - { name: prd-registry, format: distribution, environment: prd, auth: { none: true } }
-approvers:
-  - { name: release-manager, token: rm-t0ken }
-  - { name: developer, token: dev-t0ken }
-ops: { listen: "off" }
-`
-	parse := func(doc string) *config.Config {
-		t.Helper()
-		cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
-	// Ingest first: the registries need its address. Hosts it does not know
-	// yet come from the notifications themselves.
-	ingestCfg := parse(fmt.Sprintf(`
-nats: { url: %q }
-environments:
-  - { name: dev, registry: { host: dev.invalid } }
-  - { name: tst, registry: { host: tst.invalid } }
-  - { name: prd, registry: { host: prd.invalid } }
-%s`, ns.URL, sources))
-	_, js := ns.Connect(t)
-	if _, err := bus.EnsureStream(t.Context(), js, ingestCfg.StreamConfig()); err != nil {
-		t.Fatal(err)
-	}
-	got := watch(t, js, "slipway.>")
-	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
-
+	// The registries need ingest's address, and ingest their hosts (it
+	// refuses pushes of any other registry): take the address first.
+	addr := testkit.FreeAddr(t)
 	reg := map[string]*testkit.Registry{}
 	for _, env := range []string{"dev", "tst", "prd"} {
 		reg[env] = testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/" + env + "-registry"})
 	}
-	cfg := parse(fmt.Sprintf(`
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 nats: { url: %q }
 environments:
   - { name: dev, registry: { host: %q, insecure: true } }
@@ -77,7 +43,26 @@ promotions:
     repositories: ["apps/**"]
     tags: { semver: ">=1.0.0" }
     approval: { required: true, approvers: [release-manager], timeout: 1h }
-%s`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, sources))
+ingest:
+  listen: %q
+  sources:
+    - { name: dev-registry, format: distribution, environment: dev, auth: { none: true } }
+    - { name: tst-registry, format: distribution, environment: tst, auth: { none: true } }
+    - { name: prd-registry, format: distribution, environment: prd, auth: { none: true } }
+approvers:
+  - { name: release-manager, token: rm-t0ken }
+  - { name: developer, token: dev-t0ken }
+ops: { listen: "off" }
+`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, addr)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := ns.Connect(t)
+	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	got := watch(t, js, "slipway.>")
+	startIngest(t, cfg)
 	runService(t, cfg, promoter.New())
 	testkit.WaitFor(t, "the promoter's consumer", func() bool {
 		_, err := js.Consumer(t.Context(), bus.DefaultStream, promoter.ConsumerName)

@@ -68,20 +68,22 @@ ops: { listen: "off" }
 		}
 		return cfg
 	}
-	cfg := configFor("registry.dev.example")
+	// Ingest and the deployer run as two processes would. The registry
+	// needs ingest's address, and ingest the registry's host (it refuses
+	// pushes of any other registry): take the address first.
+	ingestAddr := testkit.FreeAddr(t)
+	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
+		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
+		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
+	})
+	cfg := configFor(reg.Host)
+	cfg.Ingest.Listen = ingestAddr
 	_, js := ns.Connect(t)
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	got := watch(t, js, "slipway.deployment.>")
-
-	// Ingest and the deployer run as two processes would: ingest first,
-	// because the registry needs its address.
-	ingestAddr := strings.TrimPrefix(startIngest(t, cfg), "http://")
-	reg := testkit.NewRegistry(t, testkit.RegistryOptions{
-		NotifyURL:     "http://" + ingestAddr + "/webhooks/dev-registry",
-		NotifyHeaders: map[string][]string{"Authorization": {"Bearer e2e"}},
-	})
+	startIngest(t, cfg)
 	old := reg.Host + "/apps/web:" + oldTag
 	appsOne, appsTwo := apps(reg.Host)
 	one.load(t, appsOne...)

@@ -105,24 +105,28 @@ ingest:
 		}
 		return cfg
 	}
+	// The registries need ingest's address, and ingest their hosts (it
+	// refuses pushes of any other registry): take the address first.
+	addr := testkit.FreeAddr(t)
+	reg := map[string]*testkit.Registry{}
+	for _, env := range []string{"dev", "tst", "prd"} {
+		reg[env] = testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/" + env + "-registry"})
+	}
 	ingestCfg := parse(fmt.Sprintf(`
 nats: { url: %q }
 environments:
-  - { name: dev, registry: { host: dev.invalid } }
-  - { name: tst, registry: { host: tst.invalid } }
-  - { name: prd, registry: { host: prd.invalid } }
-%s%s`, ns.URL, sources, common))
+  - { name: dev, registry: { host: %q, insecure: true } }
+  - { name: tst, registry: { host: %q, insecure: true } }
+  - { name: prd, registry: { host: %q, insecure: true } }
+%s%s`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, sources, common))
+	ingestCfg.Ingest.Listen = addr
 	_, js := ns.Connect(t)
 	if _, err := bus.EnsureStream(t.Context(), js, ingestCfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	stream := watch(t, js, "slipway.>")
-	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
+	startIngest(t, ingestCfg)
 
-	reg := map[string]*testkit.Registry{}
-	for _, env := range []string{"dev", "tst", "prd"} {
-		reg[env] = testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/" + env + "-registry"})
-	}
 	app := func(id, host string) string {
 		return fmt.Sprintf(`{"id":%q,"instances":1,"labels":{"slipway.policy":"all"},"container":{"type":"DOCKER","docker":{"image":"%s/apps/web:1.3.0"}}}`, id, host)
 	}

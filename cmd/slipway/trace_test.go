@@ -65,23 +65,27 @@ notify:
 ops: { listen: "off" }
 deployer: { pollInterval: 100ms }
 `, hookSrv.URL)
+	// Only dev notifies ingest: the trace starts at that one webhook (tst's
+	// notification of the copy would start a trace of its own). The
+	// registry needs ingest's address, and ingest its host: take the
+	// address first.
+	addr := testkit.FreeAddr(t)
+	dev := testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/dev-registry"})
+	tst := testkit.NewRegistry(t, testkit.RegistryOptions{})
 	ingestCfg := parse(fmt.Sprintf(`
 nats: { url: %q }
 environments:
-  - { name: dev, registry: { host: dev.invalid } }
-  - { name: tst, registry: { host: tst.invalid } }
-%s`, ns.URL, common))
+  - { name: dev, registry: { host: %q, insecure: true } }
+  - { name: tst, registry: { host: %q, insecure: true } }
+%s`, ns.URL, dev.Host, tst.Host, common))
+	ingestCfg.Ingest.Listen = addr
 	_, js := ns.Connect(t)
 	if _, err := bus.EnsureStream(t.Context(), js, ingestCfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	stream := watch(t, js, "slipway.>")
-	addr := strings.TrimPrefix(startIngest(t, ingestCfg), "http://")
+	startIngest(t, ingestCfg)
 
-	// Only dev notifies ingest: the trace starts at that one webhook (tst's
-	// notification of the copy would start a trace of its own).
-	dev := testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/dev-registry"})
-	tst := testkit.NewRegistry(t, testkit.RegistryOptions{})
 	marathon.load(t, fmt.Sprintf(`{"id":"/dev/web","instances":1,"labels":{"slipway.policy":"all"},"container":{"type":"DOCKER","docker":{"image":"%s/apps/web:1.3.0"}}}`, dev.Host))
 	cfg := parse(fmt.Sprintf(`
 nats: { url: %q }
