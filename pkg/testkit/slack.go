@@ -447,6 +447,54 @@ func (m SlackMessage) Content() string {
 	return b.String()
 }
 
+// Markup returns the markup Slack acts on in the message's top-level text
+// and its mrkdwn text objects (plain_text is never parsed): every <…>
+// token, as written — mentions (<!channel>, <!here>, <@U…>, <#C…>,
+// <!subteam^…>), links (<url> and <url|label>) and dates (<!date^…>).
+// Text escaped as Slack asks (&lt; &gt; &amp;) holds none.
+func (m SlackMessage) Markup() []string {
+	texts := []string{m.Text}
+	for _, blk := range m.Blocks {
+		texts = collectMrkdwn(texts, blk)
+	}
+	var out []string
+	for _, s := range texts {
+		for {
+			i := strings.IndexByte(s, '<')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(s[i:], '>')
+			if j < 0 {
+				break
+			}
+			out = append(out, s[i:i+j+1])
+			s = s[i+j+1:]
+		}
+	}
+	return out
+}
+
+func collectMrkdwn(texts []string, v any) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["type"] == "mrkdwn" {
+			if s, ok := v["text"].(string); ok {
+				texts = append(texts, s)
+			}
+			return texts
+		}
+		for _, e := range v {
+			texts = collectMrkdwn(texts, e)
+		}
+	case []any:
+		for _, e := range v {
+			texts = collectMrkdwn(texts, e)
+		}
+	}
+	return texts
+}
+
 func collectTexts(b *strings.Builder, v any) {
 	switch v := v.(type) {
 	case map[string]any:

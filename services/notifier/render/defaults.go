@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render/markup"
 )
 
 // Statuses of the default rendering.
@@ -176,6 +177,7 @@ func render(e events.Event, data any) notify.Message {
 	if env != "" && !hasFact(m.Facts, "Environment") {
 		m.Facts = append(m.Facts, notify.Fact{Name: "Environment", Value: env})
 	}
+	m.Title = markup.Line(m.Title) // one line, though a reason may have several
 	m.Text = text(m)
 	m.HTML = html(m)
 	return m
@@ -225,15 +227,17 @@ func hasFact(fs []notify.Fact, name string) bool {
 	return false
 }
 
-// text is the plain-text body: the title and one line per fact.
+// text is the plain-text body: the title and one line per fact. Values
+// come from events: each stays on its line, so none can forge a line
+// ("Approve at: …") of its own.
 func text(m notify.Message) string {
 	var b strings.Builder
 	b.WriteString(m.Title)
 	for _, f := range m.Facts {
 		b.WriteString("\n")
-		b.WriteString(f.Name)
+		b.WriteString(markup.Line(f.Name))
 		b.WriteString(": ")
-		b.WriteString(f.Value)
+		b.WriteString(markup.Line(f.Value))
 	}
 	return b.String()
 }

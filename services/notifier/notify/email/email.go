@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
 	"mime"
@@ -41,6 +40,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render/markup"
 )
 
 // Kind is the integration's name.
@@ -388,7 +388,7 @@ func (r *Receiver) compose(n notify.Notification, to []*mail.Address) ([]byte, e
 		tos[i] = a.String()
 	}
 	header("To", strings.Join(tos, ", "))
-	header("Subject", mime.QEncoding.Encode("utf-8", oneLine(SubjectPrefix+m.Title)))
+	header("Subject", mime.QEncoding.Encode("utf-8", markup.Line(SubjectPrefix+m.Title)))
 	header("Date", date.Format(time.RFC1123Z))
 	header("Message-ID", msgID)
 	if m.Thread != "" {
@@ -431,14 +431,16 @@ func (r *Receiver) compose(n notify.Notification, to []*mail.Address) ([]byte, e
 	return b.Bytes(), nil
 }
 
-// plainText is the text part: the text, the facts and the link.
+// plainText is the text part: the text, the facts and the link. Text from
+// an event is cleaned of control characters, and a fact stays on its line:
+// a value cannot forge a line of its own.
 func plainText(m notify.Message) string {
 	var b strings.Builder
-	b.WriteString(strings.TrimSpace(m.Text))
+	b.WriteString(strings.TrimSpace(markup.Text(m.Text)))
 	if len(m.Facts) > 0 {
 		b.WriteString("\n\n")
 		for _, f := range m.Facts {
-			b.WriteString(f.Name + ": " + f.Value + "\n")
+			b.WriteString(markup.Line(f.Name) + ": " + markup.Line(f.Value) + "\n")
 		}
 	}
 	if m.Approval != nil && m.Approval.ID != "" {
@@ -453,32 +455,34 @@ func plainText(m notify.Message) string {
 // htmlBody is Message.HTML, or the message escaped into a minimal page.
 func htmlBody(m notify.Message) string {
 	if strings.TrimSpace(m.HTML) != "" {
-		return m.HTML
+		// html/template made it, escaping what it inserted; control
+		// characters go too (removing them never makes markup).
+		return markup.Text(m.HTML)
 	}
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>")
-	b.WriteString(html.EscapeString(m.Title))
+	b.WriteString(markup.HTML(m.Title))
 	b.WriteString("</title></head><body>\n<h2>")
-	b.WriteString(html.EscapeString(m.Title))
+	b.WriteString(markup.HTML(m.Title))
 	b.WriteString("</h2>\n")
 	if text := strings.TrimSpace(m.Text); text != "" {
 		b.WriteString("<p>")
-		b.WriteString(strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n"))
+		b.WriteString(strings.ReplaceAll(markup.HTML(text), "\n", "<br>\n"))
 		b.WriteString("</p>\n")
 	}
 	if len(m.Facts) > 0 {
 		b.WriteString("<table>\n")
 		for _, f := range m.Facts {
-			b.WriteString("<tr><th align=\"left\">" + html.EscapeString(f.Name) + "</th><td>" + html.EscapeString(f.Value) + "</td></tr>\n")
+			b.WriteString("<tr><th align=\"left\">" + markup.HTML(f.Name) + "</th><td>" + markup.HTML(f.Value) + "</td></tr>\n")
 		}
 		b.WriteString("</table>\n")
 	}
 	if m.Approval != nil && m.Approval.ID != "" {
-		id := html.EscapeString(m.Approval.ID)
+		id := markup.HTML(m.Approval.ID)
 		b.WriteString("<p>Decide with: <code>slipway approvals approve " + id + "</code>, or: <code>slipway approvals reject " + id + "</code></p>\n")
 	}
 	if m.Link != "" && (strings.HasPrefix(m.Link, "https://") || strings.HasPrefix(m.Link, "http://")) {
-		l := html.EscapeString(m.Link)
+		l := markup.HTML(m.Link)
 		b.WriteString("<p><a href=\"" + l + "\">" + l + "</a></p>\n")
 	}
 	b.WriteString("</body></html>\n")

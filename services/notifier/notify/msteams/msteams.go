@@ -35,6 +35,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render/markup"
 )
 
 // Kind is the integration's name.
@@ -208,16 +209,18 @@ func card(m notify.Message) adaptiveCard {
 	if title == "" {
 		title = "Slipway notification"
 	}
+	// TextBlocks and facts are Markdown in Teams: everything from the
+	// message is escaped, so that text from an event is never a link.
 	body := []element{{
 		Type:   "TextBlock",
-		Text:   title,
+		Text:   markup.Teams(title),
 		Weight: "Bolder",
 		Size:   "Medium",
 		Color:  color(m.Severity),
 		Wrap:   true,
 	}}
 	if text := strings.TrimSpace(m.Text); text != "" {
-		body = append(body, element{Type: "TextBlock", Text: text, Wrap: true})
+		body = append(body, element{Type: "TextBlock", Text: markup.Teams(text), Wrap: true})
 	}
 	if len(m.Facts) > 0 {
 		facts := make([]fact, 0, len(m.Facts))
@@ -225,7 +228,7 @@ func card(m notify.Message) adaptiveCard {
 			if f.Name == "" && f.Value == "" {
 				continue
 			}
-			facts = append(facts, fact{Title: f.Name, Value: f.Value})
+			facts = append(facts, fact{Title: markup.Teams(f.Name), Value: markup.Teams(f.Value)})
 		}
 		if len(facts) > 0 {
 			body = append(body, element{Type: "FactSet", Facts: facts})
@@ -236,7 +239,7 @@ func card(m notify.Message) adaptiveCard {
 		// token, so point at the CLI instead of offering buttons.
 		body = append(body, element{
 			Type: "TextBlock", Wrap: true, IsSubtle: true, Spacing: "Medium",
-			Text: fmt.Sprintf("Decide with: slipway approvals approve %s, or: slipway approvals reject %s", a.ID, a.ID),
+			Text: markup.Teams(fmt.Sprintf("Decide with: slipway approvals approve %s, or: slipway approvals reject %s", a.ID, a.ID)),
 		})
 	}
 	c := adaptiveCard{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
+	"github.com/slipway-cd/slipway/services/notifier/render/markup"
 )
 
 // The buttons of an approval.requested message (contract with ingest's
@@ -57,10 +58,8 @@ type button struct {
 
 func mrkdwn(s string, limit int) *text { return &text{Type: "mrkdwn", Text: truncate(s, limit)} }
 
-// escape makes s literal in mrkdwn: Slack reads &, < and > as markup.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+// escape makes text from an event literal in mrkdwn.
+func escape(s string) string { return markup.Slack(s) }
 
 // truncate cuts s to at most n characters (runes), marking the cut.
 func truncate(s string, n int) string {
@@ -144,7 +143,7 @@ func messageBlocks(n notify.Notification, buttons bool) []block {
 	}
 	var extra []string
 	if m.Link != "" {
-		extra = append(extra, "<"+escapeURL(m.Link)+"|Details>")
+		extra = append(extra, "<"+markup.SlackURL(m.Link)+"|Details>")
 	}
 	a := m.Approval
 	if a != nil && a.ID != "" && !buttons {
@@ -160,11 +159,6 @@ func messageBlocks(n notify.Notification, buttons bool) []block {
 	return blocks
 }
 
-// escapeURL keeps a link from breaking out of <url|label>.
-func escapeURL(u string) string {
-	return strings.NewReplacer("<", "%3C", ">", "%3E", "|", "%7C", " ", "%20").Replace(u)
-}
-
 func orDash(s string) string {
 	if s == "" {
 		return "–"
@@ -173,13 +167,14 @@ func orDash(s string) string {
 }
 
 // fallback is a message's top-level text: notifications and screen
-// readers show it.
+// readers show it. Slack parses it as mrkdwn like the blocks: escaped, so
+// that a <!channel> in an event pings no one.
 func fallback(m notify.Message) string {
 	s := m.Title
 	if m.Text != "" {
 		s += "\n" + m.Text
 	}
-	return truncate(s, maxFallbackText)
+	return escape(truncate(s, maxFallbackText))
 }
 
 // statusLine is what a thread's parent says about the latest message:
@@ -206,7 +201,7 @@ func parentText(n notify.Notification) string {
 	if title == "" {
 		title = n.Message.Title
 	}
-	return truncate(title+" — "+statusLine(n), maxFallbackText)
+	return escape(truncate(title+" — "+statusLine(n), maxFallbackText))
 }
 
 // parentBlocks renders a thread's parent with the latest status.
