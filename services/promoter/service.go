@@ -1,7 +1,9 @@
 package promoter
 
 import (
+	"cmp"
 	"context"
+	"sync"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -75,6 +77,12 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	}
 	p := &promoter{rules: rs, registries: registries, copier: copier.New(copts), approvals: approvals, state: state,
 		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m}
+
+	var sweeping sync.WaitGroup
+	defer sweeping.Wait()
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	defer stopSweeping()
+	sweeping.Go(func() { p.sweepApprovals(sweepCtx, cmp.Or(cfg.Approvals.Retention, config.DefaultApprovalRetention)) })
 
 	// Pushes in every environment a rule promotes from, and every granted
 	// approval.

@@ -58,6 +58,9 @@ func TestDefaults(t *testing.T) {
 	if cfg.NATS.Embedded.Listen != "127.0.0.1:4222" || cfg.NATS.Embedded.StoreDir != "./data/nats" {
 		t.Errorf("embedded defaults: %+v", cfg.NATS.Embedded)
 	}
+	if cfg.Approvals.Retention != 30*24*time.Hour {
+		t.Errorf("approvals.retention = %v, want 30 days", cfg.Approvals.Retention)
+	}
 }
 
 func TestPlainVariableTakesItsType(t *testing.T) {
@@ -143,6 +146,7 @@ func TestErrorsNameTheKeyPath(t *testing.T) {
 		{"env name", "environments: [{name: 'd.v', registry: {host: r}}]", "environments[0].name"},
 		{"unknown approver", "environments: [{name: a, registry: {host: r}}, {name: b, registry: {host: r}}]\npromotions: [{name: p, from: a, to: b, approval: {required: true, approvers: [bob]}}]",
 			`promotions[0].approval.approvers[0]: unknown approver "bob"`},
+		{"negative approval retention", "approvals: {retention: -1h}", "approvals.retention: must not be negative"},
 		{"route to unknown receiver", "notify: {routes: [{receivers: [x]}]}", `notify.routes[0].receivers[0]: unknown receiver "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

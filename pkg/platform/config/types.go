@@ -11,6 +11,7 @@ type Config struct {
 	Ingest       Ingest        `yaml:"ingest"`
 	Promotions   []Promotion   `yaml:"promotions"`
 	Approvers    []Approver    `yaml:"approvers"`
+	Approvals    Approvals     `yaml:"approvals"`
 	Clusters     []Cluster     `yaml:"clusters"`
 	Notify       Notify        `yaml:"notify"`
 	Deployer     Deployer      `yaml:"deployer"`
@@ -232,6 +233,13 @@ type Approver struct {
 	Token       string `yaml:"token"`
 	TokenFile   string `yaml:"tokenFile"`
 	SlackUserID string `yaml:"slackUserId"`
+}
+
+// Approvals bounds the approvals bucket (slipway-approvals).
+type Approvals struct {
+	// Retention is how long a decided or expired approval stays after its
+	// decision or expiry; a pending one stays until it expires.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Cluster is a Marathon (DC/OS) cluster of one environment.

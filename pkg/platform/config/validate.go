@@ -26,6 +26,8 @@ const (
 	DefaultReconcileInterval = 5 * time.Minute
 	DefaultPollInterval      = 5 * time.Second
 	DefaultDeployConcurrency = 16
+
+	DefaultApprovalRetention = 30 * 24 * time.Hour
 )
 
 func (c *Config) applyDefaults() {
@@ -56,6 +58,7 @@ func (c *Config) applyDefaults() {
 	if c.Ingest.TLS != nil {
 		c.Ingest.TLS.MinVersion = cmp.Or(c.Ingest.TLS.MinVersion, DefaultTLSMinVersion)
 	}
+	c.Approvals.Retention = cmp.Or(c.Approvals.Retention, DefaultApprovalRetention)
 	d := &c.Deployer
 	d.SyncInterval = cmp.Or(d.SyncInterval, DefaultSyncInterval)
 	d.ReconcileInterval = cmp.Or(d.ReconcileInterval, DefaultReconcileInterval)
@@ -213,6 +216,9 @@ func (c *Config) Validate() error {
 		if r.MinAge < 0 {
 			p.add(path+".minAge", "must not be negative")
 		}
+	}
+	if c.Approvals.Retention < 0 {
+		p.add("approvals.retention", "must not be negative")
 	}
 
 	clusters := map[string]bool{}
