@@ -19,6 +19,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/ingest"
 )
 
@@ -210,6 +211,10 @@ func TestNATSDown(t *testing.T) {
 
 	reconnected := r.nc.StatusChanged(nats.CONNECTED)
 	r.nats.Shutdown()
+	// Until the client has noticed, a publish waits in its reconnect buffer
+	// and may be stored after the 503 (then the retry below counts
+	// duplicates, which is right but not what this test is about).
+	testkit.WaitFor(t, "the client to notice NATS is gone", func() bool { return !r.nc.IsConnected() })
 	code, got, hdr := post(t, url, body, nil)
 	if code != http.StatusServiceUnavailable || got["error"] == nil || hdr.Get("Retry-After") == "" {
 		t.Fatalf("NATS down: %d %v Retry-After=%q, want 503 with an error and Retry-After", code, got, hdr.Get("Retry-After"))
