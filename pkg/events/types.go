@@ -177,7 +177,8 @@ type PromotionFailed struct {
 }
 
 // Deployment is the data of dev.slipway.deployment.started.v1,
-// .succeeded.v1 (DurationMs set) and .failed.v1 (Reason and RolledBack set).
+// .succeeded.v1 (DurationMs set) and .failed.v1 (Reason, RolledBack and,
+// for a deployment a newer image overtook, Superseded and SupersededBy set).
 type Deployment struct {
 	Cluster              string `json:"cluster"`
 	Environment          string `json:"environment"`
@@ -192,6 +193,12 @@ type Deployment struct {
 	DurationMs int64  `json:"durationMs,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	RolledBack bool   `json:"rolledBack,omitempty"`
+	// Superseded (deployment.failed only) says a newer image was deployed
+	// over this one before this deployment ended: the release was
+	// replaced, it did not fail, and nobody needs paging for it.
+	Superseded bool `json:"superseded,omitempty"`
+	// SupersededBy is the newer image, when superseded.
+	SupersededBy string `json:"supersededBy,omitempty"`
 }
 
 // DriftDetected is the data of dev.slipway.drift.detected.v1: an app runs an

@@ -53,15 +53,21 @@ func (g *generator) asyncAPI() ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("no sample of %s", t.Type)
 		}
-		ev, err := sampleJSON(spec)
+		ex, err := example(id, spec)
 		if err != nil {
 			return nil, err
 		}
-		payload, err := jsonNode(ev)
-		if err != nil {
-			return nil, err
+		examples := yseq(ex)
+		for _, v := range variants() {
+			if v.Type != t.Type {
+				continue
+			}
+			ex, err := example(fmt.Sprintf("%s-%d", id, len(examples.Content)+1), v)
+			if err != nil {
+				return nil, err
+			}
+			examples.Content = append(examples.Content, ynode(ex))
 		}
-		headers := ymap(events.HeaderContentType, events.ContentType, events.HeaderMsgID, spec.ID, events.HeaderTraceParent, sampleTraceParent())
 		subject := "not fixed by the contract"
 		if n.subject != "" {
 			subject = "the " + n.subject
@@ -83,7 +89,7 @@ func (g *generator) asyncAPI() ([]byte, error) {
 					),
 				),
 			)),
-			"examples", yseq(ymap("name", id, "headers", headers, "payload", payload)),
+			"examples", examples,
 		))
 	}
 
@@ -244,6 +250,20 @@ func rewriteRefs(n *yaml.Node) {
 
 // jsonNode parses JSON (which is YAML) into a node in block style, the style
 // of the rest of the document.
+// example is an AsyncAPI message example of spec's event.
+func example(name string, spec events.Spec) (mapping, error) {
+	ev, err := sampleJSON(spec)
+	if err != nil {
+		return mapping{}, err
+	}
+	payload, err := jsonNode(ev)
+	if err != nil {
+		return mapping{}, err
+	}
+	headers := ymap(events.HeaderContentType, events.ContentType, events.HeaderMsgID, spec.ID, events.HeaderTraceParent, sampleTraceParent())
+	return ymap("name", name, "headers", headers, "payload", payload), nil
+}
+
 func jsonNode(b []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {

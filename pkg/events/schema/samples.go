@@ -146,6 +146,24 @@ func samples() []events.Spec {
 	}
 }
 
+// variants are further samples of some types, for fields that the type's
+// sample in samples() cannot carry at the same time (a superseded
+// deployment is never rolled back). asyncapi.yaml shows them as more
+// examples of their message, and the tests hold them to the same rules.
+func variants() []events.Spec {
+	failed, _ := sampleFor(events.TypeDeploymentFailed)
+	d := failed.Data.(events.Deployment)
+	newer := "registry.prd.example/apps/payments:1.4.3@sha256:b7d2e4f6a8c0e2d4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2"
+	d.Reason = "superseded: the app runs " + newer + ", deployed since this deployment began"
+	d.RolledBack, d.Superseded, d.SupersededBy = false, true, newer
+	d.DurationMs = 61204
+	return []events.Spec{{
+		ID:   events.CausedID(failed.CausationID, events.TypeDeploymentFailed, "vsphere-prd", "/payments/api", "superseded"),
+		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
+		CausationID: failed.CausationID, Time: failed.Time, Data: d,
+	}}
+}
+
 // sampleTrace is the producer's span the samples were published in, so that
 // they show the traceparent extension.
 var sampleTrace = trace.NewSpanContext(trace.SpanContextConfig{

@@ -121,7 +121,7 @@ func TestSchemasAcceptSamplesAndRejectMissingFields(t *testing.T) {
 	}
 	_, compile := compiled(t)
 	envelope := compile(EnvelopeFile)
-	for _, spec := range samples() {
+	for _, spec := range append(samples(), variants()...) {
 		t.Run(spec.Type.Short(), func(t *testing.T) {
 			d := g.byType[spec.Type]
 			s := compile(d.file)
@@ -204,42 +204,53 @@ func TestSamplesCoverEveryField(t *testing.T) {
 		t.Fatalf("%d samples for %d event types", len(specs), len(events.Types))
 	}
 	set := map[string]bool{} // "<Type>.<Field>" set in some sample
-	for i, et := range events.Types {
-		spec := specs[i]
-		if spec.Type != et.Type {
-			t.Fatalf("sample %d is %s, want %s (keep the order of events.Types)", i, spec.Type, et.Type)
-		}
-		if reflect.TypeOf(spec.Data) != reflect.TypeOf(et.Data) {
-			t.Fatalf("sample of %s has data %T, want %T", et.Type, spec.Data, et.Data)
-		}
-		if _, err := sampleEvent(spec); err != nil {
-			t.Fatalf("sample of %s: %v", et.Type, err)
-		}
-		var walk func(v reflect.Value)
-		walk = func(v reflect.Value) {
-			req := requiredFields(v.Type())
-			for i := range v.NumField() {
-				f := v.Type().Field(i)
-				fv := v.Field(i)
-				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-				if fv.IsZero() {
-					if slices.Contains(req, name) {
-						t.Errorf("sample of %s: required field %s.%s is empty", et.Type, v.Type().Name(), f.Name)
-					}
-					continue
+	var walk func(typ events.Type, v reflect.Value)
+	walk = func(typ events.Type, v reflect.Value) {
+		req := requiredFields(v.Type())
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			fv := v.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if fv.IsZero() {
+				if slices.Contains(req, name) {
+					t.Errorf("sample of %s: required field %s.%s is empty", typ, v.Type().Name(), f.Name)
 				}
-				set[v.Type().Name()+"."+f.Name] = true
-				if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeFor[time.Time]() {
-					walk(fv)
-				}
+				continue
+			}
+			set[v.Type().Name()+"."+f.Name] = true
+			if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeFor[time.Time]() {
+				walk(typ, fv)
 			}
 		}
-		walk(reflect.ValueOf(spec.Data))
+	}
+	checkSample := func(spec events.Spec, data any) {
+		if reflect.TypeOf(spec.Data) != reflect.TypeOf(data) {
+			t.Fatalf("sample of %s has data %T, want %T", spec.Type, spec.Data, data)
+		}
+		if _, err := sampleEvent(spec); err != nil {
+			t.Fatalf("sample of %s: %v", spec.Type, err)
+		}
+		walk(spec.Type, reflect.ValueOf(spec.Data))
+	}
+	for i, et := range events.Types {
+		if specs[i].Type != et.Type {
+			t.Fatalf("sample %d is %s, want %s (keep the order of events.Types)", i, specs[i].Type, et.Type)
+		}
+		checkSample(specs[i], et.Data)
+	}
+	for _, v := range variants() {
+		var data any
+		for _, et := range events.Types {
+			if et.Type == v.Type {
+				data = et.Data
+			}
+		}
+		checkSample(v, data)
 	}
 	check := func(typ reflect.Type) {
 		for i := range typ.NumField() {
 			if !set[typ.Name()+"."+typ.Field(i).Name] {
-				t.Errorf("no sample sets %s.%s; add it to samples() in samples.go", typ.Name(), typ.Field(i).Name)
+				t.Errorf("no sample sets %s.%s; add it to samples() (or variants()) in samples.go", typ.Name(), typ.Field(i).Name)
 			}
 		}
 	}
