@@ -219,21 +219,37 @@ func runService(t *testing.T, cfg *config.Config, services ...app.Service) <-cha
 
 func (m *marathonServer) image(t *testing.T, id string) string {
 	t.Helper()
+	return m.app(t, id).image()
+}
+
+// marathonApp is what a test reads of an emulated app.
+type marathonApp struct {
+	Instances      int `json:"instances"`
+	TasksHealthy   int `json:"tasksHealthy"`
+	TasksUnhealthy int `json:"tasksUnhealthy"`
+	Deployments    []struct {
+		ID string `json:"id"`
+	} `json:"deployments"`
+	Container struct {
+		Docker struct {
+			Image string `json:"image"`
+		} `json:"docker"`
+	} `json:"container"`
+}
+
+func (a marathonApp) image() string { return a.Container.Docker.Image }
+
+func (m *marathonServer) app(t *testing.T, id string) marathonApp {
+	t.Helper()
 	raw, ok := m.emu.App(id)
 	if !ok {
 		t.Fatalf("no app %s", id)
 	}
-	var a struct {
-		Container struct {
-			Docker struct {
-				Image string `json:"image"`
-			} `json:"docker"`
-		} `json:"container"`
-	}
+	var a marathonApp
 	if err := json.Unmarshal(raw, &a); err != nil {
 		t.Fatal(err)
 	}
-	return a.Container.Docker.Image
+	return a
 }
 
 // seen collects the events of a subject filter as they are stored.
@@ -268,18 +284,24 @@ func watch(t *testing.T, js jetstream.JetStream, subject string) *seen {
 	return s
 }
 
+// of returns the events of a type seen so far.
+func (s *seen) of(typ events.Type) []events.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []events.Event
+	for _, e := range s.evs {
+		if events.Type(e.Type()) == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (s *seen) wait(t *testing.T, typ events.Type, n int) []events.Event {
 	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
-		s.mu.Lock()
-		var out []events.Event
-		for _, e := range s.evs {
-			if events.Type(e.Type()) == typ {
-				out = append(out, e)
-			}
-		}
-		s.mu.Unlock()
+		out := s.of(typ)
 		if len(out) >= n {
 			return out
 		}

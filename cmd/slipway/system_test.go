@@ -631,7 +631,7 @@ func newSysMsg(e events.Event, at time.Time) sysMsg {
 		m.key = "deployed|" + d.Cluster + "|" + d.AppID + "|" + d.ToImage
 	case events.TypeDeploymentFailed:
 		d, _ := events.DataAs[events.Deployment](e)
-		m.superseded = strings.HasPrefix(d.Reason, "superseded:")
+		m.superseded = d.Superseded
 		m.failure = !m.superseded
 	case events.TypePromotionFailed, events.TypeNotificationFailed, events.TypeDriftDetected:
 		m.failure = true

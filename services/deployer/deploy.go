@@ -25,6 +25,11 @@ type Hooks struct {
 	// deployer records it: a test cancels the deployer there to play a
 	// crash at the worst moment.
 	AfterPut func(cluster, appID string)
+	// BeforePhase runs before each phase of a recorded deployment
+	// ("updating", "following", "rolling-back"), once the record says it
+	// is in that phase: a test cancels the deployer there to play a crash
+	// while the platform deploys or rolls back.
+	BeforePhase func(cluster, appID, phase string)
 }
 
 // maxLockedRetries bounds how often an update waits for somebody else's
@@ -87,8 +92,8 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app 
 		// Begun by a deployer that died before its PUT (or before
 		// recording it), and another image was deployed since: putting
 		// this one now would move the app back. Nothing was announced.
-		rec.Phase, rec.Outcome = phaseDone, "superseded"
-		rec.Reason = "superseded: the app runs " + running + ", deployed since this deployment began"
+		rec.Phase, rec.Outcome, rec.SupersededBy = phaseDone, "superseded", running
+		rec.Reason = supersededReason(running)
 		c.log.Info("deployment superseded", "app", app.id, "image", rec.ToImage, "running", running)
 		_, err := c.store.update(ctx, key, rec, rev)
 		return err
@@ -186,6 +191,9 @@ func repositoryPart(ref string) string {
 // compare-and-set, so a stale writer cannot overwrite a later phase).
 func (c *cluster) advance(ctx context.Context, key string, rec *record, rev uint64) error {
 	for rec.Phase != phaseDone {
+		if c.hooks != nil && c.hooks.BeforePhase != nil {
+			c.hooks.BeforePhase(c.name, rec.AppID, rec.Phase)
+		}
 		var err error
 		switch rec.Phase {
 		case phaseUpdating:
@@ -294,23 +302,19 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 		}
 	}
 	if o.gone || timedOut {
-		// Gone unseen, or past the deadline (a deployment resumed long
-		// after a crash): what the app runs now decides.
+		// The end went unseen (the event stream or this deployer was
+		// down), or the deadline passed: what the app runs now decides.
 		var err error
 		if o, err = c.settle(ctx, rec, timedOut); err != nil {
 			return err
 		}
-		timedOut = timedOut && !o.superseded
 	}
 	if o.success {
 		return c.succeed(ctx, rec)
 	}
 	rec.Reason = o.reason
-	if o.superseded {
-		return c.fail(ctx, rec, false) // not ours to roll back any more
-	}
-	if timedOut {
-		rec.Reason = fmt.Sprintf("not healthy after %s", rec.Timeout)
+	if o.supersededBy != "" {
+		return c.supersede(ctx, rec, o.supersededBy) // not ours to roll back any more
 	}
 	if *c.policy.Rollback && rec.DeploymentID != "" {
 		rec.Phase = phaseRollingBack
@@ -319,33 +323,38 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 	return c.fail(ctx, rec, false)
 }
 
-// settle decides the outcome of a deployment that ended unseen, from what
-// the app runs now; past the deadline, only whether it was superseded.
-func (c *cluster) settle(ctx context.Context, rec *record, timedOut bool) (outcome, error) {
+// settle decides the outcome of a deployment from the app as it is now, not
+// from how long it took: a release that runs, with no deployment in
+// progress and its tasks healthy, has succeeded, however late this is
+// asked (a deployer back from a crash long after the deadline). Only a
+// deployment still in progress past the deadline, or one that ended
+// without the image running healthy, is a failure. pastDeadline tells
+// whether the deadline has passed.
+func (c *cluster) settle(ctx context.Context, rec *record, pastDeadline bool) (outcome, error) {
 	app, err := c.client.GetApp(ctx, rec.AppID)
 	if err != nil {
 		return outcome{}, err
 	}
-	switch {
-	case app.Image() != rec.ToImage && app.Image() != rec.FromImage:
-		return outcome{superseded: true, reason: "superseded: the app runs " + app.Image() + ", deployed since this deployment began"}, nil
-	case timedOut:
-		return outcome{}, nil
-	case app.Image() != rec.ToImage:
-		return outcome{reason: "the deployment ended and the app runs " + app.Image()}, nil
+	switch running := app.Image(); {
+	case running != rec.ToImage && running != rec.FromImage:
+		return outcome{supersededBy: running}, nil
+	case running != rec.ToImage:
+		return outcome{reason: "the deployment ended and the app runs " + running}, nil
+	case len(app.Deployments) > 0 && pastDeadline:
+		return outcome{reason: fmt.Sprintf("not healthy after %s", rec.Timeout)}, nil
 	case len(app.Deployments) > 0:
 		// Still deploying under another id (somebody forced over ours):
 		// follow that one.
 		rec.DeploymentID = app.Deployments[0].ID
 		o, timedOut, err := c.await(ctx, rec.DeploymentID, rec.StartedAt.Add(rec.Timeout))
-		if err != nil || timedOut || !o.gone {
+		if err != nil || (!timedOut && !o.gone) {
 			return o, err
 		}
-		return c.settle(ctx, rec, false)
-	case app.TasksRunning >= app.Instances && app.TasksUnhealthy == 0:
+		return c.settle(ctx, rec, timedOut)
+	case app.Healthy():
 		return outcome{success: true}, nil
 	}
-	return outcome{reason: fmt.Sprintf("the deployment ended with %d of %d tasks running", app.TasksRunning, app.Instances)}, nil
+	return outcome{reason: fmt.Sprintf("the deployment ended with %d of %d tasks running, %d healthy", app.TasksRunning, app.Instances, app.TasksHealthy)}, nil
 }
 
 // await waits for a deployment's outcome until deadline.
@@ -398,14 +407,21 @@ func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 			if gerr != nil {
 				return gerr
 			}
-			if app.Image() == rec.FromImage {
+			// The deployment is over (it ended between the decision and
+			// the cancel, or while this deployer was down): what the app
+			// runs now decides, as in settle.
+			switch running := app.Image(); {
+			case running == rec.FromImage:
 				return c.fail(ctx, rec, true)
-			}
-			if app.Image() != rec.ToImage {
+			case running != rec.ToImage:
 				// Another image was deployed since: putting the old one
 				// back would undo it.
-				rec.Reason += "; not rolled back: superseded, the app runs " + app.Image()
-				return c.fail(ctx, rec, false)
+				rec.Reason += "; not rolled back: superseded, the app runs " + running
+				return c.supersede(ctx, rec, running)
+			case len(app.Deployments) == 0 && app.Healthy():
+				// Healthy after all: nothing to undo.
+				rec.Reason = ""
+				return c.succeed(ctx, rec)
 			}
 			container, werr := marathon.WithImage(app.Container, rec.FromImage)
 			if werr != nil {
@@ -441,19 +457,38 @@ func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 	return c.fail(ctx, rec, o.success)
 }
 
+// supersede ends a deployment that a newer image overtook. It is announced
+// as deployment.failed with superseded and the newer image, and counted
+// apart: the release did not fail, it was replaced.
+func (c *cluster) supersede(ctx context.Context, rec *record, newer string) error {
+	rec.SupersededBy = newer
+	if rec.Reason == "" {
+		rec.Reason = supersededReason(newer)
+	}
+	return c.fail(ctx, rec, false)
+}
+
+func supersededReason(newer string) string {
+	return "superseded: the app runs " + newer + ", deployed since this deployment began"
+}
+
 func (c *cluster) fail(ctx context.Context, rec *record, rolledBack bool) error {
 	ms := time.Since(rec.StartedAt).Milliseconds()
 	if err := c.emit(ctx, events.TypeDeploymentFailed, rec, func(d *events.Deployment) {
 		d.DurationMs, d.Reason, d.RolledBack = ms, rec.Reason, rolledBack
+		d.Superseded, d.SupersededBy = rec.SupersededBy != "", rec.SupersededBy
 	}); err != nil {
 		return err
 	}
-	rec.Phase, rec.Outcome, rec.RolledBack = phaseDone, "failed", rolledBack
-	if rolledBack {
-		c.observe(rec, "rolled_back")
-	} else {
-		c.observe(rec, "failed")
+	outcome := "failed"
+	switch {
+	case rec.SupersededBy != "":
+		outcome = "superseded"
+	case rolledBack:
+		outcome = "rolled_back"
 	}
+	rec.Phase, rec.Outcome, rec.RolledBack = phaseDone, outcome, rolledBack
+	c.observe(rec, outcome)
 	return nil
 }
 

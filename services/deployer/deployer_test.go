@@ -2,6 +2,7 @@ package deployer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
+	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
 
@@ -479,5 +481,89 @@ func TestRunFailsInsteadOfHanging(t *testing.T) {
 		}
 	case <-time.After(deadline):
 		t.Fatal("Run did not return")
+	}
+}
+
+// crashBefore runs a deployer that dies when a deployment of /dev/web to
+// tag reaches phase ("following", "rolling-back"), recorded but not begun.
+func (e *env) crashBefore(phase, tag string) {
+	ctx, crash := context.WithCancel(context.Background())
+	wait := e.startCtx(ctx, &deployer.Service{Hooks: &deployer.Hooks{BeforePhase: func(_, _, p string) {
+		if p == phase {
+			crash()
+		}
+	}}})
+	e.push("apps/web", tag, digest(tag), time.Now())
+	wait()
+}
+
+// pastDeadline waits until the deployment that started has passed its
+// timeout: the situation of a deployer that comes back late.
+func (e *env) pastDeadline(timeout time.Duration) {
+	started := e.rec.wait(e.t, events.TypeDeploymentStarted, 1)[0]
+	testkit.WaitFor(e.t, "the deployment's deadline to pass", func() bool { return time.Since(started.Time()) > timeout })
+}
+
+// settled waits until the app runs image healthy, with no deployment in
+// progress.
+func (m *marathonCluster) settled(t *testing.T, id, image string) {
+	t.Helper()
+	testkit.WaitFor(t, id+" running "+image+" healthy", func() bool {
+		raw, _ := m.emu.App(id)
+		var a marathon.App
+		return json.Unmarshal(raw, &a) == nil && a.Image() == image && len(a.Deployments) == 0 &&
+			a.TasksRunning == a.Instances && a.TasksHealthy == a.Instances
+	})
+}
+
+// TestLateResumeOfAStillRunningDeploymentRollsBack: a deployer dies while
+// Marathon deploys an image that never gets healthy, and is back after the
+// deadline: the deployment still runs, so it failed; it is rolled back.
+func TestLateResumeOfAStillRunningDeploymentRollsBack(t *testing.T) {
+	old := registry + "/apps/web:1.0.0"
+	c := newCluster(t, "azure-int", emulator.Options{UnhealthyImages: regexp.MustCompile(`:2\.0\.0`)},
+		appJSON("/dev/web", old, map[string]string{"slipway.policy": "major"}))
+	e := newEnvWith(t, "deploy: { timeout: 300ms }", c)
+	e.crashBefore("following", "2.0.0")
+	e.pastDeadline(300 * time.Millisecond)
+
+	e.start(deployer.New())
+	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	if !d.RolledBack || d.Reason != "not healthy after 300ms" || d.Superseded {
+		t.Errorf("failed data: %+v", d)
+	}
+	if got := c.image(t, "/dev/web"); got != old {
+		t.Errorf("after the rollback the app runs %s, want %s", got, old)
+	}
+}
+
+// TestResumedRollbackKeepsARecoveredRelease: a slow deployment passes its
+// deadline, the deployer decides to roll it back and dies before it does;
+// by the time it is back the release runs healthy. What the app runs now
+// decides: it is announced deployed, not put back.
+func TestResumedRollbackKeepsARecoveredRelease(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 1500 * time.Millisecond},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnvWith(t, "deploy: { timeout: 300ms }", c)
+	e.crashBefore("rolling-back", "1.1.0")
+	want := registry + "/apps/web:1.1.0@" + digest("1.1.0")
+	c.settled(t, "/dev/web", want)
+
+	e.start(deployer.New())
+	e.drained()
+	for _, f := range e.rec.of(events.TypeDeploymentFailed) {
+		t.Errorf("deployment.failed for a release that runs healthy: %+v", deploymentOf(t, f))
+	}
+	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+		t.Errorf("%d deployment.succeeded, want 1", n)
+	}
+	if got := c.image(t, "/dev/web"); got != want {
+		t.Errorf("app runs %s, want %s kept", got, want)
+	}
+	// A cancel that finds the deployment over (404) undoes nothing.
+	for _, r := range c.emu.Requests() {
+		if (r.Method == http.MethodDelete && r.Status < 300) || (r.Method == http.MethodPut && strings.Contains(r.Query, "force=true")) {
+			t.Errorf("%s %s?%s (%d): a healthy release was rolled back", r.Method, r.Path, r.Query, r.Status)
+		}
 	}
 }

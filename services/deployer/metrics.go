@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipway_deployer_deployments_total",
-			Help: "Deployments that ended, by cluster and outcome (succeeded, failed, rolled_back).",
+			Help: "Deployments that ended, by cluster and outcome (succeeded, failed, rolled_back, superseded).",
 		}, []string{"cluster", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "slipway_deployer_deployment_seconds",

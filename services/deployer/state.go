@@ -54,8 +54,10 @@ type record struct {
 	MarathonVersion string `json:"marathonVersion,omitempty"`
 	RollbackID      string `json:"rollbackId,omitempty"`
 	Reason          string `json:"reason,omitempty"`
-	Outcome         string `json:"outcome,omitempty"` // succeeded | failed
+	Outcome         string `json:"outcome,omitempty"` // succeeded | failed | rolled_back | superseded
 	RolledBack      bool   `json:"rolledBack,omitempty"`
+	// SupersededBy is the newer image that overtook this deployment.
+	SupersededBy string `json:"supersededBy,omitempty"`
 }
 
 func (r *record) deployment() events.Deployment {

@@ -11,9 +11,9 @@ type outcome struct {
 	// gone: the deployment disappeared from /v2/deployments without an
 	// event reaching us (the stream was down); the app tells the rest.
 	gone bool
-	// superseded: another image was deployed over this one since.
-	superseded bool
-	reason     string
+	// supersededBy is the newer image deployed over this one since.
+	supersededBy string
+	reason       string
 }
 
 // tracker hands Marathon's deployment outcomes, from the event stream or

@@ -34,6 +34,19 @@ type App struct {
 	TasksHealthy   int `json:"tasksHealthy"`
 	TasksUnhealthy int `json:"tasksUnhealthy"`
 	TasksStaged    int `json:"tasksStaged"`
+	// HealthChecks are only counted: an app with health checks is healthy
+	// when its tasks pass them, one without when they run.
+	HealthChecks []json.RawMessage `json:"healthChecks"`
+}
+
+// Healthy reports whether the app runs all its instances and none is
+// unhealthy; with health checks, every instance must pass them (Marathon
+// counts a task healthy only once all its checks pass).
+func (a App) Healthy() bool {
+	if a.TasksRunning < a.Instances || a.TasksUnhealthy > 0 {
+		return false
+	}
+	return len(a.HealthChecks) == 0 || a.TasksHealthy >= a.Instances
 }
 
 // Image is the app's container.docker.image, "" if it has none.
