@@ -8,6 +8,12 @@
 // wins, and a decision is final. The decision event is derived from the
 // decided record (DecisionEvent), deterministically, so publishing it can be
 // retried at any time and JetStream drops the copies.
+//
+// Records do not stay for ever: Sweep removes the decided and expired ones
+// once a retention has passed (the promoter runs it). Per-key TTLs of the
+// KV would not do: a TTL is set when a key is created, not by the update
+// that decides it, older revisions would outlive it, and a bucket needs a
+// server of 2.11 or later to allow them at all.
 package approval
 
 import (
