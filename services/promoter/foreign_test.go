@@ -35,8 +35,13 @@ func TestForeignRegistryIsNeverReadFrom(t *testing.T) {
 	failed := e.seen.wait(t, events.TypePromotionFailed, 2)
 	e.drained()
 
-	for i, host := range []string{foreign.Host, spyHost} {
-		d, _ := events.DataAs[events.PromotionFailed](failed[i])
+	byTag := map[string]events.PromotionFailed{} // the promoter handles events concurrently: any order
+	for _, f := range failed {
+		d, _ := events.DataAs[events.PromotionFailed](f)
+		byTag[d.From.Tag] = d
+	}
+	for tag, host := range map[string]string{"6.6.6": foreign.Host, "6.6.7": spyHost} {
+		d := byTag[tag]
 		if d.Retryable || !strings.Contains(d.Error, host) || !strings.Contains(d.Error, dev.Host) {
 			t.Errorf("promotion.failed for %s: %+v, want a permanent failure naming %s and dev's registry %s", host, d, host, dev.Host)
 		}
