@@ -25,10 +25,11 @@ func configCmd() *cobra.Command {
 				return err
 			}
 			// Each service checks its part beyond what the loader knows
-			// (webhook formats, for instance).
+			// (webhook formats, for instance). What it says goes to a
+			// terminal: without the file's secrets.
 			for _, validate := range []func(*config.Config) error{ingest.Validate, promoter.Validate, deployer.Validate, notifier.Validate} {
 				if err := validate(cfg); err != nil {
-					return fmt.Errorf("config %s: %w", path, err)
+					return cfg.Redactor().Error(fmt.Errorf("config %s: %w", path, err))
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d environments, %d webhook sources, %d promotions, %d clusters, %d receivers)\n",

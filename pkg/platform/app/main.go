@@ -34,7 +34,10 @@ func Main(s Service) {
 // RunProcess sets up logging and tracing and runs services until SIGINT,
 // SIGTERM or the end of ctx.
 func RunProcess(ctx context.Context, cfg *config.Config, services ...Service) error {
-	log := telemetry.NewLogger(cfg.Log, os.Stderr)
+	// Whatever a service, a library or the embedded NATS server logs or
+	// fails with, the configuration's secrets do not reach the terminal.
+	redactor := cfg.Redactor()
+	log := telemetry.NewLogger(cfg.Log, redactor.Writer(os.Stderr))
 	slog.SetDefault(log)
 	shutdownTracing, err := telemetry.SetupTracing(ctx, processName(services))
 	if err != nil {
@@ -51,7 +54,7 @@ func RunProcess(ctx context.Context, cfg *config.Config, services ...Service) er
 	}()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, cfg, log, services...)
+	return redactor.Error(Run(ctx, cfg, log, services...))
 }
 
 // processName is the default service.name of a process running services:

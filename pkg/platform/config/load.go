@@ -60,7 +60,7 @@ func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, cfg.Redactor().Error(err)
 	}
 	return &cfg, nil
 }
@@ -122,9 +122,16 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool), lines
 	return nil
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): `)
+var (
+	lineRE = regexp.MustCompile(`^line (\d+): `)
+	// valueRE is the start of the value yaml quotes in a type error
+	// ("cannot unmarshal !!str `s3cr...` into int").
+	valueRE = regexp.MustCompile(" `[^`]*`")
+)
 
 // withKeyPaths rewrites yaml's "line N: …" messages to name the key path.
+// They drop the value yaml quotes: it may be (the start of) a secret in
+// the wrong place, and the key path and line say where it is.
 func withKeyPaths(err error, lines map[int]string) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
@@ -132,6 +139,7 @@ func withKeyPaths(err error, lines map[int]string) error {
 	}
 	msgs := make([]string, 0, len(te.Errors))
 	for _, m := range te.Errors {
+		m = valueRE.ReplaceAllString(m, "")
 		if sub := lineRE.FindStringSubmatch(m); sub != nil {
 			n, _ := strconv.Atoi(sub[1])
 			if p, ok := lines[n]; ok {

@@ -185,3 +185,27 @@ func TestDCOSUIDMayComeFromTheKeyFile(t *testing.T) {
 		t.Errorf("dcos with only privateKeyFile: %v", err)
 	}
 }
+
+// HTTP Basic joins user and password with ":", so a user name holding one
+// could never authenticate: every place Basic credentials are set refuses
+// it at load, naming the key.
+func TestBasicUserNameWithColonIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"webhook source", "environments: [{name: dev, registry: {host: r}}]\ningest: {sources: [{name: s, format: distribution, environment: dev, auth: {basic: {username: 'USER', password: pw}}}]}",
+			"ingest.sources[0].auth.basic.username: must not contain ':'"},
+		{"marathon", "environments: [{name: dev, registry: {host: r}}]\nclusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', auth: {basic: {username: 'USER', password: pw}}}}]",
+			"clusters[0].marathon.auth.basic.username: must not contain ':'"},
+		{"registry", "environments: [{name: dev, registry: {host: r, username: 'USER', password: pw}}]",
+			"environments[0].registry.username: must not contain ':'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(strings.Replace(tc.doc, "USER", "ro:bot", 1)), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+			if _, err := Parse([]byte(strings.Replace(tc.doc, "USER", "robot", 1)), env(nil)); err != nil {
+				t.Fatalf("without the colon: %v", err)
+			}
+		})
+	}
+}

@@ -131,6 +131,7 @@ func (c *Config) Validate() error {
 		} else if !validHost(e.Registry.Host) {
 			p.add(path+".registry.host", "%q must be a host[:port], without scheme or path", e.Registry.Host)
 		}
+		checkBasicUser(&p, path+".registry.username", e.Registry.Username)
 		for j, a := range e.Registry.Aliases {
 			if !validHost(a) {
 				p.add(fmt.Sprintf("%s.registry.aliases[%d]", path, j), "%q must be a host[:port], without scheme or path", a)
@@ -231,7 +232,7 @@ func (c *Config) Validate() error {
 		}
 		clusters[cl.Name] = true
 		checkEnv(path+".environment", cl.Environment)
-		checkURL(&p, path+".marathon.url", cl.Marathon.URL, true)
+		checkURL(&p, path+".marathon.url", cl.Marathon.URL, true, RedactURL)
 		a := cl.Marathon.Auth
 		if count(a.None, a.Basic != nil, a.DCOS != nil, a.Token != "") > 1 {
 			p.add(path+".marathon.auth", "set one of none, basic, dcos, token")
@@ -248,6 +249,9 @@ func (c *Config) Validate() error {
 		}
 		if a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == "") {
 			p.add(path+".marathon.auth.basic", "username and password are required")
+		}
+		if a.Basic != nil {
+			checkBasicUser(&p, path+".marathon.auth.basic.username", a.Basic.Username)
 		}
 	}
 
@@ -268,30 +272,30 @@ func (c *Config) Validate() error {
 		}
 		switch {
 		case r.Webhook != nil:
-			checkURL(&p, path+".webhook.url", r.Webhook.URL, true)
+			checkURL(&p, path+".webhook.url", r.Webhook.URL, true, RedactURL)
 		case r.Slack != nil:
 			sl := r.Slack
 			switch {
 			case sl.WebhookURL != "" && sl.Token != "":
 				p.add(path+".slack", "set webhookUrl or token, not both")
 			case sl.WebhookURL != "":
-				checkURL(&p, path+".slack.webhookUrl", sl.WebhookURL, true)
+				checkURL(&p, path+".slack.webhookUrl", sl.WebhookURL, true, RedactSecretURL)
 			case sl.Token != "":
 				if sl.Channel == "" {
 					p.add(path+".slack.channel", "is required with token")
 				}
 				if sl.APIURL != "" {
-					checkURL(&p, path+".slack.apiUrl", sl.APIURL, true)
+					checkURL(&p, path+".slack.apiUrl", sl.APIURL, true, RedactURL)
 				}
 			default:
 				p.add(path+".slack", "set webhookUrl or token (with channel)")
 			}
 		case r.MSTeams != nil:
-			checkURL(&p, path+".msteams.webhookUrl", r.MSTeams.WebhookURL, true)
+			checkURL(&p, path+".msteams.webhookUrl", r.MSTeams.WebhookURL, true, RedactSecretURL)
 		case r.Email != nil:
 			em := r.Email
 			if _, _, err := net.SplitHostPort(em.SMTP); err != nil {
-				p.add(path+".email.smtp", "%q must be host:port", em.SMTP)
+				p.add(path+".email.smtp", "%q must be host:port", RedactURL(em.SMTP))
 			}
 			if em.From == "" {
 				p.add(path+".email.from", "is required")
@@ -305,7 +309,7 @@ func (c *Config) Validate() error {
 				p.add(path+".email.tls", "%q must be starttls, tls or none", em.TLS)
 			}
 		case r.CDEvents != nil:
-			checkURL(&p, path+".cdevents.url", r.CDEvents.URL, true)
+			checkURL(&p, path+".cdevents.url", r.CDEvents.URL, true, RedactURL)
 		}
 	}
 	for i, r := range c.Notify.Routes {
@@ -344,7 +348,7 @@ func (c *Config) validateNATS(p *problems) {
 		return
 	}
 	for _, u := range strings.Split(n.URL, ",") {
-		checkURL(p, "nats.url", strings.TrimSpace(u), false)
+		checkURL(p, "nats.url", strings.TrimSpace(u), false, RedactURL)
 	}
 	if count(n.User != "", n.Token != "", n.NKeyFile != "", n.CredentialsFile != "") > 1 {
 		p.add("nats", "set one of user/password, token, nkeyFile, credentialsFile")
@@ -390,21 +394,34 @@ func validateWebhookAuth(p *problems, path string, a *Auth) {
 		if a.Basic.Username == "" || a.Basic.Password == "" {
 			p.add(path+".basic", "username and password are required")
 		}
+		checkBasicUser(p, path+".basic.username", a.Basic.Username)
 	}
 }
 
-func checkURL(p *problems, path, raw string, httpOnly bool) {
+// checkURL checks that raw is an absolute URL. A problem shows it as show
+// (RedactURL, or RedactSecretURL for a URL that is a secret as a whole):
+// URLs carry credentials, and an error ends up on a terminal.
+func checkURL(p *problems, path, raw string, httpOnly bool, show func(string) string) {
 	if raw == "" {
 		p.add(path, "is required")
 		return
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		p.add(path, "%q is not an absolute URL", raw)
+		p.add(path, "%q is not an absolute URL", show(raw))
 		return
 	}
 	if httpOnly && u.Scheme != "http" && u.Scheme != "https" {
-		p.add(path, "%q must be http or https", raw)
+		p.add(path, "%q must be http or https", show(raw))
+	}
+}
+
+// checkBasicUser refuses a user name that HTTP Basic authentication cannot
+// carry: it joins user and password with ":" (RFC 7617), so the receiving
+// side would split such a name, and every request would be refused.
+func checkBasicUser(p *problems, path, user string) {
+	if strings.Contains(user, ":") {
+		p.add(path, "must not contain ':' (HTTP Basic authentication separates the user name from the password with it)")
 	}
 }
 

@@ -79,7 +79,7 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger, name string
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.shutdownEmbedded()
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, fmt.Errorf("connect to nats: %w", config.RedactError(err))
 	}
 	c.NC = nc
 	js, err := jetstream.New(nc)
@@ -202,7 +202,8 @@ func Dial(cfg config.NATS, url, name string) (*Conn, error) {
 	opts = append(opts, nats.Name(name), nats.MaxReconnects(-1), nats.CustomReconnectDelay(reconnectDelay))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		// The URL may hold a user's password or a token.
+		return nil, fmt.Errorf("connect to nats at %s: %w", config.RedactURL(url), config.RedactError(err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
