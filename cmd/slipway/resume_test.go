@@ -10,9 +10,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -20,6 +23,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
+	"github.com/slipway-cd/slipway/services/notifier"
 )
 
 // TestLateResumeKeepsAHealthyRelease: a deployer dies while Marathon rolls
@@ -29,9 +33,112 @@ import (
 // PUT 1.0.0 back with force=true and announce "not healthy after".)
 func TestLateResumeKeepsAHealthyRelease(t *testing.T) {
 	const timeout = time.Second
+	s := newDevStack(t, timeout, "")
+	want, started := s.crashWhileDeploying("1.0.1")
+
+	testkit.WaitFor(t, "1.0.1 running healthy, its deployment over", func() bool {
+		a := s.mara.app(t, "/int/web")
+		return a.image() == want && len(a.Deployments) == 0 && a.TasksHealthy == a.Instances && a.TasksUnhealthy == 0
+	})
+	testkit.WaitFor(t, "the deployment's timeout to pass", func() bool { return time.Since(started.Time()) > timeout })
+
+	runService(t, s.cfg, deployer.New())
+	testkit.WaitFor(t, "the resumed deployment's end", func() bool {
+		return len(s.got.of(events.TypeDeploymentSucceeded))+len(s.got.of(events.TypeDeploymentFailed)) > 0
+	})
+	for _, e := range s.got.of(events.TypeDeploymentFailed) {
+		d, _ := events.DataAs[events.Deployment](e)
+		t.Errorf("deployment.failed for a release that runs healthy: %q, rolled back: %v", d.Reason, d.RolledBack)
+	}
+	for _, e := range s.got.of(events.TypeDeploymentSucceeded) {
+		if d, _ := events.DataAs[events.Deployment](e); d.ToImage != want {
+			t.Errorf("succeeded: %+v", d)
+		}
+	}
+	if img := s.mara.image(t, "/int/web"); img != want {
+		t.Errorf("/int/web runs %s, want %s kept", img, want)
+	}
+	if puts := s.puts(); len(puts) != 1 {
+		t.Errorf("PUTs %v, want only the one of 1.0.1", puts)
+	}
+}
+
+// TestSupersededDeploymentIsNoPage: a deployer dies while Marathon deploys
+// 1.0.1; meanwhile 1.0.2 is pushed and deployed (by another replica). The
+// resumed 1.0.1 ends deployment.failed with superseded and the newer image;
+// the team's channel reads a calm "superseded by" line, and the on-call
+// route, for failures with superseded: false, stays quiet.
+func TestSupersededDeploymentIsNoPage(t *testing.T) {
+	slack := testkit.NewSlack(t, "xoxb-slipway", "#deploys", "#oncall")
+	s := newDevStack(t, time.Minute, fmt.Sprintf(`
+notify:
+  receivers:
+    - { name: team-slack, slack: { token: xoxb-slipway, channel: "#deploys", apiUrl: %[1]q } }
+    - { name: oncall-slack, slack: { token: xoxb-slipway, channel: "#oncall", apiUrl: %[1]q } }
+  routes:
+    - { match: { types: ["*.failed"], superseded: false }, receivers: [oncall-slack], continue: true }
+    - { match: { types: ["deployment.failed"] }, receivers: [team-slack] }
+`, slack.APIURL))
+	s.crashWhileDeploying("1.0.1")
+	testkit.PushRandomImage(t, s.reg.Host+"/apps/web:1.0.2")
+	newer := s.reg.Host + "/apps/web:1.0.2@" + testkit.Digest(t, s.reg.Host+"/apps/web:1.0.2")
+	s.deploy(newer)
+
+	runService(t, s.cfg, deployer.New(), notifier.New())
+	d, _ := events.DataAs[events.Deployment](s.got.wait(t, events.TypeDeploymentFailed, 1)[0])
+	if !d.Superseded || d.SupersededBy != newer || d.RolledBack {
+		t.Errorf("failed data: %+v", d)
+	}
+	if img := s.mara.image(t, "/int/web"); img != newer {
+		t.Errorf("/int/web runs %s, want %s kept", img, newer)
+	}
+	const line = "apps/web 1.0.1 on azure-int: /int/web superseded by apps/web 1.0.2"
+	testkit.WaitFor(t, "the team's message", func() bool {
+		for _, m := range slack.Messages("#deploys") {
+			if strings.Contains(m.Text, line) {
+				return true
+			}
+		}
+		return false
+	})
+	// The message and its thread's parent: no failure, no red cross.
+	for _, m := range slack.Messages("#deploys") {
+		if strings.Contains(m.Text, "failed") || strings.Contains(fmt.Sprint(m.Blocks), ":x:") {
+			t.Errorf("the team reads %q, blocks %v: want a calm superseded line", m.Text, m.Blocks)
+		}
+	}
+	testkit.WaitFor(t, "the on-call receiver to settle the event", func() bool {
+		c, err := s.js.Consumer(t.Context(), bus.DefaultStream, notifier.ConsumerName("oncall-slack"))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.Delivered.Stream >= s.lastSeq(t) && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if msgs := slack.Messages("#oncall"); len(msgs) != 0 {
+		t.Errorf("on-call paged for a superseded deployment: %q", msgs[0].Text)
+	}
+}
+
+// devStack is a dev registry that notifies ingest, one emulated Marathon
+// cluster running /int/web at 1.0.0 (two instances, health checks) with
+// apps/web of that registry, and the configuration of every service.
+type devStack struct {
+	t    *testing.T
+	js   jetstream.JetStream
+	reg  *testkit.Registry
+	mara *marathonServer
+	cfg  *config.Config
+	got  *seen // deployment events
+}
+
+// newDevStack starts it, with the cluster's deploy timeout and extra YAML
+// for the configuration (a notify section, say).
+func newDevStack(t *testing.T, timeout time.Duration, extra string) *devStack {
+	t.Helper()
 	ns := testkit.NATS(t)
 	_, js := ns.Connect(t)
-	mara := startMarathon(t)
+	s := &devStack{t: t, js: js, mara: startMarathon(t)}
 
 	// The registry notifies ingest through a relay, so that ingest can be
 	// configured with the registry's real host, known once it runs.
@@ -45,7 +152,7 @@ func TestLateResumeKeepsAHealthyRelease(t *testing.T) {
 		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
 	}))
 	t.Cleanup(relay.Close)
-	reg := testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: relay.URL + "/webhooks/dev-registry"})
+	s.reg = testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: relay.URL + "/webhooks/dev-registry"})
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 nats: { url: %q }
@@ -57,27 +164,34 @@ clusters:
   - { name: azure-int, environment: dev, marathon: { url: %q }, deploy: { timeout: %s } }
 deployer: { pollInterval: 100ms }
 ops: { listen: "off" }
-`, ns.URL, reg.Host, mara.url, timeout)), func(string) (string, bool) { return "", false })
+%s`, ns.URL, s.reg.Host, s.mara.url, timeout, extra)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.cfg = cfg
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	got := watch(t, js, "slipway.deployment.>")
+	s.got = watch(t, js, "slipway.deployment.>")
 	u, err := url.Parse(startIngest(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ingestURL.Store(u)
-	mara.load(t, fmt.Sprintf(`{"id":"/int/web","instances":2,"labels":{"slipway.policy":"all"},
+	s.mara.load(t, fmt.Sprintf(`{"id":"/int/web","instances":2,"labels":{"slipway.policy":"all"},
 		"container":{"type":"DOCKER","docker":{"image":"%s/apps/web:1.0.0"}},
 		"healthChecks":[{"protocol":"MESOS_HTTP","path":"/healthz","portIndex":0}],
-		"portDefinitions":[{"port":0,"protocol":"tcp"}]}`, reg.Host))
+		"portDefinitions":[{"port":0,"protocol":"tcp"}]}`, s.reg.Host))
+	return s
+}
 
-	// The first deployer dies once Marathon deploys 1.0.1 and the
-	// deployment is recorded and announced.
-	crashed := runCrashing(t, cfg, func(crash func()) *deployer.Hooks {
+// crashWhileDeploying pushes tag and runs a deployer that dies once
+// Marathon deploys it and the deployment is recorded and announced; it
+// returns the image deployed and its deployment.started.
+func (s *devStack) crashWhileDeploying(tag string) (string, events.Event) {
+	t := s.t
+	t.Helper()
+	crashed := runCrashing(t, s.cfg, func(crash func()) *deployer.Hooks {
 		return &deployer.Hooks{BeforePhase: func(_, _, phase string) {
 			if phase == "following" {
 				crash()
@@ -85,45 +199,60 @@ ops: { listen: "off" }
 		}}
 	})
 	testkit.WaitFor(t, "the deployer's consumer", func() bool {
-		_, err := js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName("azure-int"))
+		_, err := s.js.Consumer(t.Context(), bus.DefaultStream, deployer.ConsumerName("azure-int"))
 		return err == nil
 	})
-	testkit.PushRandomImage(t, reg.Host+"/apps/web:1.0.1")
-	want := reg.Host + "/apps/web:1.0.1@" + testkit.Digest(t, reg.Host+"/apps/web:1.0.1")
-	started := got.wait(t, events.TypeDeploymentStarted, 1)[0]
+	ref := s.reg.Host + "/apps/web:" + tag
+	testkit.PushRandomImage(t, ref)
+	image := ref + "@" + testkit.Digest(t, ref)
+	started := s.got.wait(t, events.TypeDeploymentStarted, 1)[0]
 	crashed.wait(t)
+	return image, started
+}
 
-	testkit.WaitFor(t, "1.0.1 running healthy, its deployment over", func() bool {
-		a := mara.app(t, "/int/web")
-		return a.image() == want && len(a.Deployments) == 0 && a.TasksHealthy == a.Instances && a.TasksUnhealthy == 0
-	})
-	testkit.WaitFor(t, "the deployment's timeout to pass", func() bool { return time.Since(started.Time()) > timeout })
+// deploy puts image on /int/web the way another deployer replica would,
+// overriding any deployment in progress.
+func (s *devStack) deploy(image string) {
+	t := s.t
+	t.Helper()
+	body := `{"container":{"type":"DOCKER","docker":{"image":"` + image + `"}}}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, s.mara.url+"/v2/apps/int/web?force=true", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("PUT %s: %s", image, resp.Status)
+	}
+}
 
-	runService(t, cfg, deployer.New())
-	testkit.WaitFor(t, "the resumed deployment's end", func() bool {
-		return len(got.of(events.TypeDeploymentSucceeded))+len(got.of(events.TypeDeploymentFailed)) > 0
-	})
-	for _, e := range got.of(events.TypeDeploymentFailed) {
-		d, _ := events.DataAs[events.Deployment](e)
-		t.Errorf("deployment.failed for a release that runs healthy: %q, rolled back: %v", d.Reason, d.RolledBack)
-	}
-	for _, e := range got.of(events.TypeDeploymentSucceeded) {
-		if d, _ := events.DataAs[events.Deployment](e); d.ToImage != want {
-			t.Errorf("succeeded: %+v", d)
-		}
-	}
-	if img := mara.image(t, "/int/web"); img != want {
-		t.Errorf("/int/web runs %s, want %s kept", img, want)
-	}
+// puts lists the PUTs the cluster received.
+func (s *devStack) puts() []string {
 	var puts []string
-	for _, r := range mara.emu.Requests() {
+	for _, r := range s.mara.emu.Requests() {
 		if r.Method == http.MethodPut {
 			puts = append(puts, r.Path+"?"+r.Query)
 		}
 	}
-	if len(puts) != 1 {
-		t.Errorf("PUTs %v, want only the one of 1.0.1", puts)
+	return puts
+}
+
+// lastSeq is the stream's last sequence now.
+func (s *devStack) lastSeq(t *testing.T) uint64 {
+	st, err := s.js.Stream(t.Context(), bus.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
 	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
 }
 
 // crashing is a deployer process that its hook kills.

@@ -567,3 +567,33 @@ func TestResumedRollbackKeepsARecoveredRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersededDeploymentNamesTheNewerImage: a deployer dies while Marathon
+// deploys 1.1.0 (announced); 1.2.0 is deployed over it meanwhile (by
+// another replica). The resumed deployment leaves 1.2.0 alone and ends
+// deployment.failed with superseded and the newer image, counted apart
+// from failures.
+func TestSupersededDeploymentNamesTheNewerImage(t *testing.T) {
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 200 * time.Millisecond},
+		appJSON("/dev/web", registry+"/apps/web:1.0.0", map[string]string{"slipway.policy": "all"}))
+	e := newEnv(t, c)
+	e.crashBefore("following", "1.1.0")
+	newer := registry + "/apps/web:1.2.0@" + digest("1.2.0")
+	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+newer+`"}}}`)
+
+	e.start(deployer.New())
+	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	if !d.Superseded || d.SupersededBy != newer || d.RolledBack || !strings.HasPrefix(d.Reason, "superseded: ") {
+		t.Errorf("failed data: %+v", d)
+	}
+	e.drained()
+	if got := c.image(t, "/dev/web"); got != newer {
+		t.Errorf("app runs %s, want %s kept", got, newer)
+	}
+	testkit.WaitFor(t, "the superseded deployments metric", func() bool {
+		return counter(t, e, "slipway_deployer_deployments_total", "superseded") == 1
+	})
+	if n := counter(t, e, "slipway_deployer_deployments_total", "failed"); n != 0 {
+		t.Errorf("%v deployments counted failed", n)
+	}
+}

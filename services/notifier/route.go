@@ -31,6 +31,9 @@ type attrs struct {
 	repository, cluster string
 	// label is the app's slipway.notify label (deployment events).
 	label string
+	// superseded: a deployment.failed that only says a newer image
+	// overtook the deployment.
+	superseded bool
 }
 
 func attrsOf(e events.Event) attrs {
@@ -64,6 +67,7 @@ func attrsOf(e events.Event) attrs {
 			a.repository = render.Repository(d.ToImage)
 			a.cluster = d.Cluster
 			a.label = d.Notify
+			a.superseded = t == events.TypeDeploymentFailed && d.Superseded
 		}
 	case events.TypeDriftDetected:
 		if d, err := events.DataAs[events.DriftDetected](e); err == nil {
@@ -78,12 +82,14 @@ func attrsOf(e events.Event) attrs {
 }
 
 // matches tells whether m selects an event: every list that is set must
-// have one pattern that matches (lists are ORed, fields ANDed).
+// have one pattern that matches (lists are ORed, fields ANDed), and
+// superseded, when set, must say what the event is.
 func matches(m config.Match, a attrs) bool {
 	return anyMatch(m.Types, a.short, a.full) &&
 		anyMatch(m.Environments, a.environment) &&
 		anyMatch(m.Repositories, a.repository) &&
-		anyMatch(m.Clusters, a.cluster)
+		anyMatch(m.Clusters, a.cluster) &&
+		(m.Superseded == nil || *m.Superseded == a.superseded)
 }
 
 // anyMatch reports whether one of patterns matches one of values; an empty

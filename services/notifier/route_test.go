@@ -31,6 +31,13 @@ func deployed(t *testing.T, typ events.Type, env, cluster, image, label string) 
 	return ev(t, typ, env, cluster+":/web", events.Deployment{Cluster: cluster, Environment: env, AppID: "/web", ToImage: image, Digest: digest, Notify: label})
 }
 
+// supersededBy is a deployment.failed that says newer overtook it.
+func supersededBy(t *testing.T, image, newer string) events.Event {
+	return ev(t, events.TypeDeploymentFailed, "prd", "vsphere-prd:/web", events.Deployment{
+		Cluster: "vsphere-prd", Environment: "prd", AppID: "/web", ToImage: image, Digest: digest, Superseded: true, SupersededBy: newer,
+	})
+}
+
 // routed returns receiver → channels for e, "-" standing for the receiver's
 // own target.
 func routed(r *router, e events.Event) string {
@@ -65,6 +72,8 @@ func TestRouting(t *testing.T) {
 	type r = config.Route
 	type m = config.Match
 	const img = "registry.prd.example:443/apps/web:1.4.0@" + digest
+	no, yes := false, true
+	failures := m{Types: []string{"*.failed"}, Superseded: &no}
 	for _, tc := range []struct {
 		name   string
 		routes []config.Route
@@ -101,6 +110,20 @@ func TestRouting(t *testing.T) {
 		{"cluster mismatch", []r{{Match: m{Clusters: []string{"azure-*"}}, Receivers: []string{"hook"}}},
 			deployed(t, events.TypeDeploymentFailed, "prd", "vsphere-prd", img, ""), ""},
 		{"no cluster on a push", []r{{Match: m{Clusters: []string{"*"}}, Receivers: []string{"hook"}}}, pushed(t, "dev", "apps/web"), ""},
+		{"superseded: false keeps a superseded deployment out", []r{{Match: failures, Receivers: []string{"hook"}}},
+			supersededBy(t, img, "registry.prd.example:443/apps/web:1.4.1"), ""},
+		{"superseded: false takes a deployment that failed", []r{{Match: failures, Receivers: []string{"hook"}}},
+			deployed(t, events.TypeDeploymentFailed, "prd", "vsphere-prd", img, ""), "hook=-"},
+		{"superseded: false takes other failures", []r{{Match: failures, Receivers: []string{"hook"}}},
+			ev(t, events.TypePromotionFailed, "prd", "", events.PromotionFailed{Promotion: "p"}), "hook=-"},
+		{"superseded: true takes only superseded deployments", []r{
+			{Match: m{Superseded: &yes}, Receivers: []string{"hook"}},
+			{Receivers: []string{"audit"}},
+		}, deployed(t, events.TypeDeploymentFailed, "prd", "vsphere-prd", img, ""), "audit=-"},
+		{"superseded: true", []r{{Match: m{Superseded: &yes}, Receivers: []string{"hook"}}},
+			supersededBy(t, img, "registry.prd.example:443/apps/web:1.4.1"), "hook=-"},
+		{"a superseded deployment goes where deployment.failed goes without superseded", []r{{Match: m{Types: []string{"deployment.failed"}}, Receivers: []string{"hook"}}},
+			supersededBy(t, img, "registry.prd.example:443/apps/web:1.4.1"), "hook=-"},
 		{"first match wins", []r{
 			{Match: m{Types: []string{"image.*"}}, Receivers: []string{"hook"}},
 			{Receivers: []string{"audit"}},

@@ -370,4 +370,9 @@ type Match struct {
 	Environments []string `yaml:"environments"`
 	Repositories []string `yaml:"repositories"`
 	Clusters     []string `yaml:"clusters"`
+	// Superseded, when set, matches on whether the event is a deployment
+	// that a newer image overtook (deployment.failed with superseded):
+	// false keeps those out of a route for failures, true selects only
+	// them.
+	Superseded *bool `yaml:"superseded"`
 }

@@ -19,6 +19,7 @@ const (
 	StatusDeploying          = "deploying"
 	StatusDeployed           = "deployed"
 	StatusRolledBack         = "rolled back"
+	StatusSuperseded         = "superseded"
 	StatusFailed             = "failed"
 	StatusApprovalRequested  = "approval requested"
 	StatusApproved           = "approved"
@@ -129,12 +130,24 @@ func render(e events.Event, data any) notify.Message {
 			if reason == "" {
 				reason = "unknown reason"
 			}
-			if d.RolledBack {
+			switch {
+			case d.Superseded:
+				// A newer image replaced this one before it ended: no
+				// failure, nothing for anyone to do.
+				newer := "a newer image"
+				if d.SupersededBy != "" {
+					newer = releaseOf(d.SupersededBy)
+				}
+				m = notify.Message{Title: rel + " on " + where + " superseded by " + newer, Status: StatusSuperseded, Severity: notify.Info}
+			case d.RolledBack:
 				m = notify.Message{Title: "rolled back on " + where + " — " + reason, Status: StatusRolledBack, Severity: notify.Danger}
-			} else {
+			default:
 				m = notify.Message{Title: rel + " failed on " + where + " — " + reason, Status: StatusFailed, Severity: notify.Danger}
 			}
 			f = append(f, "Reason", d.Reason, "Rolled back", strconv.FormatBool(d.RolledBack))
+			if d.Superseded {
+				f = append(f, "Superseded by", d.SupersededBy)
+			}
 		}
 		f = append(f, "Marathon deployment", d.MarathonDeploymentID)
 		m.Facts = facts(f...)

@@ -58,6 +58,9 @@ func TestDefaults(t *testing.T) {
 	rolledBack.Reason, rolledBack.RolledBack = "not healthy after 10m", true
 	failed := rolledBack
 	failed.RolledBack = false
+	superseded := failed
+	superseded.Superseded, superseded.SupersededBy = true, prdReg+"/apps/web:1.4.1@"+digest
+	superseded.Reason = "superseded: the app runs " + superseded.SupersededBy + ", deployed since this deployment began"
 	noDigest := deployment
 	noDigest.Digest, noDigest.ToImage = "", devReg+"/apps/web:1.4.0"
 
@@ -152,6 +155,13 @@ func TestDefaults(t *testing.T) {
 			name:  "deployment failed",
 			e:     event(t, events.TypeDeploymentFailed, "prd", "vsphere-prd:/prd/web", failed),
 			title: "apps/web 1.4.0 failed on vsphere-prd: /prd/web — not healthy after 10m", status: "failed", severity: notify.Danger, thread: digest,
+		},
+		{
+			// No failure: a newer image replaced it. Said calmly, without "failed".
+			name:  "deployment superseded",
+			e:     event(t, events.TypeDeploymentFailed, "prd", "vsphere-prd:/prd/web", superseded),
+			title: "apps/web 1.4.0 on vsphere-prd: /prd/web superseded by apps/web 1.4.1", status: "superseded", severity: notify.Info, thread: digest,
+			facts: map[string]string{"Superseded by": prdReg + "/apps/web:1.4.1@" + digest, "Rolled back": "false"},
 		},
 		{
 			name: "drift",
