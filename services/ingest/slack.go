@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
@@ -371,18 +372,15 @@ func (s *slackInteractions) respond(ctx context.Context, responseURL string, rep
 		req, err := http.NewRequestWithContext(rctx, http.MethodPost, responseURL, bytes.NewReader(b))
 		if err != nil {
 			cancel()
-			log.WarnContext(ctx, "slack response_url unusable", "error", err)
+			log.WarnContext(ctx, "slack response_url unusable", "error", config.RedactError(err))
 			return
 		}
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		resp, err := s.client.Do(req)
 		if err != nil {
 			cancel()
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err // the URL is a capability: keep it out of the log
-			}
-			log.WarnContext(ctx, "slack response not delivered", "error", err)
+			// The URL is a capability: keep it out of the log.
+			log.WarnContext(ctx, "slack response not delivered", "error", config.RedactError(err))
 			continue
 		}
 		_ = resp.Body.Close()

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 	"github.com/slipway-cd/slipway/services/notifier/render"
 )
@@ -38,6 +37,9 @@ type deliverer struct {
 	log        *slog.Logger
 	metrics    *metrics
 	hooks      *Hooks
+	// redactor keeps the configuration's secrets out of what a failure
+	// says (see redact).
+	redactor *config.Redactor
 }
 
 // failure is a channel that will not get its notification.
@@ -91,7 +93,7 @@ func (d *deliverer) handle(ctx context.Context, e events.Event) error {
 				return ctx.Err()
 			}
 			// Retried (or dead-lettered on the last attempt): not dropped.
-			return fmt.Errorf("announce failed notification: %w (after: %s)", err, redact(f.err))
+			return fmt.Errorf("announce failed notification: %w (after: %s)", err, f.err)
 		}
 	}
 	switch {
@@ -132,7 +134,7 @@ func (d *deliverer) send(ctx context.Context, e events.Event, channel string, ms
 	defer func() {
 		if err != nil {
 			// Redacted: a receiver's URL can hold its secret.
-			span.RecordError(errors.New(redact(err)))
+			span.RecordError(errors.New(d.redact(err).Error()))
 			span.SetStatus(codes.Error, "notification failed")
 		}
 		span.End()
@@ -162,13 +164,16 @@ func (d *deliverer) send(ctx context.Context, e events.Event, channel string, ms
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// From here on the error goes to logs, traces, notification.failed
+		// and the dead letters.
+		err = d.redact(err)
 		retryable := !bus.IsPermanent(err)
 		d.metrics.failed.WithLabelValues(d.name, d.kind, strconv.FormatBool(retryable)).Inc()
 		attempt := 0
 		if dl, ok := bus.DeliveryFrom(ctx); ok {
 			attempt = dl.Attempt
 		}
-		log.Warn("notification failed", "attempt", attempt, "retryable", retryable, "err", redact(err))
+		log.Warn("notification failed", "attempt", attempt, "retryable", retryable, "err", err)
 		return err
 	}
 	d.metrics.sent.WithLabelValues(d.name, d.kind).Inc()
@@ -193,14 +198,14 @@ func (d *deliverer) send(ctx context.Context, e events.Event, channel string, ms
 // dead-letter stream.
 func (d *deliverer) announce(ctx context.Context, e events.Event, f failure) error {
 	if t := events.Type(e.Type()); t == events.TypeNotificationFailed || t == events.TypeEventDeadLettered {
-		d.log.Error("notification of a failure failed; not announced again", "event_id", e.ID(), "type", e.Type(), "err", redact(f.err))
+		d.log.Error("notification of a failure failed; not announced again", "event_id", e.ID(), "type", e.Type(), "err", f.err)
 		return nil
 	}
 	attempts := 1
 	if dl, ok := bus.DeliveryFrom(ctx); ok {
 		attempts = dl.Attempt
 	}
-	msg := redact(f.err)
+	msg := f.err.Error()
 	if f.channel != "" {
 		msg = "channel " + f.channel + ": " + msg
 	}
@@ -225,17 +230,9 @@ func (d *deliverer) announce(ctx context.Context, e events.Event, f failure) err
 	return nil
 }
 
-// redact renders err without the URL of a *url.Error (Slack and Teams
-// webhook URLs are secrets), keeping only its scheme and host.
-func redact(err error) string {
-	s := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.URL != "" {
-		safe := "<url>"
-		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
-			safe = u.Scheme + "://" + u.Host + "/…"
-		}
-		s = strings.ReplaceAll(s, ue.URL, safe)
-	}
-	return s
+// redact keeps the receiver's secrets out of a failure: the URL of a
+// *url.Error (a Slack or Teams webhook URL is a secret as a whole), and any
+// secret of the configuration an integration's error repeats.
+func (d *deliverer) redact(err error) error {
+	return d.redactor.Error(config.RedactError(err))
 }

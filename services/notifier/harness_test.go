@@ -161,9 +161,15 @@ notify:
 // the consumers of every receiver exist.
 func (e *env) start(svc *notifier.Service) (stop func()) {
 	e.t.Helper()
+	return e.startWith(svc, appDeps(e))
+}
+
+// startWith is start with the process's dependencies given (a test's own
+// logger, say).
+func (e *env) startWith(svc *notifier.Service, d app.Deps) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	d := appDeps(e)
 	go func() { done <- svc.Run(ctx, d) }()
 	var once sync.Once
 	stop = func() {

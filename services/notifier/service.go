@@ -168,6 +168,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			c.Stop()
 		}
 	}()
+	redactor := cfg.Redactor()
 	for i, rc := range cfg.Notify.Receivers {
 		kind := Kind(rc)
 		log := d.Log.With("receiver", rc.Name, "kind", kind)
@@ -181,7 +182,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		}
 		dl := &deliverer{
 			name: rc.Name, kind: kind, receiver: r, templates: tmpl, limiter: limiter(rc, kind),
-			router: rt, state: st, pub: pub, log: log, metrics: m, hooks: s.Hooks,
+			router: rt, state: st, pub: pub, log: log, metrics: m, hooks: s.Hooks, redactor: redactor,
 		}
 		c, err := d.Consume(ctx, bus.ConsumerConfig{
 			Stream:         d.Stream,

@@ -228,8 +228,13 @@ func walkSecrets(v reflect.Value, fn func(name, value string, fromFile bool)) {
 	}
 }
 
-// String returns s without the secrets.
-func (r *Redactor) String(s string) string { return r.r.Replace(s) }
+// String returns s without the secrets. A nil Redactor knows none.
+func (r *Redactor) String(s string) string {
+	if r == nil {
+		return s
+	}
+	return r.r.Replace(s)
+}
 
 // Error returns err shown without the secrets (nil for nil); errors.Is and
 // errors.As see the same errors as before.

@@ -140,12 +140,8 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 		return r.statusError(hr.StatusCode, resp.retryAfter, res)
 	}
 	// Not delivered: connection refused, timeout, TLS. The url.Error of
-	// net/http names the URL, which may hold credentials: leave it out.
-	var ue *url.Error
-	if errors.As(res, &ue) {
-		return fmt.Errorf("cdevents: post to %s: %w", redact(r.target), ue.Err)
-	}
-	return fmt.Errorf("cdevents: post to %s: %w", redact(r.target), res)
+	// net/http names the URL, which may hold credentials.
+	return fmt.Errorf("cdevents: %w", config.RedactError(res))
 }
 
 func (r *Receiver) statusError(code int, retryAfter string, res error) error {
@@ -154,7 +150,7 @@ func (r *Receiver) statusError(code int, retryAfter string, res error) error {
 	if len(text) > maxErrorText {
 		text = strings.ToValidUTF8(text[:maxErrorText], "") + "…"
 	}
-	msg := fmt.Sprintf("cdevents: %s answered %d %s", redact(r.target), code, http.StatusText(code))
+	msg := fmt.Sprintf("cdevents: %s answered %d %s", config.RedactSecretURL(r.target.String()), code, http.StatusText(code))
 	if text != "" {
 		msg += ": " + text
 	}
@@ -347,11 +343,6 @@ func splitImage(ref string) (registry, repository, tag, digest string) {
 		ref = "library/" + ref
 	}
 	return "docker.io", ref, tag, digest
-}
-
-// redact names the endpoint without credentials, path or query.
-func redact(u *url.URL) string {
-	return u.Scheme + "://" + u.Host
 }
 
 // parseRetryAfter parses a Retry-After header (delay-seconds or

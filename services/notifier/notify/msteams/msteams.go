@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,15 +105,16 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url.String(), bytes.NewReader(body))
 	if err != nil {
-		return bus.Permanent(fmt.Errorf("msteams: build request: %s", redactErr(err, r.url)))
+		return bus.Permanent(fmt.Errorf("msteams: build request: %w", config.RedactError(err)))
 	}
 	req.Header.Set("Content-Type", ContentTypeJSON)
 	req.Header.Set("Accept", ContentTypeJSON)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		// Connection errors and timeouts are retried. The error of
-		// http.Client names the URL, which holds the flow's signature.
-		return fmt.Errorf("msteams: post to %s: %w", redactURL(r.url), unwrapURLError(err))
+		// http.Client names the URL, whose path and query hold the flow's
+		// signature.
+		return fmt.Errorf("msteams: %w", config.RedactError(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -123,7 +123,7 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 		r.log.DebugContext(ctx, "card posted", "event_id", n.Event.ID(), "status", resp.StatusCode)
 		return nil
 	}
-	return statusError(resp, snippet, redactURL(r.url))
+	return statusError(resp, snippet, config.RedactSecretURL(r.url.String()))
 }
 
 // statusError maps a non-2xx answer to the notifier's retry semantics.
@@ -168,24 +168,6 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(d, maxRetryAfter), true
-}
-
-// redactURL names the webhook by scheme and host only: the path and query
-// of a Workflows URL carry its signature.
-func redactURL(u *url.URL) string {
-	return u.Scheme + "://" + u.Host
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func redactErr(err error, u *url.URL) string {
-	return strings.ReplaceAll(unwrapURLError(err).Error(), u.String(), redactURL(u))
 }
 
 // payload is the Workflows request body for m.

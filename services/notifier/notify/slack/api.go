@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 )
 
 // DefaultAPIURL is Slack's Web API.
@@ -130,14 +131,10 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
-// transportError strips the URL from an HTTP client error: a webhook URL
+// transportError redacts the URL of an HTTP client error: a webhook URL
 // is a secret, and errors end up in logs and notification.failed events.
 func transportError(what string, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return fmt.Errorf("slack %s: %w", what, err)
+	return fmt.Errorf("slack %s: %w", what, config.RedactError(err))
 }
 
 // api calls Slack's Web API with a bot token.

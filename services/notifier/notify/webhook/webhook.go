@@ -14,7 +14,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -120,7 +119,7 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
-		return bus.Permanent(fmt.Errorf("POST %s: %w", r.host, err))
+		return bus.Permanent(fmt.Errorf("webhook: %w", config.RedactError(err)))
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("User-Agent", "slipway-notifier")
@@ -133,11 +132,7 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 			return ctx.Err()
 		}
 		// *url.Error repeats the whole URL, which may hold a token.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("POST %s: %w", r.host, err)
+		return fmt.Errorf("webhook: %w", config.RedactError(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
