@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 type env struct {
+	srv *server.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	ctx context.Context
@@ -41,14 +42,29 @@ type env struct {
 // start runs an embedded JetStream server with the Slipway streams.
 func start(t *testing.T) *env {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	e := startServer(t, nil)
+	if _, err := bus.EnsureStream(t.Context(), e.js, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startServer runs an embedded JetStream server, with the options
+// configure changes (configure may be nil), and no stream.
+func startServer(t *testing.T, configure func(*server.Options)) *env {
+	t.Helper()
+	o := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
-	})
+	}
+	if configure != nil {
+		configure(o)
+	}
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +82,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	return &env{nc: nc, js: js, ctx: t.Context()}
+	return &env{srv: s, nc: nc, js: js, ctx: t.Context()}
 }
 
 func testLogger(t *testing.T) *slog.Logger {

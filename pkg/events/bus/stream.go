@@ -19,6 +19,23 @@ const (
 	// MinDuplicateWindow is the shortest window the contract allows:
 	// registries retry for minutes.
 	MinDuplicateWindow = 10 * time.Minute
+
+	// DefaultMaxBytes bounds the event stream when no size is configured.
+	// An event takes one to two KiB, so 1 GiB holds more than half a
+	// million: weeks of a busy installation, within the 30 days of
+	// DefaultMaxAge for most. It keeps the store well inside a small
+	// disk, and a full stream drops its oldest events instead of refusing
+	// a webhook.
+	DefaultMaxBytes = 1 << 30
+	// DefaultDeadLetterMaxBytes bounds the dead-letter stream. Dead letters
+	// are the few events consumers gave up on, kept until an operator
+	// looks; 256 MiB holds a hundred thousand of them, more than anyone
+	// redrives, while leaving room on the disk for the event stream.
+	DefaultDeadLetterMaxBytes = 256 << 20
+	// minDefaultMaxBytes is as far down as a default size goes on a server
+	// that cannot reserve it (see EnsureStream): one message of NATS's
+	// default maximum payload.
+	minDefaultMaxBytes = 1 << 20
 )
 
 // StreamConfig is the part of the configuration that shapes the stream.
@@ -27,6 +44,12 @@ type StreamConfig struct {
 	Replicas        int
 	MaxAge          time.Duration
 	DuplicateWindow time.Duration
+	// MaxBytes bounds the event stream, DeadLetterMaxBytes the dead-letter
+	// stream: 0 is the default (DefaultMaxBytes, DefaultDeadLetterMaxBytes,
+	// or less on a server that cannot reserve that much), -1 no bound but
+	// the server's. A full stream drops its oldest messages.
+	MaxBytes           int64
+	DeadLetterMaxBytes int64
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
@@ -57,6 +80,9 @@ func (c StreamConfig) Validate() error {
 	if c.MaxAge < c.DuplicateWindow {
 		return fmt.Errorf("maxAge %s is shorter than duplicateWindow %s", c.MaxAge, c.DuplicateWindow)
 	}
+	if c.MaxBytes < -1 || c.DeadLetterMaxBytes < -1 {
+		return errors.New("maxBytes must be positive, 0 for the default or -1 for no bound")
+	}
 	return nil
 }
 
@@ -75,6 +101,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	// Both streams keep the newest messages within their bounds (limits
+	// retention, DiscardOld): when one is full the oldest go, and a
+	// publish, a webhook's in particular, is never refused for space.
 	s, err := ensure(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Name,
 		Description: "Slipway events (CloudEvents, structured JSON mode)",
@@ -85,7 +114,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		MaxAge:      cfg.MaxAge,
 		Duplicates:  cfg.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
-	})
+	}, cfg.MaxBytes, DefaultMaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -98,19 +127,80 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.MaxAge,
 		Duplicates:  cfg.DuplicateWindow,
-	}); err != nil {
+		Discard:     jetstream.DiscardOld,
+	}, cfg.DeadLetterMaxBytes, DefaultDeadLetterMaxBytes); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func ensure(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateStream(ctx, sc)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.UpdateStream(ctx, sc)
-	}
+// ensure creates the stream, or updates an existing one to sc (a changed
+// bound applies at once: a smaller one drops the oldest messages beyond
+// it). maxBytes 0 is def, unless the server cannot reserve that much (its
+// store is a small disk: an embedded server offers 75% of the free space):
+// then the stream gets half of the largest half, quarter… of def that the
+// server can reserve, down to 1 MiB, so that the default fits any disk and
+// leaves room for the other streams and buckets; at the next start the
+// same size fits again and stays. A configured size is taken as it is, or
+// fails.
+//
+// A server whose storage shrank below what its streams reserve (the disk
+// filled up since they were made) refuses every change to their limits,
+// even a smaller bound, although the streams work. An existing stream is
+// then kept as it is, rather than failing the start: the caller sees its
+// limits in the stream's info.
+func ensure(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, maxBytes, def int64) (jetstream.Stream, error) {
+	existing, err := js.Stream(ctx, sc.Name)
 	if err != nil {
+		existing = nil
+	}
+	var current int64
+	if existing != nil {
+		current = existing.CachedInfo().Config.MaxBytes
+	}
+	sc.MaxBytes = maxBytes
+	if maxBytes == 0 {
+		sc.MaxBytes = def
+	}
+	for {
+		s, err := createOrUpdate(ctx, js, sc)
+		if err == nil && maxBytes == 0 && sc.MaxBytes < def && sc.MaxBytes != current && sc.MaxBytes/2 >= minDefaultMaxBytes {
+			sc.MaxBytes /= 2 // shrinking fits if growing did
+			s, err = createOrUpdate(ctx, js, sc)
+		}
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errInsufficientStorage) {
+			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+		if maxBytes == 0 && sc.MaxBytes/2 >= minDefaultMaxBytes {
+			sc.MaxBytes /= 2
+			continue
+		}
+		if existing != nil {
+			return existing, nil
+		}
 		return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 	}
-	return s, nil
 }
+
+// createOrUpdate updates the stream first: the server checks a creation's
+// size against its storage before it notices the stream exists, and an
+// update's only by what it adds.
+func createOrUpdate(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.UpdateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another process was first
+			s, err = js.UpdateStream(ctx, sc)
+		}
+	}
+	return s, err
+}
+
+// errInsufficientStorage matches (errors.Is) the server's answer to a
+// stream larger than the storage it has left to reserve.
+// (nats-server's JSStorageResourcesExceededErr, which nats.go does not
+// name).
+var errInsufficientStorage = &jetstream.APIError{ErrorCode: 10047}

@@ -109,9 +109,10 @@ func ensureStream(ctx context.Context, conn *natsconn.Conn, cfg *config.Config, 
 	delay := 250 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := bus.EnsureStream(actx, conn.JS, cfg.StreamConfig())
+		s, err := bus.EnsureStream(actx, conn.JS, cfg.StreamConfig())
 		cancel()
 		if err == nil {
+			logStreamBounds(ctx, conn.JS, s, cfg.NATS.Stream, log)
 			return nil
 		}
 		// The client gives up for good on repeated authorization errors
@@ -136,5 +137,29 @@ func ensureStream(ctx context.Context, conn *natsconn.Conn, cfg *config.Config, 
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// logStreamBounds says what the streams' size bounds are: a default one is
+// smaller on a small disk, and a configured one is not applied where the
+// server has less storage than the streams already reserve.
+func logStreamBounds(ctx context.Context, js jetstream.JetStream, events jetstream.Stream, want config.Stream, log *slog.Logger) {
+	dlq, err := js.Stream(ctx, bus.DeadLetterStreamName(want.Name))
+	if err != nil {
+		log.Warn("dead-letter stream not found after it was made", "err", err)
+		return
+	}
+	for _, s := range []struct {
+		key    string
+		stream jetstream.Stream
+		want   config.ByteSize
+	}{{"maxBytes", events, want.MaxBytes}, {"deadLetterMaxBytes", dlq, want.DeadLetterMaxBytes}} {
+		c := s.stream.CachedInfo().Config
+		got := config.ByteSize(c.MaxBytes)
+		log.Info("stream ready", "stream", c.Name, "maxBytes", got.String(), "maxAge", c.MaxAge)
+		if s.want != 0 && s.want != got {
+			log.Warn("nats.stream."+s.key+" not applied: the NATS server cannot reserve that much storage now; the stream keeps its bound",
+				"stream", c.Name, "configured", s.want.String(), "maxBytes", got.String())
+		}
 	}
 }

@@ -209,3 +209,36 @@ func TestBasicUserNameWithColonIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// nats.stream.maxBytes and deadLetterMaxBytes take sizes as people write
+// them, reach the stream, and refuse what cannot work.
+func TestStreamMaxBytes(t *testing.T) {
+	cfg, err := Parse([]byte("nats: {stream: {maxBytes: 2GiB, deadLetterMaxBytes: 100MB}}"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := cfg.StreamConfig(); sc.MaxBytes != 2<<30 || sc.DeadLetterMaxBytes != 100e6 {
+		t.Errorf("stream config %+v", sc)
+	}
+	cfg, err = Parse([]byte("nats: {stream: {maxBytes: 1048576, deadLetterMaxBytes: -1}}"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := cfg.StreamConfig(); sc.MaxBytes != 1<<20 || sc.DeadLetterMaxBytes != -1 {
+		t.Errorf("stream config %+v", sc)
+	}
+	if cfg, err := Parse(nil, env(nil)); err != nil || cfg.StreamConfig().MaxBytes != 0 {
+		t.Errorf("default: %v, %+v", err, cfg)
+	}
+	for doc, want := range map[string]string{
+		"nats:\n  stream:\n    maxBytes: lots\n":      `nats.stream.maxBytes: "lots" is not a size`,
+		"nats:\n  stream:\n    maxBytes: 1.5GiB\n":    `nats.stream.maxBytes: "1.5GiB" is not a size`,
+		"nats: {stream: {deadLetterMaxBytes: 64KiB}}": "nats.stream.deadLetterMaxBytes: 64KiB must be at least 1MiB",
+		"nats: {stream: {maxBytes: -2}}":              "nats.stream: maxBytes must be positive, 0 for the default or -1 for no bound",
+		"nats:\n  stream:\n    maxBytes: {size: 1}\n": "must be a size, not a !!map",
+	} {
+		if _, err := Parse([]byte(doc), env(nil)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", doc, err, want)
+		}
+	}
+}

@@ -81,6 +81,13 @@ type Stream struct {
 	Replicas        int           `yaml:"replicas"`
 	MaxAge          time.Duration `yaml:"maxAge"`
 	DuplicateWindow time.Duration `yaml:"duplicateWindow"`
+	// MaxBytes bounds the event stream and DeadLetterMaxBytes the
+	// dead-letter stream: 0 for the default (1GiB and 256MiB, or less
+	// where the server has less storage), -1 for no bound but the
+	// server's. A full stream drops its oldest events; a webhook is never
+	// refused for space.
+	MaxBytes           ByteSize `yaml:"maxBytes"`
+	DeadLetterMaxBytes ByteSize `yaml:"deadLetterMaxBytes"`
 }
 
 // TLS for a client connection.

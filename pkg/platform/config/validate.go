@@ -27,6 +27,10 @@ const (
 	DefaultPollInterval      = 5 * time.Second
 	DefaultDeployConcurrency = 16
 
+	// MinStreamBytes is the smallest nats.stream.maxBytes and
+	// deadLetterMaxBytes.
+	MinStreamBytes = 1 << 20
+
 	DefaultApprovalRetention = 30 * 24 * time.Hour
 )
 
@@ -80,7 +84,8 @@ func (c *Config) applyDefaults() {
 // StreamConfig is the stream part in the shape the bus package takes.
 func (c *Config) StreamConfig() bus.StreamConfig {
 	s := c.NATS.Stream
-	return bus.StreamConfig{Name: s.Name, Replicas: s.Replicas, MaxAge: s.MaxAge, DuplicateWindow: s.DuplicateWindow}
+	return bus.StreamConfig{Name: s.Name, Replicas: s.Replicas, MaxAge: s.MaxAge, DuplicateWindow: s.DuplicateWindow,
+		MaxBytes: int64(s.MaxBytes), DeadLetterMaxBytes: int64(s.DeadLetterMaxBytes)}
 }
 
 // Environment returns the environment called name.
@@ -343,6 +348,16 @@ func (c *Config) validateNATS(p *problems) {
 	}
 	if !events.ValidToken(n.Stream.Name) {
 		p.add("nats.stream.name", "%q must be letters, digits, '-' or '_'", n.Stream.Name)
+	}
+	for _, b := range []struct {
+		key  string
+		size ByteSize
+	}{{"maxBytes", n.Stream.MaxBytes}, {"deadLetterMaxBytes", n.Stream.DeadLetterMaxBytes}} {
+		// A stream smaller than one message of NATS's default maximum
+		// payload could refuse an event.
+		if b.size > 0 && b.size < MinStreamBytes {
+			p.add("nats.stream."+b.key, "%s must be at least %s (0 for the default, -1 for no bound)", b.size, ByteSize(MinStreamBytes))
+		}
 	}
 	if n.URL == "" {
 		return
