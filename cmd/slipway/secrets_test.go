@@ -17,6 +17,7 @@ import (
 const secretsConfig = `
 nats:
   url: "nats://natsuser:s3cret-nats-url@%[1]s"
+  token: "s3cret-nats-token"
 environments:
   - { name: dev, registry: { host: "127.0.0.1:5001", username: robot, password: "s3cret-registry" } }
   - { name: prd, registry: { host: "registry.prd.example", username: robot, passwordFile: %[2]q } }
@@ -66,6 +67,8 @@ func TestConfigCheckPrintsNoSecret(t *testing.T) {
 		`"https://cduser:`, `"cduser:`,
 		`smtp: "smtp.example:587"`, `smtp: "slipway:s3cret-smtp-host@smtp.example:587"`,
 		`username: registry,`, `username: "registry:s3cret-in-user",`,
+		`host: "127.0.0.1:5001", username: robot`, `host: "https://robot:s3cret-registry-host@127.0.0.1:5001", username: robot`,
+		`{ name: header, format: distribution, environment: dev,`, `{ name: header, format: distribution, environment: dev, registry: "robot:s3cret-source-host@127.0.0.1:5001",`,
 		`username: slipway, password: "s3cret-marathon-basic"`, `username: "slipway:s3cret-in-user", password: "s3cret-marathon-basic"`,
 	).Replace(valid)
 	typeBroken := strings.Replace(valid, `auth: { basic: { username: registry, password: "${BASIC_PW}" } }`, `auth: { basic: "${BASIC_PW}" }`, 1)
@@ -86,8 +89,10 @@ func TestConfigCheckPrintsNoSecret(t *testing.T) {
 			`notify.receivers[4].email.smtp: "slipway:xxxxx@smtp.example:587" must be host:port`,
 			`ingest.sources[0].auth.basic.username: must not contain ':'`,
 			`clusters[0].marathon.auth.basic.username: must not contain ':'`,
+			`environments[0].registry.host: "https://robot:xxxxx@127.0.0.1:5001" must be a host[:port]`,
+			`ingest.sources[1].registry: "robot:xxxxx@127.0.0.1:5001" must be a host[:port]`,
 		}},
-		{name: "secret in the wrong place", config: typeBroken, want: []string{"ingest.sources: cannot unmarshal !!str into config.BasicAuth (line 8)"}},
+		{name: "secret in the wrong place", config: typeBroken, want: []string{"ingest.sources: cannot unmarshal !!str into config.BasicAuth (line 9)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "slipway.yaml")

@@ -134,12 +134,12 @@ func (c *Config) Validate() error {
 		if e.Registry.Host == "" {
 			p.add(path+".registry.host", "is required")
 		} else if !validHost(e.Registry.Host) {
-			p.add(path+".registry.host", "%q must be a host[:port], without scheme or path", e.Registry.Host)
+			p.add(path+".registry.host", "%q must be a host[:port], without scheme or path", RedactURL(e.Registry.Host))
 		}
 		checkBasicUser(&p, path+".registry.username", e.Registry.Username)
 		for j, a := range e.Registry.Aliases {
 			if !validHost(a) {
-				p.add(fmt.Sprintf("%s.registry.aliases[%d]", path, j), "%q must be a host[:port], without scheme or path", a)
+				p.add(fmt.Sprintf("%s.registry.aliases[%d]", path, j), "%q must be a host[:port], without scheme or path", RedactURL(a))
 			}
 		}
 	}
@@ -459,7 +459,7 @@ func (c *Config) validateSourceRegistry(p *problems, path string, s Source) {
 		return
 	}
 	if !validHost(s.Registry) {
-		p.add(path, "%q must be a host[:port], without scheme or path", s.Registry)
+		p.add(path, "%q must be a host[:port], without scheme or path", RedactURL(s.Registry))
 		return
 	}
 	for i, e := range c.Environments {
