@@ -28,8 +28,9 @@ type Deps struct {
 	// Metrics is the process's registry: register collectors on it, and
 	// serve it at /metrics (health.Mount).
 	Metrics *prometheus.Registry
-	// Health tells /readyz whether NATS is connected and the stream present;
-	// a service that serves HTTP mounts it with health.Mount.
+	// Health tells /readyz whether NATS is connected, the stream present
+	// and (embedded server) able to store; a service adds its own checks,
+	// and one that serves HTTP mounts it with health.Mount.
 	Health *health.Checker
 }
 

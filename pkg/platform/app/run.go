@@ -45,6 +45,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 		dlqmetrics.NewCollector(conn.JS, streamName, log))
 	checker := health.NewChecker()
 	checker.Add("nats", conn.Ready)
+	// The embedded server's JetStream can stop storing while connected and
+	// while the stream is there (a full disk); natsconn says why and brings
+	// it back.
+	checker.Add("storage", conn.Storage)
 	checker.Add("stream", func(ctx context.Context) error {
 		_, err := conn.JS.Stream(ctx, streamName)
 		return err

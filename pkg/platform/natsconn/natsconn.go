@@ -26,23 +26,26 @@ type Conn struct {
 	NC       *nats.Conn
 	JS       jetstream.JetStream
 	embedded *server.Server
+	storage  *storageWatch // with embedded
 	closed   chan struct{}
 }
 
 // Connect connects as the client called name. With an empty cfg.URL it
 // first starts an embedded JetStream server listening on cfg.Embedded.Listen
 // (so outside consumers and `slipway events tail` can connect to it) and
-// storing in cfg.Embedded.StoreDir.
+// storing in cfg.Embedded.StoreDir, and watches that it can store (see
+// storageWatch).
 func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger, name string) (*Conn, error) {
 	c := &Conn{closed: make(chan struct{})}
 	var opts []nats.Option
 	url := cfg.URL
 	if url == "" {
-		s, err := StartEmbedded(cfg.Embedded, log)
+		s, sopts, err := startEmbedded(cfg.Embedded, log)
 		if err != nil {
 			return nil, err
 		}
 		c.embedded = s
+		c.storage = watchStorage(s, sopts, log.With("component", "embedded-nats"))
 		url = s.ClientURL()
 		opts = append(opts, nats.InProcessServer(s))
 	} else {
@@ -136,27 +139,35 @@ const embeddedStartTimeout = 30 * time.Second
 
 // StartEmbedded starts a single-node JetStream server.
 func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error) {
+	s, _, err := startEmbedded(cfg, log)
+	return s, err
+}
+
+// startEmbedded starts the server and returns it with the options it was
+// started with.
+func startEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, *server.Options, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
+		return nil, nil, fmt.Errorf("nats.embedded.listen %q: %w", cfg.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.listen %q: bad port", cfg.Listen)
+		return nil, nil, fmt.Errorf("nats.embedded.listen %q: bad port", cfg.Listen)
 	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
-		return nil, fmt.Errorf("nats.embedded.storeDir: %w", err)
+		return nil, nil, fmt.Errorf("nats.embedded.storeDir: %w", err)
 	}
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		ServerName: "slipway-embedded",
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
-	})
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
+		return nil, nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	// nats-server reports what stops it from starting (a taken listen
 	// address, a store it cannot open) through its logger's Fatalf and then
@@ -170,16 +181,16 @@ func StartEmbedded(cfg config.Embedded, log *slog.Logger) (*server.Server, error
 		select {
 		case msg := <-fatal:
 			s.Shutdown()
-			return nil, fmt.Errorf("embedded nats (nats.embedded, listen %s) cannot start: %s", cfg.Listen, msg)
+			return nil, nil, fmt.Errorf("embedded nats (nats.embedded, listen %s) cannot start: %s", cfg.Listen, msg)
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.Shutdown()
-			return nil, fmt.Errorf("embedded nats on %s did not become ready within %s", cfg.Listen, embeddedStartTimeout)
+			return nil, nil, fmt.Errorf("embedded nats on %s did not become ready within %s", cfg.Listen, embeddedStartTimeout)
 		}
 	}
 	log.Info("embedded nats started", "url", s.ClientURL(), "storeDir", cfg.StoreDir)
-	return s, nil
+	return s, opts, nil
 }
 
 // ClientURL is where a client reaches the configured NATS: the servers of
@@ -224,6 +235,17 @@ func (c *Conn) Ready(context.Context) error {
 	return nil
 }
 
+// Storage reports why the embedded server's JetStream cannot store events
+// now (a full disk, JetStream turned off, its storage limit reached), or
+// nil. Connected to servers elsewhere it knows nothing and returns nil:
+// their health is theirs to report.
+func (c *Conn) Storage(context.Context) error {
+	if c.storage == nil {
+		return nil
+	}
+	return c.storage.ready()
+}
+
 // Close drains the connection and stops the embedded server, if any.
 func (c *Conn) Close() {
 	if c.NC != nil && c.closed != nil {
@@ -242,6 +264,9 @@ func (c *Conn) Close() {
 }
 
 func (c *Conn) shutdownEmbedded() {
+	if c.storage != nil {
+		c.storage.close()
+	}
 	if c.embedded != nil {
 		c.embedded.Shutdown()
 		c.embedded.WaitForShutdown()
