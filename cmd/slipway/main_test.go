@@ -28,6 +28,73 @@ func execute(t *testing.T, ctx context.Context, args ...string) (string, error) 
 	return out.String(), err
 }
 
+// writeRunConfig writes the configuration of a `slipway run` with the
+// embedded server on natsAddr storing in storeDir, and ingest on httpAddr
+// with a Distribution source dev-registry that wants the bearer token
+// s3cret (from the environment, as operators pass secrets). It returns the
+// file's path.
+func writeRunConfig(t *testing.T, natsAddr, storeDir, httpAddr string) string {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "slipway.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+nats:
+  embedded: { listen: %q, storeDir: %q }
+environments:
+  - { name: dev, registry: { host: "registry.dev.example:5000" } }
+ingest:
+  listen: %q
+  sources:
+    - name: dev-registry
+      format: distribution
+      environment: dev
+      auth: { header: { name: Authorization, value: "Bearer ${TEST_TOKEN}" } }
+log: { level: warn }
+`, natsAddr, storeDir, httpAddr))
+	t.Setenv("TEST_TOKEN", "s3cret")
+	return cfgPath
+}
+
+// startRun runs the CLI with args (a `slipway run`) until the test ends,
+// and waits until readyURL answers 200.
+func startRun(t *testing.T, readyURL string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(stopped)
+		_, runErr = execute(t, ctx, args...)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+			if runErr != nil {
+				t.Errorf("run ended with %v", runErr)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not stop within 30s of cancel")
+		}
+	})
+	testkit.WaitReady(t, readyURL, stopped)
+}
+
+// postDistribution posts a Distribution notification with a bearer token
+// and returns the status and body of the answer.
+func postDistribution(t *testing.T, url string, body []byte, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v1+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(reply)
+}
+
 func TestConfigCheck(t *testing.T) {
 	out, err := execute(t, context.Background(), "config", "check", "--config", "../../examples/slipway.yaml")
 	if err != nil {
@@ -69,58 +136,17 @@ func TestRunUnknownService(t *testing.T) {
 // with `slipway events tail`, as an operator would on a first try.
 func TestRunAndTail(t *testing.T) {
 	natsAddr, httpAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "slipway.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-nats:
-  embedded: { listen: %q, storeDir: %q }
-environments:
-  - { name: dev, registry: { host: "registry.dev.example:5000" } }
-ingest:
-  listen: %q
-  sources:
-    - name: dev-registry
-      format: distribution
-      environment: dev
-      auth: { header: { name: Authorization, value: "Bearer ${TEST_TOKEN}" } }
-log: { level: warn }
-`, natsAddr, filepath.Join(t.TempDir(), "nats"), httpAddr))
-	t.Setenv("TEST_TOKEN", "s3cret")
+	cfgPath := writeRunConfig(t, natsAddr, filepath.Join(t.TempDir(), "nats"), httpAddr)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(stopped)
-		_, runErr = execute(t, ctx, "run", "--config", cfgPath)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-stopped:
-			if runErr != nil {
-				t.Errorf("run ended with %v", runErr)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop within 30s of cancel")
-		}
-	})
-	testkit.WaitReady(t, "http://"+httpAddr+"/readyz", stopped)
+	startRun(t, "http://"+httpAddr+"/readyz", "run", "--config", cfgPath)
 
 	body, err := os.ReadFile("testdata/push.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/webhooks/dev-registry", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v1+json")
-	req.Header.Set("Authorization", "Bearer s3cret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(reply), `"accepted":1`) {
-		t.Fatalf("webhook: %d %s", resp.StatusCode, reply)
+	status, reply := postDistribution(t, "http://"+httpAddr+"/webhooks/dev-registry", body, "s3cret")
+	if status != http.StatusAccepted || !strings.Contains(reply, `"accepted":1`) {
+		t.Fatalf("webhook: %d %s", status, reply)
 	}
 
 	// Tail from the start of the stream and wait for the line.

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"testing"
@@ -58,4 +59,22 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// Readyz gets url (a /readyz) once and returns its status and the failed
+// checks it names, by check.
+func Readyz(t testing.TB, url string) (int, map[string]string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Failed map[string]string `json:"failed"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode, body.Failed
 }

@@ -46,6 +46,9 @@ type handler struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
+	// stored tells /readyz when events could not be stored lately: the
+	// one sign of a NATS that cannot store that is not ours to watch.
+	stored *health.Outcomes
 }
 
 // NewHandler checks the ingest configuration and returns the HTTP handler of
@@ -93,7 +96,9 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 		log:     d.Log,
 		metrics: m,
 		now:     time.Now,
+		stored:  health.NewOutcomes("storing an event", storeFailureHold),
 	}
+	d.Health.Add("publish", h.stored.Check)
 	approvals, err := newApprovalAPI(d, h)
 	if err != nil {
 		return nil, err

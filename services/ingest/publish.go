@@ -22,6 +22,10 @@ const publishTimeout = 5 * time.Second
 
 var errNotConnected = errors.New("not connected to NATS")
 
+// storeFailureHold is how long a failed publish keeps /readyz failing
+// unless a publish succeeds first (health.Outcomes).
+const storeFailureHold = 30 * time.Second
+
 // publishAll stores one event per push, concurrently, and returns once every
 // ack (or failure) is in. Any failure fails the delivery: the sender retries
 // it whole, and the events that were stored die as duplicates.
@@ -95,5 +99,8 @@ func (h *handler) store(ctx context.Context, src *source, p formats.Push) (dupli
 	start := time.Now()
 	duplicate, err = h.pub.Publish(ctx, e)
 	h.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	if !errors.Is(err, context.Canceled) { // the sender went away: says nothing about NATS
+		h.stored.Observe(err)
+	}
 	return duplicate, err
 }

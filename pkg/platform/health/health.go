@@ -4,6 +4,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,6 +46,49 @@ func (c *Checker) Ready(ctx context.Context) map[string]string {
 		}
 	}
 	return failed
+}
+
+// Outcomes is a readiness check fed by the outcomes of something a process
+// does but cannot probe on its own, such as storing an event on NATS servers
+// it does not run: it fails from a failure until the next success. A
+// failure counts for at most hold, because a load balancer that stops
+// sending traffic to a process that is not ready leaves it nothing to
+// succeed with; after hold, traffic comes back and finds out again.
+type Outcomes struct {
+	what string
+	hold time.Duration
+	now  func() time.Time
+
+	mu  sync.Mutex
+	err error // the last outcome, when it failed
+	at  time.Time
+}
+
+// NewOutcomes returns an Outcomes for what (it names it in the reason).
+func NewOutcomes(what string, hold time.Duration) *Outcomes {
+	return &Outcomes{what: what, hold: hold, now: time.Now}
+}
+
+// Observe records an outcome: nil is a success.
+func (o *Outcomes) Observe(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.err, o.at = err, o.now()
+}
+
+// Check is the readiness check: the last failure, while it is the last
+// outcome and younger than hold.
+func (o *Outcomes) Check(context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		return nil
+	}
+	age := o.now().Sub(o.at)
+	if age >= o.hold {
+		return nil
+	}
+	return fmt.Errorf("%s failed %s ago, and has not succeeded since: %w", o.what, age.Round(time.Second), o.err)
 }
 
 // Mount adds GET /healthz (the process is alive), GET /readyz (every check
