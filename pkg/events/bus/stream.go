@@ -21,16 +21,18 @@ const (
 	MinDuplicateWindow = 10 * time.Minute
 
 	// DefaultMaxBytes bounds the event stream when no size is configured.
-	// An event takes one to two KiB, so 1 GiB holds more than half a
-	// million: weeks of a busy installation, within the 30 days of
-	// DefaultMaxAge for most. It keeps the store well inside a small
-	// disk, and a full stream drops its oldest events instead of refusing
-	// a webhook.
+	// An event takes about a KiB in the stream (an image.pushed or a
+	// deployment event: 970 bytes with its headers), so 1 GiB holds about
+	// a million: weeks of a busy installation, the 30 days of
+	// DefaultMaxAge for most. It keeps the store well inside a small disk,
+	// and a full stream drops its oldest events instead of refusing a
+	// webhook.
 	DefaultMaxBytes = 1 << 30
 	// DefaultDeadLetterMaxBytes bounds the dead-letter stream. Dead letters
 	// are the few events consumers gave up on, kept until an operator
-	// looks; 256 MiB holds a hundred thousand of them, more than anyone
-	// redrives, while leaving room on the disk for the event stream.
+	// looks; 256 MiB holds about two hundred thousand of them (the event
+	// and why it was given up), more than anyone redrives, while leaving
+	// the disk to the event stream.
 	DefaultDeadLetterMaxBytes = 256 << 20
 	// minDefaultMaxBytes is as far down as a default size goes on a server
 	// that cannot reserve it (see EnsureStream): one message of NATS's
