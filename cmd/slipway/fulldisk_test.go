@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/natsconn"
@@ -63,10 +64,12 @@ func TestFullDiskStopsIntakeLoudlyAndIntakeRecovers(t *testing.T) {
 	}
 
 	free()
+	freed := time.Now()
 	// The registry retries the delivery that was refused.
 	testkit.WaitFor(t, "the retried webhook accepted once the space is free", func() bool {
 		return push(n) == http.StatusAccepted
 	})
+	t.Logf("a webhook was accepted again %s after the space was freed", time.Since(freed).Round(100*time.Millisecond))
 	if status, failed := testkit.Readyz(t, base+"/readyz"); status != http.StatusOK {
 		t.Fatalf("/readyz once storing again: %d %v", status, failed)
 	}
