@@ -11,5 +11,6 @@ func diskFree(dir string) (int64, bool) {
 	if err := syscall.Statfs(dir, &fs); err != nil {
 		return 0, false
 	}
-	return int64(uint64(fs.Bavail) * uint64(fs.Bsize)), true //nolint:unconvert // the field types differ by system
+	// The field types differ between systems: convert both.
+	return int64(uint64(fs.Bavail) * uint64(fs.Bsize)), true
 }
