@@ -116,4 +116,3 @@ func TestForeignRegistryPerFormat(t *testing.T) {
 		})
 	}
 }
-
