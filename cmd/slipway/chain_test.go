@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -104,6 +105,27 @@ ops: { listen: "off" }
 	}
 	// prd's registry notified too: three pushes, one per stage.
 	got.wait(t, events.TypeImagePushed, 3)
+
+	// The causation chain docs/events.md describes: image.promoted (into
+	// prd) → approval.granted → approval.requested → image.pushed (in tst).
+	byID := map[string]events.Event{}
+	for _, typ := range []events.Type{events.TypeImagePushed, events.TypeApprovalRequested, events.TypeApprovalGranted, events.TypeImagePromoted} {
+		for _, e := range got.wait(t, typ, 0) {
+			byID[e.ID()] = e
+		}
+	}
+	var chain []string
+	for _, e := range promoted {
+		if p, _ := events.DataAs[events.ImagePromoted](e); p.To.Environment != "prd" {
+			continue
+		}
+		for cur, ok := e, true; ok; cur, ok = byID[events.CausationOf(cur)] {
+			chain = append(chain, events.Type(cur.Type()).Short()+" "+events.EnvironmentOf(cur))
+		}
+	}
+	if want := []string{"image.promoted prd", "approval.granted prd", "approval.requested prd", "image.pushed tst"}; !slices.Equal(chain, want) {
+		t.Errorf("causation chain %v, want %v", chain, want)
+	}
 }
 
 // decide posts an approval decision and returns the status.
