@@ -169,8 +169,9 @@ func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
 // RetryAfter asks for the next attempt after d instead of the configured
-// back-off, e.g. for an HTTP 429 with Retry-After. It still counts as a
-// failed delivery towards MaxDeliver.
+// back-off, e.g. for an HTTP 429 with Retry-After. d <= 0 ("Retry-After:
+// 0") is the back-off's first step, whatever the attempt. It still counts
+// as a failed delivery towards MaxDeliver.
 func RetryAfter(err error, d time.Duration) error {
 	if err == nil {
 		return nil
@@ -635,8 +636,12 @@ func (c *Consumer) settle(msg jetstream.Msg, d Delivery, e events.Event, err err
 
 func (c *Consumer) retryDelay(attempt int, err error) time.Duration {
 	var ra *retryAfterError
-	if errors.As(err, &ra) && ra.delay > 0 {
-		return ra.delay
+	if errors.As(err, &ra) {
+		if ra.delay > 0 {
+			return ra.delay
+		}
+		// "Retry after 0" is "now": the shortest step, not a longer one.
+		return c.cfg.BackOff[0]
 	}
 	i := min(max(attempt-1, 0), len(c.cfg.BackOff)-1)
 	return c.cfg.BackOff[i]

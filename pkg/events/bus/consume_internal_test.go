@@ -39,6 +39,8 @@ func TestRetryDelay(t *testing.T) {
 		{9, plain, time.Minute}, // the last value repeats
 		{1, fmt.Errorf("wrapped: %w", RetryAfter(plain, 42*time.Second)), 42 * time.Second},
 		{1, RetryAfter(plain, 0), time.Second},
+		// "Retry-After: 0" is "now": the shortest step, not this attempt's.
+		{3, RetryAfter(plain, 0), time.Second},
 	} {
 		if got := c.retryDelay(tc.attempt, tc.err); got != tc.want {
 			t.Errorf("attempt %d, %v: %s, want %s", tc.attempt, tc.err, got, tc.want)
