@@ -32,7 +32,7 @@ func TestForeignRegistryIsNeverReadFrom(t *testing.T) {
 	e.start(promoter.New())
 	e.pushedFrom(foreign.Host, "apps/web", "6.6.6", dig, time.Now())
 	e.pushedFrom(spyHost, "apps/web", "6.6.7", dig, time.Now())
-	failed := e.seen.wait(t, events.TypePromotionFailed, 2)
+	failed := e.seen.Wait(t, events.TypePromotionFailed, 2)
 	e.drained()
 
 	byTag := map[string]events.PromotionFailed{} // the promoter handles events concurrently: any order
@@ -46,7 +46,7 @@ func TestForeignRegistryIsNeverReadFrom(t *testing.T) {
 			t.Errorf("promotion.failed for %s: %+v, want a permanent failure naming %s and dev's registry %s", host, d, host, dev.Host)
 		}
 	}
-	if n := len(e.seen.of(events.TypeImagePromoted)); n != 0 {
+	if n := len(e.seen.Of(events.TypeImagePromoted)); n != 0 {
 		t.Errorf("%d image.promoted from a foreign registry", n)
 	}
 	if _, err := testkit.TryDigest(tst.Host + "/apps/web:6.6.6"); err == nil {
@@ -67,7 +67,7 @@ func TestAliasIsReadFromTheConfiguredHost(t *testing.T) {
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	dig := testkit.Digest(t, dev.Host+"/apps/web:1.0.0")
 	e.pushedFrom("REGISTRY.dev.example:443", "apps/web", "1.0.0", dig, time.Now())
-	p := e.seen.wait(t, events.TypeImagePromoted, 1)
+	p := e.seen.Wait(t, events.TypeImagePromoted, 1)
 	d, _ := events.DataAs[events.ImagePromoted](p[0])
 	if d.From.Registry != dev.Host {
 		t.Errorf("from %s, want dev's configured host %s", d.From.String(), dev.Host)

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +34,7 @@ type env struct {
 	js       jetstream.JetStream
 	cfg      *config.Config
 	dev, tst string // registry hosts
-	seen     *recorder
+	seen     *testkit.Recorder
 }
 
 // newEnv configures the promoter; tstHost may be a proxy in front of a
@@ -200,7 +199,7 @@ func TestPromotesAndSkipsSecondTime(t *testing.T) {
 
 	cause := e.pushed("apps/web", "1.0.0", dig, time.Now())
 	e.pushed("lib/base", "1.0.0", testkit.Digest(t, dev.Host+"/lib/base:1.0.0"), time.Now()) // no rule matches
-	p := e.seen.wait(t, events.TypeImagePromoted, 1)
+	p := e.seen.Wait(t, events.TypeImagePromoted, 1)
 	d, _ := events.DataAs[events.ImagePromoted](p[0])
 	if d.Promotion != "dev-to-tst" || d.To.Digest != dig || d.To.Registry != tst.Host || d.BlobsCopied != 3 || d.BytesCopied == 0 {
 		t.Errorf("image.promoted: %+v", d)
@@ -220,10 +219,10 @@ func TestPromotesAndSkipsSecondTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.drained()
-	if n := len(e.seen.of(events.TypeImagePromoted)); n != 2 && n != 1 {
+	if n := len(e.seen.Of(events.TypeImagePromoted)); n != 2 && n != 1 {
 		t.Errorf("%d image.promoted", n)
 	}
-	for _, p := range e.seen.of(events.TypeImagePromoted)[1:] {
+	for _, p := range e.seen.Of(events.TypeImagePromoted)[1:] {
 		d, _ := events.DataAs[events.ImagePromoted](p)
 		if d.BlobsCopied != 0 {
 			t.Errorf("a second promotion of the same image copied %d blobs", d.BlobsCopied)
@@ -270,9 +269,9 @@ func TestTargetDownForAWhile(t *testing.T) {
 	e.start(promoter.New())
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	e.pushed("apps/web", "1.0.0", testkit.Digest(t, dev.Host+"/apps/web:1.0.0"), time.Now())
-	e.seen.wait(t, events.TypeImagePromoted, 1)
+	e.seen.Wait(t, events.TypeImagePromoted, 1)
 	e.drained()
-	if n := len(e.seen.of(events.TypePromotionFailed)); n != 0 {
+	if n := len(e.seen.Of(events.TypePromotionFailed)); n != 0 {
 		t.Errorf("%d promotion.failed, want none", n)
 	}
 }
@@ -286,13 +285,13 @@ func TestWrongCredentialsFailOnce(t *testing.T) {
 	e.start(promoter.New())
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	e.pushed("apps/web", "1.0.0", testkit.Digest(t, dev.Host+"/apps/web:1.0.0"), time.Now())
-	f := e.seen.wait(t, events.TypePromotionFailed, 1)
+	f := e.seen.Wait(t, events.TypePromotionFailed, 1)
 	e.drained()
 	d, _ := events.DataAs[events.PromotionFailed](f[0])
 	if d.Retryable || d.Attempt != 1 || !strings.Contains(strings.ToLower(d.Error), "unauthorized") {
 		t.Errorf("promotion.failed: %+v", d)
 	}
-	if n := len(e.seen.of(events.TypePromotionFailed)); n != 1 {
+	if n := len(e.seen.Of(events.TypePromotionFailed)); n != 1 {
 		t.Errorf("%d promotion.failed, want 1", n)
 	}
 	if strings.Contains(d.Error, "wrong") {
@@ -308,7 +307,7 @@ func TestRequireSignature(t *testing.T) {
 	e.start(promoter.New())
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	e.pushed("apps/web", "1.0.0", testkit.Digest(t, dev.Host+"/apps/web:1.0.0"), time.Now())
-	f := e.seen.wait(t, events.TypePromotionFailed, 1)
+	f := e.seen.Wait(t, events.TypePromotionFailed, 1)
 	d, _ := events.DataAs[events.PromotionFailed](f[0])
 	if d.Retryable || !strings.Contains(d.Error, "cosign") {
 		t.Errorf("promotion.failed: %+v", d)
@@ -340,12 +339,12 @@ func TestSoakTime(t *testing.T) {
 		info, err := c.Info(t.Context())
 		return err == nil && info.Delivered.Consumer >= 1 && info.NumAckPending == 1
 	})
-	if n := len(e.seen.of(events.TypeImagePromoted)); n != 0 {
+	if n := len(e.seen.Of(events.TypeImagePromoted)); n != 0 {
 		t.Fatalf("promoted before its soak time")
 	}
 	later := pushedAt.Add(time.Hour)
 	clock.Store(&later)
-	e.seen.wait(t, events.TypeImagePromoted, 1)
+	e.seen.Wait(t, events.TypeImagePromoted, 1)
 }
 
 // TestRejectedApprovalCopiesNothing: the rule asks; a rejection is final.
@@ -355,7 +354,7 @@ func TestRejectedApprovalCopiesNothing(t *testing.T) {
 	e.start(promoter.New())
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	e.pushed("apps/web", "1.0.0", testkit.Digest(t, dev.Host+"/apps/web:1.0.0"), time.Now())
-	req := e.seen.wait(t, events.TypeApprovalRequested, 1)
+	req := e.seen.Wait(t, events.TypeApprovalRequested, 1)
 	ar, _ := events.DataAs[events.ApprovalRequested](req[0])
 	if ar.ExpiresAt.Sub(time.Now()) < 71*time.Hour {
 		t.Errorf("expires at %s, want the 72h default", ar.ExpiresAt)
@@ -377,7 +376,7 @@ func TestRejectedApprovalCopiesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.drained()
-	if n := len(e.seen.of(events.TypeImagePromoted)); n != 0 {
+	if n := len(e.seen.Of(events.TypeImagePromoted)); n != 0 {
 		t.Errorf("%d image.promoted after a rejection", n)
 	}
 	if _, err := testkit.TryDigest(tst.Host + "/apps/web:1.0.0"); err == nil {

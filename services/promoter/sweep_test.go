@@ -56,7 +56,7 @@ func TestDecidedApprovalsLeaveAfterRetention(t *testing.T) {
 	if got, err := store.Get(t.Context(), "pending"); err != nil || got.State != approval.Pending {
 		t.Fatalf("the pending approval: %+v %v, want it kept", got, err)
 	}
-	rejected := e.seen.wait(t, events.TypeApprovalRejected, 1)
+	rejected := e.seen.Wait(t, events.TypeApprovalRejected, 1)
 	if len(rejected) != 1 || rejected[0].ID() != events.CausedID("unannounced", events.TypeApprovalRejected) {
 		t.Fatalf("rejections announced: %v, want the unannounced one's", rejected)
 	}
