@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 )
 
 // Receiver sends notifications to one configured target.
@@ -101,4 +103,19 @@ type Options struct {
 	JS jetstream.JetStream
 	// Replicas is the replica count for the buckets an integration creates.
 	Replicas int
+}
+
+// Refused marks err, the failure of an answer that d classified (see
+// httpretry for the rule), for the notifier's retries: bus.Permanent for a
+// permanent answer, bus.RetryAfter with the server's Retry-After ("0": the
+// shortest back-off), else err as it is, retried with back-off.
+func Refused(err error, d httpretry.Decision) error {
+	switch {
+	case d.Outcome == httpretry.Permanent:
+		return bus.Permanent(err)
+	case d.HasAfter:
+		return bus.RetryAfter(err, d.After)
+	default:
+		return err
+	}
 }

@@ -48,6 +48,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 )
 
@@ -60,10 +61,7 @@ const ContentType = "application/cdevents+json"
 // SpecVersion is the CDEvents specification version of the events sent.
 var SpecVersion = cdeventsv05.SpecVersion
 
-const (
-	maxErrorText  = 512
-	maxRetryAfter = time.Hour
-)
+const maxErrorText = 512
 
 // Receiver posts CDEvents to one CloudEvents HTTP endpoint.
 type Receiver struct {
@@ -154,20 +152,11 @@ func (r *Receiver) statusError(code int, retryAfter string, res error) error {
 	if text != "" {
 		msg += ": " + text
 	}
-	err := errors.New(msg)
-	switch {
-	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
-			return bus.RetryAfter(err, d)
-		}
-		return err
-	case code == http.StatusRequestTimeout || code == http.StatusTooEarly:
-		return err
-	case code >= 400 && code < 500:
-		return bus.Permanent(err)
-	default:
-		return err
+	h := http.Header{}
+	if retryAfter != "" {
+		h.Set("Retry-After", retryAfter)
 	}
+	return notify.Refused(errors.New(msg), httpretry.Classify(code, h, time.Now()))
 }
 
 // Convert maps a Slipway event to its CDEvent, or returns nil when the
@@ -343,30 +332,6 @@ func splitImage(ref string) (registry, repository, tag, digest string) {
 		ref = "library/" + ref
 	}
 	return "docker.io", ref, tag, digest
-}
-
-// parseRetryAfter parses a Retry-After header (delay-seconds or
-// HTTP-date), capped at an hour.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	if d <= 0 {
-		return 0, false
-	}
-	return min(d, maxRetryAfter), true
 }
 
 // The CloudEvents client reports the status of an answer but not its

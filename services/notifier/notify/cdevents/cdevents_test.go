@@ -420,7 +420,13 @@ func TestUnavailableIsRetried(t *testing.T) {
 	if d, ok := retryAfter(err); !ok || d != 5*time.Second {
 		t.Errorf("429 Retry-After 5: err = %v (retry after %v, %v)", err, d, ok)
 	}
-	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusBadGateway} {
+	// "Retry-After: 0" is "now": the shortest back-off step.
+	s.queue(answer{status: http.StatusServiceUnavailable, header: http.Header{"Retry-After": {"0"}}})
+	err = r.Notify(context.Background(), notify.Notification{Event: e})
+	if d, ok := retryAfter(err); !ok || d != 0 {
+		t.Errorf("503 Retry-After 0: err = %v (retry after %v, %v), want a RetryAfter of 0", err, d, ok)
+	}
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusBadGateway, http.StatusTooEarly, http.StatusRequestTimeout} {
 		s.queue(answer{status: status})
 		err := r.Notify(context.Background(), notify.Notification{Event: e})
 		if err == nil || bus.IsPermanent(err) {

@@ -1,9 +1,6 @@
 package cdevents
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestSplitImage(t *testing.T) {
 	for ref, want := range map[string][4]string{
@@ -18,24 +15,6 @@ func TestSplitImage(t *testing.T) {
 		r, repo, tag, d := splitImage(ref)
 		if got := [4]string{r, repo, tag, d}; got != want {
 			t.Errorf("splitImage(%q) = %q, want %q", ref, got, want)
-		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"30":                            30 * time.Second,
-		"Fri, 01 May 2026 12:01:00 GMT": time.Minute,
-		"999999":                        time.Hour,
-	} {
-		if d, ok := parseRetryAfter(v, now); !ok || d != want {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v", v, d, ok, want)
-		}
-	}
-	for _, v := range []string{"", "0", "-3", "later", "Fri, 01 May 2026 11:00:00 GMT"} {
-		if d, ok := parseRetryAfter(v, now); ok {
-			t.Errorf("parseRetryAfter(%q) = %v, want none", v, d)
 		}
 	}
 }

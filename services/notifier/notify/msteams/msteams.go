@@ -27,12 +27,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 	"github.com/slipway-cd/slipway/services/notifier/render/markup"
 )
@@ -51,10 +51,7 @@ const (
 	cardSchema  = "http://adaptivecards.io/schemas/adaptive-card.json"
 )
 
-const (
-	maxErrorBody  = 512
-	maxRetryAfter = time.Hour
-)
+const maxErrorBody = 512
 
 // Receiver posts Adaptive Cards to one Workflows webhook.
 type Receiver struct {
@@ -119,55 +116,16 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
-	if resp.StatusCode/100 == 2 {
+	d := httpretry.Classify(resp.StatusCode, resp.Header, time.Now())
+	if d.Outcome == httpretry.Success {
 		r.log.DebugContext(ctx, "card posted", "event_id", n.Event.ID(), "status", resp.StatusCode)
 		return nil
 	}
-	return statusError(resp, snippet, config.RedactSecretURL(r.url.String()))
-}
-
-// statusError maps a non-2xx answer to the notifier's retry semantics.
-func statusError(resp *http.Response, snippet []byte, target string) error {
-	err := fmt.Errorf("msteams: %s answered %s: %s", target, resp.Status, strings.ToValidUTF8(strings.TrimSpace(string(snippet)), ""))
-	switch code := resp.StatusCode; {
-	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return bus.RetryAfter(err, d)
-		}
-		return err
-	case code == http.StatusRequestTimeout || code == http.StatusTooEarly:
-		return err
-	case code >= 400 && code < 500:
-		// Malformed card, revoked or deleted flow, payload too large: the
-		// same request can never succeed.
-		return bus.Permanent(err)
-	default:
-		return err
-	}
-}
-
-// retryAfter parses a Retry-After header (delay-seconds or HTTP-date),
-// capped at an hour. ok is false when there is no usable value.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	if d <= 0 {
-		return 0, false
-	}
-	return min(d, maxRetryAfter), true
+	// A 4xx is a malformed card, a revoked or deleted flow or a payload too
+	// large: the same request can never succeed (httpretry's rule).
+	err = fmt.Errorf("msteams: %s answered %s: %s", config.RedactSecretURL(r.url.String()), resp.Status,
+		strings.ToValidUTF8(strings.TrimSpace(string(snippet)), ""))
+	return notify.Refused(err, d)
 }
 
 // payload is the Workflows request body for m.

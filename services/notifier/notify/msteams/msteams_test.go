@@ -430,10 +430,22 @@ func TestUnavailableWithRetryAfterIsRetryAfter(t *testing.T) {
 	}
 }
 
+// "Retry-After: 0" is "now": the retry comes after the shortest back-off
+// step (bus.RetryAfter with 0), not on the attempt's longer schedule.
+func TestRetryAfterZeroIsRetryNow(t *testing.T) {
+	wf := newWorkflows(t)
+	r := newReceiver(t, wf.url())
+	wf.queue(answer{status: http.StatusServiceUnavailable, header: http.Header{"Retry-After": {"0"}}})
+	err := r.Notify(context.Background(), notification(t, notify.Message{Title: "x"}))
+	if d, ok := retryAfter(err); !ok || d != 0 || bus.IsPermanent(err) {
+		t.Errorf("err = %v; retry after %v, %v; want a RetryAfter of 0", err, d, ok)
+	}
+}
+
 func TestClientErrorsArePermanent(t *testing.T) {
 	wf := newWorkflows(t)
 	r := newReceiver(t, wf.url())
-	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestEntityTooLarge} {
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusNotImplemented} {
 		wf.queue(answer{status: status, body: `{"error":{"code":"TriggerInputSchemaMismatch"}}`})
 		err := r.Notify(context.Background(), notification(t, notify.Message{Title: "x"}))
 		if !bus.IsPermanent(err) {

@@ -9,12 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
+	"github.com/slipway-cd/slipway/services/notifier/notify"
 )
 
 // DefaultAPIURL is Slack's Web API.
@@ -43,7 +44,8 @@ type Error struct {
 	// Messages are Slack's explanations (response_metadata.messages), for
 	// invalid_blocks.
 	Messages []string
-	// RetryAfter is Slack's Retry-After for a rate-limited call, else 0.
+	// RetryAfter is the wait Slack asked for (a rate limit, or a retryable
+	// answer with Retry-After), else 0.
 	RetryAfter time.Duration
 }
 
@@ -89,46 +91,33 @@ var permanentCodes = map[string]bool{
 	"no_active_hooks": true, "invalid_token": true, "user_not_found": true,
 }
 
-// classify wraps a Slack answer as the notifier's contract asks: rate
-// limits with their Retry-After, permanent failures as permanent, and the
-// rest (5xx, Slack's internal errors) as retryable.
-func classify(e *Error) error {
+// classify wraps a Slack answer with header h as the notifier's contract
+// asks: rate limits with their Retry-After, Slack's codes for what no retry
+// fixes as permanent, and the rest by the HTTP status (httpretry's rule: a
+// 4xx without a code we know is a mistyped apiUrl or a wrong request, 5xx
+// and Slack's internal errors are retried).
+func classify(e *Error, h http.Header) error {
+	d := httpretry.Classify(e.Status, h, time.Now())
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Code == "ratelimited" || e.Code == "rate_limited":
-		if e.RetryAfter <= 0 {
-			e.RetryAfter = defaultRetryAfter
+		// Slack says when; a rate limit in a 200's body still counts.
+		after, ok := httpretry.ParseRetryAfter(h.Get("Retry-After"), time.Now())
+		if !ok {
+			after = defaultRetryAfter
 		}
-		return bus.RetryAfter(e, e.RetryAfter)
+		e.RetryAfter = after
+		return bus.RetryAfter(e, after)
 	case permanentCodes[e.Code]:
 		return bus.Permanent(e)
-	case e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout:
-		// A 4xx without a code we know: the URL or the request is wrong
-		// (a 404 of a mistyped apiUrl), which no retry changes.
-		return bus.Permanent(e)
 	}
-	return e
+	e.RetryAfter = d.After
+	return notify.Refused(e, d)
 }
 
 // IsCode reports whether err is, or wraps, Slack's error code.
 func IsCode(err error, code string) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
-}
-
-// retryAfter reads a Retry-After header in seconds (Slack's form) or as an
-// HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }
 
 // transportError redacts the URL of an HTTP client error: a webhook URL
@@ -195,8 +184,8 @@ func (a *api) do(req *http.Request, method string, out any) error {
 	if resp.StatusCode != http.StatusOK || jsonErr != nil || !env.OK {
 		return classify(&Error{
 			Method: method, Status: resp.StatusCode, Code: env.Error,
-			Messages: env.ResponseMetadata.Messages, RetryAfter: retryAfter(resp.Header),
-		})
+			Messages: env.ResponseMetadata.Messages,
+		}, resp.Header)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -232,5 +221,5 @@ func postWebhook(ctx context.Context, client *http.Client, webhookURL string, bo
 	if len(code) > 200 || strings.ContainsAny(code, "<>\n") {
 		code = "" // an HTML error page, not Slack's code
 	}
-	return classify(&Error{Method: what, Status: resp.StatusCode, Code: code, RetryAfter: retryAfter(resp.Header)})
+	return classify(&Error{Method: what, Status: resp.StatusCode, Code: code}, resp.Header)
 }

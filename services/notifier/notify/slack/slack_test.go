@@ -431,21 +431,43 @@ func TestBotBadTokenIsPermanent(t *testing.T) {
 	}
 }
 
+// A proxy's answers in front of Slack follow the one HTTP retry rule: 5xx
+// and 425 are retried, after the Retry-After a proxy sent ("0": the
+// shortest back-off step).
 func TestBotServerErrorIsRetried(t *testing.T) {
 	_, js := testkit.NATS(t).Connect(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "upstream connect error", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(srv.Close)
-	rcv, err := slack.New(receiver, config.Receiver{Slack: &config.SlackReceiver{Token: token, Channel: deploys, APIURL: srv.URL}},
-		notify.Options{Logger: testLogger(t), HTTPClient: srv.Client(), JS: js})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = rcv.Notify(t.Context(), note(t, 0, release()[0]))
-	var se *slack.Error
-	if err == nil || bus.IsPermanent(err) || !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || se.RetryAfter != 0 {
-		t.Fatalf("err %v, want a plain retryable 503", err)
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		want       time.Duration // -1: no bus.RetryAfter
+	}{
+		{http.StatusServiceUnavailable, "", -1},
+		{http.StatusTooEarly, "", -1},
+		{http.StatusServiceUnavailable, "30", 30 * time.Second},
+		{http.StatusBadGateway, "0", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if tc.retryAfter != "" {
+				w.Header().Set("Retry-After", tc.retryAfter)
+			}
+			http.Error(w, "upstream connect error", tc.status)
+		}))
+		t.Cleanup(srv.Close)
+		rcv, err := slack.New(receiver, config.Receiver{Slack: &config.SlackReceiver{Token: token, Channel: deploys, APIURL: srv.URL}},
+			notify.Options{Logger: testLogger(t), HTTPClient: srv.Client(), JS: js})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rcv.Notify(t.Context(), note(t, 0, release()[0]))
+		var se *slack.Error
+		if err == nil || bus.IsPermanent(err) || !errors.As(err, &se) || se.Status != tc.status || se.RetryAfter != max(tc.want, 0) {
+			t.Fatalf("%d Retry-After %q: err %v, want a retryable %d", tc.status, tc.retryAfter, err, tc.status)
+		}
+		if tc.want >= 0 {
+			if d := retryDelay(t, err); d != tc.want {
+				t.Errorf("%d Retry-After %q: retry after %s, want %s", tc.status, tc.retryAfter, d, tc.want)
+			}
+		}
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,6 +26,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 )
 
@@ -35,10 +35,6 @@ const Kind = "webhook"
 
 // ContentType is the structured-mode CloudEvents media type sent.
 const ContentType = events.ContentType + "; charset=utf-8"
-
-// maxRetryAfter caps what a receiver can ask for: longer pauses hold back
-// every later message of this receiver.
-const maxRetryAfter = time.Hour
 
 // Receiver posts signed CloudEvents to one URL.
 type Receiver struct {
@@ -90,7 +86,8 @@ func (r *Receiver) Kind() string { return Kind }
 type StatusError struct {
 	// Code is the HTTP status.
 	Code int
-	// RetryAfter is the delay the receiver asked for (429, 503), 0 if none.
+	// RetryAfter is the delay the receiver asked for with a retryable
+	// answer (capped at an hour), 0 if none or "now".
 	RetryAfter time.Duration
 	// Body is the start of the response body, on one line.
 	Body string
@@ -108,8 +105,9 @@ func (e *StatusError) Error() string {
 	return s
 }
 
-// Notify posts the event. 2xx is success; 429 and 503 with Retry-After ask
-// for a retry then (bus.RetryAfter); 408, 429, other 5xx, time-outs and
+// Notify posts the event. Answers are classified by httpretry's rule: 2xx
+// is success; 408, 425, 429 and 5xx (but 501, 505) are retried, after the
+// receiver's Retry-After when it sent one (bus.RetryAfter); time-outs and
 // connection errors are retried with back-off; any other status is final
 // (bus.Permanent).
 func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
@@ -137,43 +135,12 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	d := httpretry.Classify(resp.StatusCode, resp.Header, r.now())
+	if d.Outcome == httpretry.Success {
 		return nil
 	}
-	se := &StatusError{Code: resp.StatusCode, Body: oneLine(snippet, 200), host: r.host}
-	switch c := resp.StatusCode; {
-	case c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), r.now()); ok {
-			se.RetryAfter = d
-			return bus.RetryAfter(se, d)
-		}
-		return se
-	case c == http.StatusRequestTimeout || c >= 500:
-		return se
-	default:
-		return bus.Permanent(se)
-	}
-}
-
-// retryAfter parses a Retry-After header: delta-seconds or an HTTP date.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
-			return 0, false
-		}
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	// "Retry-After: 0" still means: not before a moment has passed.
-	return min(max(d, 100*time.Millisecond), maxRetryAfter), true
+	se := &StatusError{Code: resp.StatusCode, Body: oneLine(snippet, 200), host: r.host, RetryAfter: d.After}
+	return notify.Refused(se, d)
 }
 
 func oneLine(b []byte, n int) string {
