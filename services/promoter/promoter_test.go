@@ -20,11 +20,11 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/promoter"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 )
 
@@ -58,7 +58,7 @@ promotions:
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, js: js, cfg: cfg, dev: devHost, tst: tstHost, seen: record(t, js)}
+	return &env{t: t, js: js, cfg: cfg, dev: devHost, tst: tstHost, seen: testkit.Record(t, js, "slipway.image.promoted.>", "slipway.promotion.failed.>", "slipway.approval.>")}
 }
 
 // start runs a promoter until the test ends.
@@ -123,66 +123,6 @@ func (e *env) drained() {
 		info, err := c.Info(e.t.Context())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
-}
-
-// recorder keeps the promoter's events.
-type recorder struct {
-	mu   sync.Mutex
-	evs  []events.Event
-	more chan struct{}
-}
-
-func record(t *testing.T, js jetstream.JetStream) *recorder {
-	t.Helper()
-	r := &recorder{more: make(chan struct{}, 1)}
-	cons, err := js.OrderedConsumer(t.Context(), bus.DefaultStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"slipway.image.promoted.>", "slipway.promotion.failed.>", "slipway.approval.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if ev, err := events.FromMsg(m.Data()); err == nil {
-			r.mu.Lock()
-			r.evs = append(r.evs, ev)
-			r.mu.Unlock()
-			select {
-			case r.more <- struct{}{}:
-			default:
-			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return r
-}
-
-func (r *recorder) of(typ events.Type) []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []events.Event
-	for _, e := range r.evs {
-		if events.Type(e.Type()) == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (r *recorder) wait(t *testing.T, typ events.Type, n int) []events.Event {
-	t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		if got := r.of(typ); len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.more:
-		case <-timeout:
-			t.Fatalf("%d %s within a minute, want %d", len(r.of(typ)), typ.Short(), n)
-		}
-	}
 }
 
 const rule = `  - { name: dev-to-tst, from: dev, to: tst, repositories: ["apps/**"] }`
