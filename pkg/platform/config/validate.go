@@ -2,7 +2,6 @@ package config
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -96,21 +95,6 @@ func (c *Config) Environment(name string) (Environment, bool) {
 		}
 	}
 	return Environment{}, false
-}
-
-// problems collects every error of a file, each with its key path, so an
-// operator fixes them in one go.
-type problems []string
-
-func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
-}
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(p, "\n"))
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)

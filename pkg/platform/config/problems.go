@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Problem is one thing wrong with a configuration file: where it is (the
+// key path and, when known, the line) and what is wrong, said in the
+// file's terms.
+type Problem struct {
+	// Path is the key path, "ingest.sources[1].auth"; empty for the file
+	// as a whole.
+	Path string
+	// Line is the line the key is written on (1-based); 0 when it is not
+	// in the file (a required key that is missing is placed on its
+	// parent's line when the parent is written).
+	Line    int
+	Message string
+}
+
+func (p Problem) String() string {
+	s := p.Message
+	if p.Path != "" {
+		s = p.Path + ": " + s
+	}
+	if p.Line > 0 {
+		s += " (line " + strconv.Itoa(p.Line) + ")"
+	}
+	return s
+}
+
+// Problems is every problem of a file, reported together so an operator
+// fixes them in one go. Its Error lists them one a line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	if len(ps) == 1 {
+		return ps[0].String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems:", len(ps))
+	for _, p := range ps {
+		b.WriteString("\n  " + p.String())
+	}
+	return b.String()
+}
+
+// problems collects the problems of a file, each with its key path.
+type problems struct {
+	list Problems
+}
+
+// add records a problem at a key path; its line is found from the path
+// once the whole file is checked.
+func (p *problems) add(path, format string, args ...any) {
+	p.list = append(p.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// addLine records a problem whose line is known.
+func (p *problems) addLine(line int, path, format string, args ...any) {
+	p.list = append(p.list, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+}
+
+// err is nil without problems, else the Problems.
+func (p problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return p.list
+}
+
+// keyLines maps each key path written in a file (and each list item) to
+// its line, so that a problem found after decoding, when only the path is
+// known, still says where to look.
+type keyLines map[string]int
+
+// of returns the line of path, or of its nearest ancestor written in the
+// file (a missing key belongs where its parent is), or 0.
+func (l keyLines) of(path string) int {
+	for path != "" {
+		if n, ok := l[path]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// locate gives every problem of err that has none the line of its key
+// path, and sorts them by line (those without one last). err may hold
+// Problems (wrapped or joined) or be plain errors that say "path: reason",
+// as the services' checks do; those become Problems.
+func (l keyLines) locate(err error) Problems {
+	var ps Problems
+	for _, e := range flatten(err) {
+		var found Problems
+		if errors.As(e, &found) {
+			ps = append(ps, found...)
+			continue
+		}
+		for _, msg := range strings.Split(e.Error(), "\n") {
+			ps = append(ps, l.parse(strings.TrimSpace(msg)))
+		}
+	}
+	for i := range ps {
+		if ps[i].Line == 0 {
+			ps[i].Line = l.of(ps[i].Path)
+		}
+	}
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		switch {
+		case a.Line == b.Line:
+			return 0
+		case a.Line == 0:
+			return 1
+		case b.Line == 0:
+			return -1
+		}
+		return a.Line - b.Line
+	})
+	return ps
+}
+
+// parse reads "path: reason" (or "path reason") as a Problem when path is
+// a key path of the file (or below one), else keeps msg whole.
+func (l keyLines) parse(msg string) Problem {
+	if i := strings.IndexAny(msg, ": "); i > 0 && keyPathRE.MatchString(msg[:i]) && l.of(msg[:i]) > 0 {
+		return Problem{Path: msg[:i], Message: strings.TrimLeft(msg[i:], ": ")}
+	}
+	return Problem{Message: msg}
+}
+
+var keyPathRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*|\[[0-9]+\])*$`)
+
+// flatten returns the errors joined in err (errors.Join), or err alone.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
