@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 )
 
 const (
@@ -282,7 +282,7 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			}
 			if attempt < c.attempts && (cl.safe || notSent(err)) {
 				c.log.Debug("marathon request failed, retrying", "method", cl.method, "path", cl.path, "attempt", attempt, "err", err)
-				if err := sleep(ctx, backoff(c.retryBase, maxRetryDelay, attempt)); err != nil {
+				if err := sleep(ctx, c.backoff(attempt)); err != nil {
 					return response{}, c.transportError(cl, attempt, err)
 				}
 				continue
@@ -308,8 +308,15 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			}
 		}
 		apiErr := newAPIError(c.cluster, cl.method, cl.path, resp.status, resp.body)
-		if attempt < c.attempts && retryableStatus(cl.safe, resp.status) {
-			d := max(backoff(c.retryBase, maxRetryDelay, attempt), retryAfter(resp.header))
+		// The one HTTP retry rule (httpretry). An answer that says Marathon
+		// did not act (503 no leader, 429, 408, 425) is retried for writes
+		// too; other retryable 5xx may come after a write was applied (a
+		// proxy timing out, say), so only safe calls retry them. A
+		// Retry-After is honoured up to the client's own cap: a deployment
+		// has a deadline.
+		verdict := httpretry.Classify(resp.status, resp.header, time.Now())
+		if attempt < c.attempts && verdict.Outcome == httpretry.Retry && (cl.safe || verdict.Unprocessed) {
+			d := min(verdict.Wait(c.backoff, attempt), maxRetryDelay)
 			c.log.Debug("marathon request refused, retrying", "method", cl.method, "path", cl.path, "attempt", attempt, "status", resp.status, "delay", d)
 			if err := sleep(ctx, d); err != nil {
 				return response{}, c.transportError(cl, attempt, err)
@@ -390,23 +397,8 @@ func notSent(err error) bool {
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
-// retryableStatus: 503 (no leader, busy) and 429 mean Marathon did not act,
-// so they are retried for writes too; other 5xx may come after a write was
-// applied (a proxy timing out, say), so only safe calls retry them.
-func retryableStatus(safe bool, status int) bool {
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		return true
-	}
-	return safe && status >= 500
-}
-
-func retryAfter(h http.Header) time.Duration {
-	s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
-	if err != nil || s <= 0 {
-		return 0
-	}
-	return min(time.Duration(s)*time.Second, maxRetryDelay)
-}
+// backoff is the client's schedule for retry n.
+func (c *Client) backoff(n int) time.Duration { return backoff(c.retryBase, maxRetryDelay, n) }
 
 // backoff is base·2^(n-1) capped at limit, jittered into its upper half so
 // that many clients failing together do not retry in lockstep.

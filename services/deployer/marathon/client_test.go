@@ -81,6 +81,30 @@ func TestPutRetriesOnlyWhatMarathonDidNotProcess(t *testing.T) {
 	}
 }
 
+// 408 and 425 say the server did not act on the request (the one HTTP
+// retry rule), so a write is sent again; 501 never changes, so even a GET
+// is not.
+func TestPutRetriesTooEarlyAndRequestTimeout(t *testing.T) {
+	f := newFake(t)
+	f.addApp(`{"id":"/dev/a"}`)
+	c, _ := f.start(t, config.MarathonAuth{})
+	f.failNext(425, 408)
+	if _, err := c.UpdateApp(ctxT(t), "/dev/a", map[string]json.RawMessage{"instances": json.RawMessage(`2`)}, false); err != nil {
+		t.Fatalf("after 425 and 408: %v", err)
+	}
+	if n := len(f.requestLog()); n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+	f.failNext(501)
+	var apiErr *APIError
+	if _, err := c.GetApp(ctxT(t), "/dev/a"); !errors.As(err, &apiErr) || apiErr.StatusCode != 501 {
+		t.Fatalf("err = %v, want the 501", err)
+	}
+	if n := len(f.requestLog()); n != 4 {
+		t.Errorf("a GET that got 501 was retried: %d requests, want 4", n)
+	}
+}
+
 func TestPutIsNotResentAfterTheConnectionBroke(t *testing.T) {
 	var puts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
