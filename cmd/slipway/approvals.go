@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/ingest"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 // tokenEnv holds the approver's token when --token is not given.

@@ -18,9 +18,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/ingest/auth"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 // Routes of the approval API (contract: GET /approvals, POST

@@ -16,10 +16,10 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
 	"github.com/slipway-cd/slipway/services/ingest"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 // Approvers of the approval tests, and their tokens.

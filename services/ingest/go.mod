@@ -10,7 +10,6 @@ require (
 	github.com/slipway-cd/slipway/pkg/events v0.0.0-00010101000000-000000000000
 	github.com/slipway-cd/slipway/pkg/platform v0.0.0-00010101000000-000000000000
 	github.com/slipway-cd/slipway/pkg/testkit v0.0.0-00010101000000-000000000000
-	github.com/slipway-cd/slipway/services/promoter v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
@@ -103,5 +102,4 @@ replace (
 	github.com/slipway-cd/slipway/pkg/events => ../../pkg/events
 	github.com/slipway-cd/slipway/pkg/platform => ../../pkg/platform
 	github.com/slipway-cd/slipway/pkg/testkit => ../../pkg/testkit
-	github.com/slipway-cd/slipway/services/promoter => ../promoter
 )

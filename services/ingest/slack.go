@@ -21,8 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 // routeSlack is where Slack sends the presses of the Approve / Reject

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/ingest"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 const (

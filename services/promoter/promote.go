@@ -9,8 +9,8 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 	"github.com/slipway-cd/slipway/services/promoter/rules"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/slipway-cd/slipway/services/promoter/approval"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 )
 
 const (

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/promoter"
-	"github.com/slipway-cd/slipway/services/promoter/approval"
 )
 
 // TestDecidedApprovalsLeaveAfterRetention: with approvals.retention of a

@@ -1,7 +1,10 @@
 // Package approval keeps the approvals that gate promotions: one record per
 // approval in the JetStream KV bucket slipway-approvals. The promoter creates
-// them (approval.requested); ingest's approval API decides them
-// (approval.granted / approval.rejected).
+// them (approval.requested) and sweeps them; ingest's approval API and its
+// Slack interactions decide them (approval.granted / approval.rejected); the
+// CLI reads them. It is the contract between those services, so it lives
+// with the shared plumbing rather than in either of them: neither service
+// imports the other.
 //
 // A record's state lives only here: a decision is a compare-and-set on the
 // record's KV revision, so of two approvers deciding at once exactly one
