@@ -555,6 +555,9 @@ func TestRetryable(t *testing.T) {
 		{status(429), true},
 		{status(500), true},
 		{status(503), true},
+		{status(425), true}, // the one HTTP retry rule: not acted on
+		{status(501), false},
+		{status(505), false},
 		{status(401), false},
 		{status(403), false},
 		{status(404), false},

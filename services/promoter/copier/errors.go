@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
 )
 
 // MissingReferrersError is returned when Request.RequireReferrers names
@@ -43,20 +44,16 @@ func badInput(format string, args ...any) error {
 	return &badInputError{msg: fmt.Sprintf(format, args...)}
 }
 
-// retryStatusCodes are the answers that mean "try again later". 499 and
-// 522 (which go-containerregistry retries by default) are left out: they
-// are proxy specific and Retryable would not call them transient.
-var retryStatusCodes = []int{
-	http.StatusRequestTimeout,
-	http.StatusTooManyRequests,
-	http.StatusInternalServerError,
-	http.StatusBadGateway,
-	http.StatusServiceUnavailable,
-	http.StatusGatewayTimeout,
-}
+// retryStatusCodes are the answers go-containerregistry's transport
+// retries itself: the named ones of the one HTTP retry rule (httpretry).
+// 499 and 522, which it retries by default, are left to the rule (a 4xx is
+// permanent; 522 is retried by the copy's predicate, not per request).
+// go-containerregistry does not read Retry-After: its own back-off applies.
+var retryStatusCodes = httpretry.RetryStatuses
 
 // Retryable reports whether a copy that failed with err may succeed later:
-// true for 408, 429 and 5xx answers, timeouts, connection errors and a
+// true for the answers the one HTTP retry rule retries (408, 425, 429, 5xx
+// but 501 and 505; see httpretry), timeouts, connection errors and a
 // cancelled context (the copy was interrupted, not refused); false for
 // 401/403/404 and other 4xx answers, a *MissingReferrersError, digest
 // mismatches, bad requests and anything not recognised as transient.
@@ -82,9 +79,7 @@ func transient(err error) bool {
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
-		return terr.StatusCode == http.StatusRequestTimeout ||
-			terr.StatusCode == http.StatusTooManyRequests ||
-			terr.StatusCode >= 500 && terr.StatusCode <= 599
+		return httpretry.Retryable(terr.StatusCode)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
