@@ -25,7 +25,7 @@ func TestBasicAuth(t *testing.T) {
 	e := newEnv(t, c)
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 }
 
 // TestDCOSServiceAccount: DC/OS login with a service account's RS256 token,
@@ -48,11 +48,11 @@ func TestDCOSServiceAccount(t *testing.T) {
 	e := newEnv(t, c)
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	// A second deployment after the first token expired.
 	testkit.WaitFor(t, "a token renewal", func() bool { return logins(c) >= 2 })
 	e.push("apps/web", "1.2.0", digest("1.2.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 2)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 2)
 }
 
 func logins(c *marathonCluster) int {

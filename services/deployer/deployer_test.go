@@ -44,7 +44,7 @@ func TestDeploysOptedInAppsPinnedByDigest(t *testing.T) {
 
 	dig := digest("web-1.1.0")
 	cause := e.push("apps/web", "1.1.0", dig, time.Now())
-	succeeded := e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	succeeded := e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	e.drained()
 
 	want := registry + "/apps/web:1.1.0@" + dig
@@ -62,7 +62,7 @@ func TestDeploysOptedInAppsPinnedByDigest(t *testing.T) {
 	if n := c.puts("/dev/web"); n != 1 {
 		t.Errorf("/dev/web got %d PUTs, want 1", n)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentStarted)); n != 1 {
+	if n := len(e.rec.Of(events.TypeDeploymentStarted)); n != 1 {
 		t.Errorf("%d deployment.started, want 1", n)
 	}
 	d := deploymentOf(t, succeeded[0])
@@ -100,7 +100,7 @@ func TestSameImageTwiceDeploysOnce(t *testing.T) {
 	e.start(deployer.New())
 	dig := digest("1.0.1")
 	e.push("apps/web", "1.0.1", dig, time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	// The same image announced by another event: the promotion that
 	// copied it here.
 	e.promote("apps/web", "1.0.1", dig)
@@ -108,7 +108,7 @@ func TestSameImageTwiceDeploysOnce(t *testing.T) {
 	if n := c.puts("/dev/web"); n != 1 {
 		t.Errorf("%d PUTs, want 1", n)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+	if n := len(e.rec.Of(events.TypeDeploymentSucceeded)); n != 1 {
 		t.Errorf("%d deployment.succeeded, want 1", n)
 	}
 }
@@ -125,7 +125,7 @@ func TestUnhealthyImageIsRolledBack(t *testing.T) {
 	e.start(deployer.New())
 
 	e.push("apps/web", "2.0.0", digest("2.0.0"), time.Now())
-	failed := e.rec.wait(t, events.TypeDeploymentFailed, 1)
+	failed := e.rec.Wait(t, events.TypeDeploymentFailed, 1)
 	d := deploymentOf(t, failed[0])
 	if !d.RolledBack || d.Reason != "not healthy after 500ms" {
 		t.Errorf("failed data: %+v", d)
@@ -133,7 +133,7 @@ func TestUnhealthyImageIsRolledBack(t *testing.T) {
 	if got := c.image(t, "/dev/web"); got != old {
 		t.Errorf("after the rollback the app runs %s, want %s", got, old)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 0 {
+	if n := len(e.rec.Of(events.TypeDeploymentSucceeded)); n != 0 {
 		t.Errorf("%d deployment.succeeded, want none", n)
 	}
 	var cancels int
@@ -182,7 +182,7 @@ func TestNoRollbackWhenDisabled(t *testing.T) {
 	e := newEnvWith(t, "deploy: { rollback: false }", c)
 	e.start(deployer.New())
 	e.push("apps/web", "2.0.0", digest("2.0.0"), time.Now())
-	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	d := deploymentOf(t, e.rec.Wait(t, events.TypeDeploymentFailed, 1)[0])
 	if d.RolledBack || d.Reason != "not healthy after 300ms" {
 		t.Errorf("failed data: %+v (the app's slipway.timeout label must apply)", d)
 	}
@@ -199,7 +199,7 @@ func TestLockedAppWaitsForTheRunningDeployment(t *testing.T) {
 	// Somebody scales the app: a deployment that holds it for a while.
 	putJSON(t, c.url+"/v2/apps/dev/web", `{"instances":3}`)
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	var locked int
 	for _, r := range c.emu.Requests() {
 		if r.Method == "PUT" && r.Status == 409 {
@@ -224,15 +224,15 @@ func TestCrashAfterPutResumes(t *testing.T) {
 	e.crashAfterPut(c, "1.1.0")
 
 	e.start(deployer.New())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	e.drained()
 	if n := c.puts("/dev/web"); n != 1 {
 		t.Errorf("%d PUTs, want 1", n)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentStarted)); n != 1 {
+	if n := len(e.rec.Of(events.TypeDeploymentStarted)); n != 1 {
 		t.Errorf("%d deployment.started, want 1", n)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+	if n := len(e.rec.Of(events.TypeDeploymentSucceeded)); n != 1 {
 		t.Errorf("%d deployment.succeeded, want 1", n)
 	}
 }
@@ -256,7 +256,7 @@ func TestLateOlderPushIsIgnored(t *testing.T) {
 	e.start(deployer.New())
 	now := time.Now()
 	e.push("apps/web", "main-3", digest("main-3"), now)
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	e.push("apps/web", "main-2", digest("main-2"), now.Add(-time.Minute)) // late
 	e.drained()
 	if got := c.image(t, "/dev/web"); got != registry+"/apps/web:main-3@"+digest("main-3") {
@@ -275,7 +275,7 @@ func TestMarathonUnavailableBurst(t *testing.T) {
 	e.start(deployer.New())
 	c.emu.Faults().FailNext(3, 503)
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 }
 
 // TestEventStreamCutMidDeployment: Marathon's event stream has no resume
@@ -287,9 +287,9 @@ func TestEventStreamCutMidDeployment(t *testing.T) {
 	e := newEnv(t, c)
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentStarted, 1)
+	e.rec.Wait(t, events.TypeDeploymentStarted, 1)
 	c.emu.Faults().CutEventStreams()
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 }
 
 // TestDriftIsReported: an app changed by hand after Slipway deployed it
@@ -300,10 +300,10 @@ func TestDriftIsReported(t *testing.T) {
 	e := newEnv(t, c)
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 
 	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+registry+`/apps/web:hotfix"}}}`)
-	drift := e.rec.wait(t, events.TypeDriftDetected, 1)
+	drift := e.rec.Wait(t, events.TypeDriftDetected, 1)
 	d, err := events.DataAs[events.DriftDetected](drift[0])
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +334,7 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 		// The same images again through another event, racing the first.
 		e.promote(fmt.Sprintf("apps/svc-%d", i), "1.1.0", digest(fmt.Sprint(i)))
 	}
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 2*n)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 2*n)
 	e.drained()
 	for i := range n {
 		for _, id := range []string{fmt.Sprintf("/dev/svc-%d", i), fmt.Sprintf("/dev/svc-%d-b", i)} {
@@ -343,7 +343,7 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 			}
 		}
 	}
-	if got := len(e.rec.of(events.TypeDeploymentSucceeded)); got != 2*n {
+	if got := len(e.rec.Of(events.TypeDeploymentSucceeded)); got != 2*n {
 		t.Errorf("%d deployment.succeeded, want %d", got, 2*n)
 	}
 }
@@ -381,7 +381,7 @@ func TestNoDriftFromAStaleListing(t *testing.T) {
 	e := newEnv(t, &marathonCluster{name: "azure-int", emu: emu, url: srv.URL})
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 
 	stale.Store(&before)
 	testkit.WaitFor(t, "three reconciles from the stale listing", func() bool { return staleServed.Load() >= 3 })
@@ -417,7 +417,7 @@ func TestResumedDeploymentDoesNotUndoANewerOne(t *testing.T) {
 	if n := c.puts("/dev/web"); n != 2 {
 		t.Errorf("%d PUTs, want 2 (the crashed 1.1.0 and 1.2.0)", n)
 	}
-	if n := len(e.rec.of(events.TypeDeploymentFailed)); n != 0 {
+	if n := len(e.rec.Of(events.TypeDeploymentFailed)); n != 0 {
 		t.Errorf("%d deployment.failed for a deployment nobody announced", n)
 	}
 }
@@ -451,7 +451,7 @@ func TestBusyAppIsWaitedForNotRedelivered(t *testing.T) {
 	if err := locks.Delete(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	info, err := cons.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -500,7 +500,7 @@ func (e *env) crashBefore(phase, tag string) {
 // pastDeadline waits until the deployment that started has passed its
 // timeout: the situation of a deployer that comes back late.
 func (e *env) pastDeadline(timeout time.Duration) {
-	started := e.rec.wait(e.t, events.TypeDeploymentStarted, 1)[0]
+	started := e.rec.Wait(e.t, events.TypeDeploymentStarted, 1)[0]
 	testkit.WaitFor(e.t, "the deployment's deadline to pass", func() bool { return time.Since(started.Time()) > timeout })
 }
 
@@ -528,7 +528,7 @@ func TestLateResumeOfAStillRunningDeploymentRollsBack(t *testing.T) {
 	e.pastDeadline(300 * time.Millisecond)
 
 	e.start(deployer.New())
-	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	d := deploymentOf(t, e.rec.Wait(t, events.TypeDeploymentFailed, 1)[0])
 	if !d.RolledBack || d.Reason != "not healthy after 300ms" || d.Superseded {
 		t.Errorf("failed data: %+v", d)
 	}
@@ -551,10 +551,10 @@ func TestResumedRollbackKeepsARecoveredRelease(t *testing.T) {
 
 	e.start(deployer.New())
 	e.drained()
-	for _, f := range e.rec.of(events.TypeDeploymentFailed) {
+	for _, f := range e.rec.Of(events.TypeDeploymentFailed) {
 		t.Errorf("deployment.failed for a release that runs healthy: %+v", deploymentOf(t, f))
 	}
-	if n := len(e.rec.of(events.TypeDeploymentSucceeded)); n != 1 {
+	if n := len(e.rec.Of(events.TypeDeploymentSucceeded)); n != 1 {
 		t.Errorf("%d deployment.succeeded, want 1", n)
 	}
 	if got := c.image(t, "/dev/web"); got != want {
@@ -582,7 +582,7 @@ func TestSupersededDeploymentNamesTheNewerImage(t *testing.T) {
 	putJSON(t, c.url+"/v2/apps/dev/web?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+newer+`"}}}`)
 
 	e.start(deployer.New())
-	d := deploymentOf(t, e.rec.wait(t, events.TypeDeploymentFailed, 1)[0])
+	d := deploymentOf(t, e.rec.Wait(t, events.TypeDeploymentFailed, 1)[0])
 	if !d.Superseded || d.SupersededBy != newer || d.RolledBack || !strings.HasPrefix(d.Reason, "superseded: ") {
 		t.Errorf("failed data: %+v", d)
 	}

@@ -37,7 +37,7 @@ func TestForeignRegistryImageIsNeverDeployed(t *testing.T) {
 	// foreign one has been dealt with.
 	dig := digest("1.0.1")
 	e.push("apps/web", "1.0.1", dig, time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	e.drained()
 
 	if got, want := c.image(t, "/dev/web"), registry+"/apps/web:1.0.1@"+dig; got != want {
@@ -46,7 +46,7 @@ func TestForeignRegistryImageIsNeverDeployed(t *testing.T) {
 	if n := c.puts("/dev/stray"); n != 0 {
 		t.Errorf("/dev/stray (an image of a foreign registry) got %d PUTs, want none", n)
 	}
-	for _, ev := range e.rec.events {
+	for _, ev := range e.rec.All() {
 		if strings.Contains(string(ev.Data()), foreign) {
 			t.Errorf("%s mentions the foreign registry: %s", ev.Type(), ev.Data())
 		}

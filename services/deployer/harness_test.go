@@ -107,7 +107,7 @@ type env struct {
 	ns      *testkit.NATSServer
 	js      jetstream.JetStream
 	cfg     *config.Config
-	rec     *recorder
+	rec     *testkit.Recorder
 }
 
 func newEnv(t *testing.T, clusters ...*marathonCluster) *env {
@@ -259,70 +259,10 @@ func (e *env) promote(repo, tag, dig string) events.Event {
 	return ev
 }
 
-// recorder keeps every deployment and drift event in order.
-type recorder struct {
-	mu     sync.Mutex
-	events []events.Event
-	more   chan struct{}
-}
-
-func record(t *testing.T, js jetstream.JetStream) *recorder {
+// record records the deployer's events: deployments and drift.
+func record(t *testing.T, js jetstream.JetStream) *testkit.Recorder {
 	t.Helper()
-	r := &recorder{more: make(chan struct{}, 1)}
-	cons, err := js.OrderedConsumer(t.Context(), bus.DefaultStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"slipway.deployment.>", "slipway.drift.>"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		ev, err := events.FromMsg(m.Data())
-		if err != nil {
-			t.Errorf("bad event on %s: %v", m.Subject(), err)
-			return
-		}
-		r.mu.Lock()
-		r.events = append(r.events, ev)
-		r.mu.Unlock()
-		select {
-		case r.more <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return r
-}
-
-// of returns the recorded events of a type.
-func (r *recorder) of(t events.Type) []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []events.Event
-	for _, e := range r.events {
-		if events.Type(e.Type()) == t {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// wait blocks until n events of type t were recorded.
-func (r *recorder) wait(t *testing.T, typ events.Type, n int) []events.Event {
-	t.Helper()
-	timeout := time.After(deadline)
-	for {
-		if got := r.of(typ); len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.more:
-		case <-timeout:
-			t.Fatalf("%d %s events within %s, want %d", len(r.of(typ)), typ.Short(), deadline, n)
-		}
-	}
+	return testkit.Record(t, js, "slipway.deployment.>", "slipway.drift.>")
 }
 
 func deploymentOf(t *testing.T, e events.Event) events.Deployment {

@@ -44,7 +44,7 @@ clusters:
 	e := &env{t: t, ns: ns, js: js, cfg: cfg, rec: record(t, js), metrics: prometheus.NewRegistry()}
 	e.start(deployer.New())
 	e.push("apps/web", "1.1.0", digest("1.1.0"), time.Now())
-	e.rec.wait(t, events.TypeDeploymentSucceeded, 1)
+	e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
 	e.drained()
 	if n := c.puts("/tst/web"); n != 0 {
 		t.Errorf("the tst app got %d PUTs from a dev push", n)
@@ -67,7 +67,7 @@ clusters:
 			t.Errorf("drift reported on %s %s: %s", r.Cluster, r.AppID, r.Drift)
 		}
 	}
-	if n := len(e.rec.of(events.TypeDriftDetected)); n != 0 {
+	if n := len(e.rec.Of(events.TypeDriftDetected)); n != 0 {
 		t.Errorf("%d drift.detected, want none", n)
 	}
 }
