@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/slipway-cd/slipway/pkg/platform/buildinfo"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 )
 
@@ -51,7 +52,7 @@ func orDefault(s, d string) string {
 //   - OTEL_EXPORTER_OTLP_PROTOCOL (or _TRACES_PROTOCOL): "http/protobuf"
 //     (default) or "grpc";
 //   - OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES: the resource (service.name
-//     defaults to serviceName);
+//     defaults to serviceName, service.version to the binary's version);
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: read by the SDK; the
 //     default is parentbased_always_on;
 //   - OTEL_BSP_*: the batch span processor's settings.
@@ -61,7 +62,10 @@ func orDefault(s, d string) string {
 // they are (tests).
 func SetupTracing(ctx context.Context, serviceName string, processors ...sdktrace.SpanProcessor) (shutdown func(context.Context) error, err error) {
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", orDefault(serviceName, "slipway"))),
+		resource.WithAttributes(
+			semconv.ServiceName(orDefault(serviceName, "slipway")),
+			semconv.ServiceVersion(buildinfo.Version()),
+		),
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv(),
 	)

@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/slipway-cd/slipway/pkg/platform/buildinfo"
 )
 
 func TestExporterFromEnv(t *testing.T) {
@@ -68,5 +70,9 @@ func TestSetupTracingServiceName(t *testing.T) {
 	}
 	if attrs["service.name"] != "slipway-ingest" || attrs["deployment.environment.name"] != "tst" {
 		t.Fatalf("resource = %v", attrs)
+	}
+	// The binary's version, as slipway --version prints it.
+	if v := attrs["service.version"]; v == "" || v != buildinfo.Version() {
+		t.Errorf("service.version = %q, want %q", v, buildinfo.Version())
 	}
 }
