@@ -23,18 +23,12 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/slackmsg"
 )
 
 // routeSlack is where Slack sends the presses of the Approve / Reject
 // buttons (contract: the Slack app's interactivity request URL).
 const routeSlack = "/slack/interactions"
-
-// The buttons' action ids (the notifier's Slack integration sets them; the
-// value is the approval id).
-const (
-	slackActionApprove = "slipway_approve"
-	slackActionReject  = "slipway_reject"
-)
 
 const (
 	// slackMaxSkew is how far a request's timestamp may be from now
@@ -190,11 +184,12 @@ func (s *slackInteractions) interact(c echo.Context) error {
 		return s.answer(c, http.StatusOK) // not ours (shortcuts, views): nothing to do
 	}
 	for _, act := range p.Actions {
-		if act.ActionID != slackActionApprove && act.ActionID != slackActionReject {
+		// The buttons the notifier put on the message (slackmsg).
+		id, grant, ok := slackmsg.Press(act.ActionID, act.Value)
+		if !ok {
 			continue
 		}
-		grant := act.ActionID == slackActionApprove
-		replies := s.decide(req.Context(), p, act.Value, grant)
+		replies := s.decide(req.Context(), p, id, grant)
 		if p.ResponseURL != "" && len(replies) > 0 {
 			// After the answer: Slack wants one within 3 seconds.
 			ctx := context.WithoutCancel(req.Context())
@@ -236,7 +231,7 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 	case errors.Is(err, approval.ErrNotFound):
 		return ephemeral("There is no approval %s (any more).", id)
 	case errors.Is(err, approval.ErrNotAllowed):
-		return ephemeral("%s, you are not an approver of promotion %s, so nothing was decided.", escapeMrkdwn(name), escapeMrkdwn(r.Promotion))
+		return ephemeral("%s, you are not an approver of promotion %s, so nothing was decided.", slackmsg.Escape(name), slackmsg.Escape(r.Promotion))
 	case errors.Is(err, approval.ErrDecided):
 		// Show the decision on the message too (it may have been taken
 		// with the approval API, leaving the buttons), and tell the
@@ -249,7 +244,7 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 		if r.DecidedBy == name {
 			return []slackResponse{s.decided(p, r), ephemeral("You already %s this %s; nothing changed.", verb, when)[0]}
 		}
-		return []slackResponse{s.decided(p, r), ephemeral("This approval was already %s by %s %s; nothing changed.", verb, escapeMrkdwn(r.DecidedBy), when)[0]}
+		return []slackResponse{s.decided(p, r), ephemeral("This approval was already %s by %s %s; nothing changed.", verb, slackmsg.Escape(r.DecidedBy), when)[0]}
 	case errors.Is(err, approval.ErrExpired):
 		return []slackResponse{s.replaced(p, ":hourglass: This approval "+expiredMessage(r)+"; nothing can be decided any more."),
 			ephemeral("This approval %s.", expiredMessage(r))[0]}
@@ -269,7 +264,7 @@ func (s *slackInteractions) decided(p slackPayload, r approval.Record) slackResp
 	if r.State == approval.Rejected {
 		verb, icon = "Rejected", ":no_entry:"
 	}
-	who := escapeMrkdwn(r.DecidedBy)
+	who := slackmsg.Escape(r.DecidedBy)
 	if id := s.slackIDs[r.DecidedBy]; id != "" {
 		who += " (<@" + id + ">)"
 	}
@@ -316,15 +311,11 @@ func isApprovalActions(raw json.RawMessage) bool {
 		return false
 	}
 	for _, e := range b.Elements {
-		if e.ActionID == slackActionApprove || e.ActionID == slackActionReject {
+		if slackmsg.IsApprovalButton(e.ActionID) {
 			return true
 		}
 	}
 	return false
-}
-
-func escapeMrkdwn(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // verify checks Slack's request signature: X-Slack-Signature is "v0=" +

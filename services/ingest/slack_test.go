@@ -167,6 +167,34 @@ func TestSlackApproveByMappedApprover(t *testing.T) {
 	}
 }
 
+// TestSlackDecisionShowsTheApproverLiterally: the rewritten message shows
+// an approver's name as typed in the configuration: no mention or link
+// from it, and none of its control or bidirectional-override characters
+// (the notifier's mrkdwn escape, the one both use).
+func TestSlackDecisionShowsTheApproverLiterally(t *testing.T) {
+	cfg := slackConfig()
+	cfg.Approvers[0].Name = "<!here> R&D\u202e lead\x1b[2J"
+	s := newSlackRigWith(t, cfg)
+	s.create(t, pendingRecord("apr-1"))
+	msg := s.approvalMessage(t, "apr-1")
+
+	s.press(t, aliceSlack, "slipway_approve", "apr-1", msg)
+
+	cur := s.waitEdits(t, msg, 1)
+	c := cur.Content()
+	if want := "Approved by &lt;!here&gt; R&amp;D lead [2J (<@" + aliceSlack + ">)"; !strings.Contains(c, want) {
+		t.Errorf("replaced message lacks %q:\n%q", want, c)
+	}
+	if strings.ContainsAny(c, "\u202e\x1b") {
+		t.Errorf("replaced message keeps a control or override character:\n%q", c)
+	}
+	for _, m := range cur.Markup() {
+		if m != "<@"+aliceSlack+">" && !strings.HasPrefix(m, "<!date^") {
+			t.Errorf("markup %q in the replaced message", m)
+		}
+	}
+}
+
 // TestSlackOnlyApprovers: approvers with a Slack user and no API token
 // decide with the buttons; the API knows no one.
 func TestSlackOnlyApprovers(t *testing.T) {

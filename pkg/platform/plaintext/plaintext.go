@@ -1,8 +1,9 @@
 // Package plaintext cleans text that came from outside (webhook payloads,
 // error messages of platforms, reasons people typed) before it is stored or
 // shown: valid UTF-8, no control characters but line breaks, no invisible
-// characters that reorder what a reader sees. Escaping for a markup (Slack,
-// Teams, HTML) comes after this and is the notifier's job.
+// characters that reorder what a reader sees. Escaping for a markup comes
+// after this: the notifier's markup package (Slack, Teams, HTML), and
+// slackmsg for the Slack text ingest writes too.
 package plaintext
 
 import (

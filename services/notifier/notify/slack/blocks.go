@@ -8,17 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/slackmsg"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 	"github.com/slipway-cd/slipway/services/notifier/render/markup"
-)
-
-// The buttons of an approval.requested message (contract with ingest's
-// POST /slack/interactions): the action ids, the value is the approval id.
-const (
-	ActionApprove = "slipway_approve"
-	ActionReject  = "slipway_reject"
-	// ApprovalBlockID is the block_id of the actions block with them.
-	ApprovalBlockID = "slipway_approval"
 )
 
 // Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
@@ -151,9 +143,10 @@ func messageBlocks(n notify.Notification, buttons bool) []block {
 	}
 	blocks = append(blocks, contextOf(n.Event).block(extra...))
 	if a != nil && a.ID != "" && buttons {
-		blocks = append(blocks, block{Type: "actions", BlockID: ApprovalBlockID, Elements: []any{
-			button{Type: "button", Text: text{Type: "plain_text", Text: "Approve", Emoji: true}, ActionID: ActionApprove, Value: a.ID, Style: "primary"},
-			button{Type: "button", Text: text{Type: "plain_text", Text: "Reject", Emoji: true}, ActionID: ActionReject, Value: a.ID, Style: "danger"},
+		// The buttons of ingest's POST /slack/interactions (slackmsg).
+		blocks = append(blocks, block{Type: "actions", BlockID: slackmsg.ApprovalBlockID, Elements: []any{
+			button{Type: "button", Text: text{Type: "plain_text", Text: "Approve", Emoji: true}, ActionID: slackmsg.ActionApprove, Value: slackmsg.ButtonValue(a.ID), Style: "primary"},
+			button{Type: "button", Text: text{Type: "plain_text", Text: "Reject", Emoji: true}, ActionID: slackmsg.ActionReject, Value: slackmsg.ButtonValue(a.ID), Style: "danger"},
 		}})
 	}
 	return blocks

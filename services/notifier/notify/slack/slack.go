@@ -68,8 +68,9 @@
 // # Approvals
 //
 // With the receiver's signingSecret set, a Message.Approval adds an actions
-// block (block_id ApprovalBlockID) with the buttons Approve (action_id slipway_approve, primary) and Reject
-// (slipway_reject, danger), whose value is the approval id. Slack sends
+// block (block_id slipway_approval) with the buttons Approve (action_id
+// slipway_approve, primary) and Reject (slipway_reject, danger), whose value
+// is the approval id; pkg/platform/slackmsg defines them. Slack sends
 // the press to ingest's POST /slack/interactions, which decides the
 // approval and replaces the message with who decided.
 package slack

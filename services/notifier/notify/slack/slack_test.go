@@ -277,8 +277,8 @@ func TestBotApprovalButtons(t *testing.T) {
 	}
 	got := replies[0].Buttons()
 	want := []testkit.SlackButton{
-		{BlockID: slack.ApprovalBlockID, ActionID: slack.ActionApprove, Value: "apr-0123456789", Style: "primary", Text: "Approve"},
-		{BlockID: slack.ApprovalBlockID, ActionID: slack.ActionReject, Value: "apr-0123456789", Style: "danger", Text: "Reject"},
+		{BlockID: "slipway_approval", ActionID: "slipway_approve", Value: "apr-0123456789", Style: "primary", Text: "Approve"},
+		{BlockID: "slipway_approval", ActionID: "slipway_reject", Value: "apr-0123456789", Style: "danger", Text: "Reject"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("buttons %+v\nwant %+v", got, want)
@@ -693,7 +693,7 @@ func TestWebhookPostsBlockKit(t *testing.T) {
 			t.Errorf("message %d: %+v", i, m)
 		}
 	}
-	if b := msgs[2].Buttons(); len(b) != 2 || b[0].ActionID != slack.ActionApprove || b[1].ActionID != slack.ActionReject {
+	if b := msgs[2].Buttons(); len(b) != 2 || b[0].ActionID != "slipway_approve" || b[1].ActionID != "slipway_reject" {
 		t.Errorf("approval buttons %+v", b)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/slipway-cd/slipway/pkg/platform/plaintext"
+	"github.com/slipway-cd/slipway/pkg/platform/slackmsg"
 )
 
 // Text is s for plain text that may span lines (an e-mail's text part).
@@ -31,21 +32,11 @@ func Line(s string) string { return plaintext.Line(s) }
 // HTML is s for an HTML text node or quoted attribute value.
 func HTML(s string) string { return html.EscapeString(plaintext.Clean(s)) }
 
-var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
-
 // Slack is s for Slack's mrkdwn: a message's top-level text and the mrkdwn
-// text objects of its blocks. Slack reads only &, < and > as markup
-// (<!channel>, <@U…>, <#C…>, <url|label>, <!date…>) and asks for exactly
-// these three to be escaped as HTML entities
-// (https://api.slack.com/reference/surfaces/formatting#escaping); no other
-// entity is decoded.
-//
-// *bold*, _italic_, ~strike~ and `code` stay: mrkdwn has no escape for
-// them, and the usual trick (invisible characters around them) would put
-// those characters into every repository name and tag people copy from a
-// message. They can only change how text looks, never ping, link or hide
-// text.
-func Slack(s string) string { return slackEscaper.Replace(plaintext.Clean(s)) }
+// text objects of its blocks (&, < and > as entities). It is
+// slackmsg.Escape, the one escape ingest uses too when it rewrites a
+// message.
+func Slack(s string) string { return slackmsg.Escape(s) }
 
 // SlackURL is u for the URL part of a mrkdwn link, <url|label>: what would
 // end the URL early (|, >) or open another token (<), and spaces, are
