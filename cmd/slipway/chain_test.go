@@ -62,7 +62,7 @@ ops: { listen: "off" }
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	got := watch(t, js, "slipway.>")
+	got := testkit.Record(t, js, "slipway.>")
 	startIngest(t, cfg)
 	runService(t, cfg, promoter.New())
 	testkit.WaitFor(t, "the promoter's consumer", func() bool {
@@ -73,7 +73,7 @@ ops: { listen: "off" }
 	testkit.PushRandomIndex(t, reg["dev"].Host+"/apps/web:1.4.0", 2)
 	digest := testkit.Digest(t, reg["dev"].Host+"/apps/web:1.4.0")
 
-	requested := got.wait(t, events.TypeApprovalRequested, 1)
+	requested := got.Wait(t, events.TypeApprovalRequested, 1)
 	ar, _ := events.DataAs[events.ApprovalRequested](requested[0])
 	if d := testkit.Digest(t, reg["tst"].Host+"/apps/web:1.4.0"); d != digest {
 		t.Fatalf("tst has %s, dev %s", d, digest)
@@ -93,7 +93,7 @@ ops: { listen: "off" }
 		t.Errorf("approving twice: %d, want 409", code)
 	}
 
-	promoted := got.wait(t, events.TypeImagePromoted, 2)
+	promoted := got.Wait(t, events.TypeImagePromoted, 2)
 	if d := testkit.Digest(t, reg["prd"].Host+"/apps/web:1.4.0"); d != digest {
 		t.Fatalf("prd has %s, dev %s", d, digest)
 	}
@@ -104,13 +104,13 @@ ops: { listen: "off" }
 		}
 	}
 	// prd's registry notified too: three pushes, one per stage.
-	got.wait(t, events.TypeImagePushed, 3)
+	got.Wait(t, events.TypeImagePushed, 3)
 
 	// The causation chain docs/events.md describes: image.promoted (into
 	// prd) → approval.granted → approval.requested → image.pushed (in tst).
 	byID := map[string]events.Event{}
 	for _, typ := range []events.Type{events.TypeImagePushed, events.TypeApprovalRequested, events.TypeApprovalGranted, events.TypeImagePromoted} {
-		for _, e := range got.wait(t, typ, 0) {
+		for _, e := range got.Wait(t, typ, 0) {
 			byID[e.ID()] = e
 		}
 	}

@@ -10,11 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -82,7 +79,7 @@ ops: { listen: "off" }
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	got := watch(t, js, "slipway.deployment.>")
+	got := testkit.Record(t, js, "slipway.deployment.>")
 	startIngest(t, cfg)
 	old := reg.Host + "/apps/web:" + oldTag
 	appsOne, appsTwo := apps(reg.Host)
@@ -99,7 +96,7 @@ ops: { listen: "off" }
 
 	testkit.PushRandomImage(t, reg.Host+"/apps/web:1.1.0")
 	dig := testkit.Digest(t, reg.Host+"/apps/web:1.1.0")
-	succeeded := got.wait(t, events.TypeDeploymentSucceeded, 2)
+	succeeded := got.Wait(t, events.TypeDeploymentSucceeded, 2)
 
 	want := reg.Host + "/apps/web:1.1.0@" + dig
 	clusters := map[string]bool{}
@@ -250,65 +247,4 @@ func (m *marathonServer) app(t *testing.T, id string) marathonApp {
 		t.Fatal(err)
 	}
 	return a
-}
-
-// seen collects the events of a subject filter as they are stored.
-type seen struct {
-	mu   sync.Mutex
-	evs  []events.Event
-	more chan struct{}
-}
-
-func watch(t *testing.T, js jetstream.JetStream, subject string) *seen {
-	t.Helper()
-	s := &seen{more: make(chan struct{}, 1)}
-	cons, err := js.OrderedConsumer(t.Context(), bus.DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if e, err := events.FromMsg(m.Data()); err == nil {
-			s.mu.Lock()
-			s.evs = append(s.evs, e)
-			s.mu.Unlock()
-			select {
-			case s.more <- struct{}{}:
-			default:
-			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return s
-}
-
-// of returns the events of a type seen so far.
-func (s *seen) of(typ events.Type) []events.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []events.Event
-	for _, e := range s.evs {
-		if events.Type(e.Type()) == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (s *seen) wait(t *testing.T, typ events.Type, n int) []events.Event {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		out := s.of(typ)
-		if len(out) >= n {
-			return out
-		}
-		select {
-		case <-s.more:
-		case <-timeout:
-			t.Fatalf("%d %s events within 60s, want %d", len(out), typ.Short(), n)
-		}
-	}
 }

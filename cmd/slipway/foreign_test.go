@@ -54,7 +54,7 @@ ops: { listen: "off" }
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	got := watch(t, js, "slipway.>")
+	got := testkit.Record(t, js, "slipway.>")
 	base := startIngest(t, cfg)
 	runService(t, cfg, promoter.New(), deployer.New())
 	for _, c := range []string{promoter.ConsumerName, deployer.ConsumerName("int")} {
@@ -86,7 +86,7 @@ ops: { listen: "off" }
 	// A real push to dev: copied to tst and deployed there.
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.1")
 	good := testkit.Digest(t, dev.Host+"/apps/web:1.0.1")
-	got.wait(t, events.TypeDeploymentSucceeded, 1)
+	got.Wait(t, events.TypeDeploymentSucceeded, 1)
 
 	if img := marathon.image(t, "/tst/web"); img != tst.Host+"/apps/web:1.0.1@"+good {
 		t.Errorf("/tst/web runs %s, want the dev push %s", img, good)
@@ -95,7 +95,7 @@ ops: { listen: "off" }
 		t.Error("tst holds the foreign registry's image")
 	}
 	for _, typ := range []events.Type{events.TypeImagePushed, events.TypeImagePromoted} {
-		for _, e := range got.wait(t, typ, 0) { // every one so far
+		for _, e := range got.Wait(t, typ, 0) { // every one so far
 			if strings.Contains(string(e.Data()), foreign.Host) || strings.Contains(string(e.Data()), evil) {
 				t.Errorf("%s names the foreign image: %s", typ.Short(), e.Data())
 			}

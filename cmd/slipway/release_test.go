@@ -124,7 +124,7 @@ environments:
 	if _, err := bus.EnsureStream(t.Context(), js, ingestCfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	stream := watch(t, js, "slipway.>")
+	stream := testkit.Record(t, js, "slipway.>")
 	startIngest(t, ingestCfg)
 
 	app := func(id, host string) string {
@@ -158,7 +158,7 @@ clusters:
 	digest := testkit.Digest(t, reg["dev"].Host+"/apps/web:1.4.0")
 
 	// The release manager presses Approve on the approval message.
-	stream.wait(t, events.TypeApprovalRequested, 1)
+	stream.Wait(t, events.TypeApprovalRequested, 1)
 	var approvalMsg testkit.SlackMessage
 	testkit.WaitFor(t, "the approval message in Slack", func() bool {
 		for _, m := range slack.Messages("#deploys") {
@@ -181,7 +181,7 @@ clusters:
 		t.Fatalf("interaction: %d %s", code, body)
 	}
 
-	succeeded := stream.wait(t, events.TypeDeploymentSucceeded, 2)
+	succeeded := stream.Wait(t, events.TypeDeploymentSucceeded, 2)
 	prd := map[string]bool{}
 	for _, e := range succeeded {
 		d, _ := events.DataAs[events.Deployment](e)
@@ -203,13 +203,11 @@ clusters:
 		return false
 	}
 	var want []string // the routed events, in stream order
-	stream.mu.Lock()
-	for _, e := range stream.evs {
+	for _, e := range stream.All() {
 		if routed(e) {
 			want = append(want, e.Type())
 		}
 	}
-	stream.mu.Unlock()
 	if len(want) != 7 {
 		t.Fatalf("%d routed events, want 7 (pushed, 2 deployed, 2 promoted, approval requested and granted): %v", len(want), want)
 	}
@@ -240,13 +238,11 @@ clusters:
 	// The release mail: prd's deployment.started and .succeeded, once each,
 	// over TLS.
 	var prdDeployments []string
-	stream.mu.Lock()
-	for _, e := range stream.evs {
+	for _, e := range stream.All() {
 		if strings.HasPrefix(e.Type(), "dev.slipway.deployment.") && events.EnvironmentOf(e) == "prd" {
 			prdDeployments = append(prdDeployments, e.ID())
 		}
 	}
-	stream.mu.Unlock()
 	testkit.WaitFor(t, "the release mails", func() bool { return len(relay.Mails()) >= len(prdDeployments) })
 	mailed := map[string]int{}
 	for _, m := range relay.Mails() {
@@ -269,12 +265,11 @@ clusters:
 	}
 
 	// The audit webhook: every event once, all signed.
-	stream.mu.Lock()
-	ids := make([]string, len(stream.evs))
-	for i, e := range stream.evs {
+	all := stream.All()
+	ids := make([]string, len(all))
+	for i, e := range all {
 		ids[i] = e.ID()
 	}
-	stream.mu.Unlock()
 	testkit.WaitFor(t, "every event at the audit webhook", func() bool {
 		hook.mu.Lock()
 		defer hook.mu.Unlock()

@@ -44,13 +44,13 @@ func TestLateResumeKeepsAHealthyRelease(t *testing.T) {
 
 	runService(t, s.cfg, deployer.New())
 	testkit.WaitFor(t, "the resumed deployment's end", func() bool {
-		return len(s.got.of(events.TypeDeploymentSucceeded))+len(s.got.of(events.TypeDeploymentFailed)) > 0
+		return len(s.got.Of(events.TypeDeploymentSucceeded))+len(s.got.Of(events.TypeDeploymentFailed)) > 0
 	})
-	for _, e := range s.got.of(events.TypeDeploymentFailed) {
+	for _, e := range s.got.Of(events.TypeDeploymentFailed) {
 		d, _ := events.DataAs[events.Deployment](e)
 		t.Errorf("deployment.failed for a release that runs healthy: %q, rolled back: %v", d.Reason, d.RolledBack)
 	}
-	for _, e := range s.got.of(events.TypeDeploymentSucceeded) {
+	for _, e := range s.got.Of(events.TypeDeploymentSucceeded) {
 		if d, _ := events.DataAs[events.Deployment](e); d.ToImage != want {
 			t.Errorf("succeeded: %+v", d)
 		}
@@ -85,7 +85,7 @@ notify:
 	s.deploy(newer)
 
 	runService(t, s.cfg, deployer.New(), notifier.New())
-	d, _ := events.DataAs[events.Deployment](s.got.wait(t, events.TypeDeploymentFailed, 1)[0])
+	d, _ := events.DataAs[events.Deployment](s.got.Wait(t, events.TypeDeploymentFailed, 1)[0])
 	if !d.Superseded || d.SupersededBy != newer || d.RolledBack {
 		t.Errorf("failed data: %+v", d)
 	}
@@ -129,7 +129,7 @@ type devStack struct {
 	reg  *testkit.Registry
 	mara *marathonServer
 	cfg  *config.Config
-	got  *seen // deployment events
+	got  *testkit.Recorder // deployment events
 }
 
 // newDevStack starts it, with the cluster's deploy timeout and extra YAML
@@ -172,7 +172,7 @@ ops: { listen: "off" }
 	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	s.got = watch(t, js, "slipway.deployment.>")
+	s.got = testkit.Record(t, js, "slipway.deployment.>")
 	u, err := url.Parse(startIngest(t, cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func (s *devStack) crashWhileDeploying(tag string) (string, events.Event) {
 	ref := s.reg.Host + "/apps/web:" + tag
 	testkit.PushRandomImage(t, ref)
 	image := ref + "@" + testkit.Digest(t, ref)
-	started := s.got.wait(t, events.TypeDeploymentStarted, 1)[0]
+	started := s.got.Wait(t, events.TypeDeploymentStarted, 1)[0]
 	crashed.wait(t)
 	return image, started
 }

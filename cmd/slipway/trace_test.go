@@ -83,7 +83,7 @@ environments:
 	if _, err := bus.EnsureStream(t.Context(), js, ingestCfg.StreamConfig()); err != nil {
 		t.Fatal(err)
 	}
-	stream := watch(t, js, "slipway.>")
+	stream := testkit.Record(t, js, "slipway.>")
 	startIngest(t, ingestCfg)
 
 	marathon.load(t, fmt.Sprintf(`{"id":"/dev/web","instances":1,"labels":{"slipway.policy":"all"},"container":{"type":"DOCKER","docker":{"image":"%s/apps/web:1.3.0"}}}`, dev.Host))
@@ -106,17 +106,15 @@ clusters:
 	}
 
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.4.0")
-	pushed := stream.wait(t, events.TypeImagePushed, 1)[0]
-	stream.wait(t, events.TypeDeploymentSucceeded, 1)
-	stream.wait(t, events.TypeImagePromoted, 1)
+	pushed := stream.Wait(t, events.TypeImagePushed, 1)[0]
+	stream.Wait(t, events.TypeDeploymentSucceeded, 1)
+	stream.Wait(t, events.TypeImagePromoted, 1)
 
 	traceID := trace.SpanContextFromContext(events.ExtractTrace(t.Context(), pushed)).TraceID()
 	if !traceID.IsValid() {
 		t.Fatal("the image.pushed event carries no traceparent")
 	}
-	stream.mu.Lock()
-	chain := append([]events.Event(nil), stream.evs...)
-	stream.mu.Unlock()
+	chain := stream.All()
 	for _, e := range chain {
 		if got := trace.SpanContextFromContext(events.ExtractTrace(t.Context(), e)).TraceID(); got != traceID {
 			t.Errorf("event %s (%s) is in trace %s, want %s", e.ID(), e.Type(), got, traceID)
