@@ -257,9 +257,9 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	case errors.Is(err, approval.ErrExpired):
 		return a.answer(c, action, http.StatusConflict, DecisionConflict{Error: expiredMessage(r),
 			ID: r.ID, State: approval.Expired, ExpiresAt: r.ExpiresAt})
-	case errors.Is(err, errNoDecisionEvent):
-		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but its " + err.Error()})
-	case errors.Is(err, errDecisionNotPublished):
+	case errors.Is(err, approval.ErrNoEvent):
+		return a.answer(c, action, http.StatusInternalServerError, errorBody{"the decision is recorded, but " + err.Error()})
+	case errors.Is(err, approval.ErrEventNotStored):
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 		return a.answer(c, action, http.StatusServiceUnavailable, errorBody{"the decision is recorded but its event could not be stored; repeat the same request"})
 	case err != nil:
@@ -267,15 +267,6 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	}
 	return a.answer(c, action, http.StatusOK, r)
 }
-
-// Failures of decideAndPublish after the decision was recorded.
-var (
-	// errNoDecisionEvent: the record lacks what an event needs.
-	errNoDecisionEvent = errors.New("event cannot be built")
-	// errDecisionNotPublished: JetStream did not store the event; the same
-	// decision by the same approver publishes it again.
-	errDecisionNotPublished = errors.New("decision event not stored")
-)
 
 // decideAndPublish records approver name's decision on approval id and
 // publishes its event (approval.granted or approval.rejected), for every
@@ -285,9 +276,9 @@ var (
 //
 // Errors, with the record when there is one: approval.ErrNotFound,
 // ErrNotAllowed, ErrDecided, ErrExpired (nothing was written);
-// errNoDecisionEvent and errDecisionNotPublished (the decision stands, and
-// the same call again publishes it: Decide treats it as a repeat); any
-// other error is the approvals store's. ctx carries the caller's span.
+// approval.ErrNoEvent and ErrEventNotStored (the decision stands, and the
+// same call again publishes it: Decide treats it as a repeat); any other
+// error is the approvals store's. ctx carries the caller's span.
 func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, grant bool, reason string) (approval.Record, error) {
 	span := trace.SpanFromContext(ctx)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -304,30 +295,26 @@ func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, gra
 		return r, err
 	}
 
-	e, err := approval.DecisionEvent(ctx, r)
-	if err != nil { // a record the promoter wrote without what an event needs
+	actx, cancel := context.WithTimeout(ctx, publishTimeout+storeTimeout)
+	r, e, err := a.store.Announce(actx, a.pub, r)
+	cancel()
+	switch {
+	case errors.Is(err, approval.ErrNoEvent): // a record the promoter wrote without what an event needs
 		span.SetStatus(codes.Error, "decision event")
 		a.log.ErrorContext(ctx, "approval decided, but its event cannot be built", "approval", id, "error", err)
-		return r, fmt.Errorf("%w: %w", errNoDecisionEvent, err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	_, err = a.pub.Publish(pctx, e)
-	cancel()
-	if err != nil {
+		return r, err
+	case errors.Is(err, approval.ErrEventNotStored):
 		span.SetStatus(codes.Error, "publish")
 		a.log.WarnContext(ctx, "approval decided, but its event was not stored; the same request publishes it", "approval", id, "approver", name, "error", err)
-		return r, fmt.Errorf("%w: %w", errDecisionNotPublished, err)
-	}
-	// The event is stored: the decision is complete. Should this write
-	// fail, a repeat publishes the event again under the same id (dropped
-	// by JetStream within its duplicate window), and the promoter's sweep
-	// marks it.
-	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
-	if err := a.store.Announced(sctx, id); err != nil {
+		return r, err
+	case err != nil:
+		// ErrNotMarked: the event is stored, the decision complete. A
+		// repeat publishes the event again under the same id (dropped by
+		// JetStream within its duplicate window), and the promoter's sweep
+		// marks it.
 		a.log.WarnContext(ctx, "approval decision event stored, but not marked so in the record", "approval", id, "error", err)
+		r.EventPending = false
 	}
-	cancel()
-	r.EventPending = false
 	a.log.InfoContext(ctx, "approval decided", "approval", id, "promotion", r.Promotion, "decision", string(r.State),
 		"approver", name, "repeat", r.Repeat, "event", e.ID())
 	return r, nil

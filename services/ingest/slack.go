@@ -248,9 +248,9 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 	case errors.Is(err, approval.ErrExpired):
 		return []slackResponse{s.replaced(p, ":hourglass: This approval "+expiredMessage(r)+"; nothing can be decided any more."),
 			ephemeral("This approval %s.", expiredMessage(r))[0]}
-	case errors.Is(err, errDecisionNotPublished):
+	case errors.Is(err, approval.ErrEventNotStored):
 		return ephemeral("Your decision is recorded, but Slipway could not announce it yet: press the button again.")
-	case errors.Is(err, errNoDecisionEvent):
+	case errors.Is(err, approval.ErrNoEvent):
 		return ephemeral("Your decision is recorded, but Slipway cannot announce it: %s", err)
 	default:
 		log.WarnContext(ctx, "approvals store unavailable", "action", "slack", "error", err)

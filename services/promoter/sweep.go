@@ -2,6 +2,7 @@ package promoter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
@@ -71,17 +72,13 @@ func (p *promoter) sweepOnce(ctx context.Context, retention time.Duration) {
 // dropped by JetStream within its duplicate window), and marks it
 // announced.
 func (p *promoter) announce(ctx context.Context, r approval.Record) {
-	e, err := approval.DecisionEvent(ctx, r)
-	if err != nil {
+	_, e, err := p.approvals.Announce(ctx, p.pub, r)
+	if errors.Is(err, approval.ErrNoEvent) {
 		p.log.Error("approval decided, but its event cannot be built", "approval", r.ID, "error", err)
 		return
 	}
-	if _, err := p.pub.Publish(ctx, e); err != nil {
-		p.log.Warn("approval decision event not stored; the next sweep retries", "approval", r.ID, "error", err)
-		return
-	}
-	if err := p.approvals.Announced(ctx, r.ID); err != nil {
-		p.log.Warn("approval decision event stored, but not marked so", "approval", r.ID, "error", err)
+	if err != nil { // not stored, or not marked so: the next sweep retries
+		p.log.Warn("approval decision not announced; the next sweep retries", "approval", r.ID, "error", err)
 		return
 	}
 	p.log.Info("approval decision announced by the sweep (its decider had not)", "approval", r.ID,

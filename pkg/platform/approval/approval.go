@@ -405,6 +405,43 @@ func (s *Store) Announced(ctx context.Context, id string) error {
 	return fmt.Errorf("approval %s: the record kept changing under %d attempts to mark it announced", id, maxConflicts)
 }
 
+// Publisher stores an event in JetStream and returns once it is stored
+// (bus.Publisher does).
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) (duplicate bool, err error)
+}
+
+// Errors of Announce. With ErrNoEvent and ErrEventNotStored the decision
+// stands and its record stays EventPending: the decider repeating the
+// decision, or the promoter's sweep, announces it again. With ErrNotMarked
+// the event is stored; only the record still says otherwise, until a sweep
+// announces it again (JetStream drops the copy).
+var (
+	ErrNoEvent        = errors.New("the decision's event cannot be built")
+	ErrEventNotStored = errors.New("the decision's event is not stored")
+	ErrNotMarked      = errors.New("the decision's event is stored, but not marked so in the record")
+)
+
+// Announce is the second half of every decision: it publishes the decision
+// event of the decided record r (DecisionEvent), then marks r announced
+// (Announced). Ingest calls it after Decide; the promoter's sweep calls it
+// for the decisions whose decider stopped in between. It returns the event
+// once it is built, and r with EventPending cleared once it is marked.
+func (s *Store) Announce(ctx context.Context, pub Publisher, r Record) (Record, events.Event, error) {
+	e, err := DecisionEvent(ctx, r)
+	if err != nil { // a record written without what an event needs
+		return r, events.Event{}, fmt.Errorf("%w: %w", ErrNoEvent, err)
+	}
+	if _, err := pub.Publish(ctx, e); err != nil {
+		return r, e, fmt.Errorf("%w: %w", ErrEventNotStored, err)
+	}
+	if err := s.Announced(ctx, r.ID); err != nil {
+		return r, e, fmt.Errorf("%w: %w", ErrNotMarked, err)
+	}
+	r.EventPending = false
+	return r, e, nil
+}
+
 // DecisionEvent is the approval.granted or approval.rejected event of a
 // decided record. It depends on the record only (its time is DecidedAt), so
 // publishing it again gives the same event: id events.CausedID(r.ID, type),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 )
@@ -387,5 +388,61 @@ func TestSweepRemovesOnlyWhatRetentionAllows(t *testing.T) {
 	}
 	if st, err := kv.Status(t.Context()); err != nil || st.Values() != 2 {
 		t.Fatalf("bucket holds %d messages (%v), want 2", st.Values(), err)
+	}
+}
+
+// TestAnnounceStoresTheEventBeforeMarkingTheRecord: while the event cannot
+// be stored the decision stays EventPending (the decider's repeat is a
+// Repeat); once it can, Announce stores the decision's event under its
+// deterministic id and marks the record, and a repeat is then ErrDecided.
+func TestAnnounceStoresTheEventBeforeMarkingTheRecord(t *testing.T) {
+	_, js := testkit.NATS(t).Connect(t)
+	s, err := approval.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, record("a", "alice"))
+	now := t0.Add(time.Hour)
+	r, err := s.Decide(t.Context(), "a", "alice", true, "ok", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := bus.NewPublisher(js, "")
+
+	// No stream yet: nothing can store the event.
+	if _, _, err := s.Announce(t.Context(), pub, r); !errors.Is(err, approval.ErrEventNotStored) {
+		t.Fatalf("Announce without a stream: %v, want ErrEventNotStored", err)
+	}
+	again, err := s.Decide(t.Context(), "a", "alice", true, "ok", now)
+	if err != nil || !again.Repeat || !again.EventPending {
+		t.Fatalf("repeat after an unstored event: %+v %v, want a Repeat, EventPending", again, err)
+	}
+
+	stream, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, e, err := s.Announce(t.Context(), pub, again)
+	if err != nil || got.EventPending {
+		t.Fatalf("Announce: %+v %v", got, err)
+	}
+	if want := events.CausedID("a", events.TypeApprovalGranted); e.ID() != want {
+		t.Errorf("event id %s, want %s", e.ID(), want)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), "slipway.approval.granted.prd")
+	if err != nil || msg.Header.Get("Nats-Msg-Id") != e.ID() {
+		t.Fatalf("stored event: %v %v", msg, err)
+	}
+	if rec, err := s.Get(t.Context(), "a"); err != nil || rec.EventPending {
+		t.Errorf("record after Announce: %+v %v, want it marked", rec, err)
+	}
+	if _, err := s.Decide(t.Context(), "a", "alice", true, "ok", now); !errors.Is(err, approval.ErrDecided) {
+		t.Errorf("repeat after Announce: %v, want ErrDecided", err)
+	}
+
+	// A pending record has no decision to announce.
+	create(t, s, record("b"))
+	if _, _, err := s.Announce(t.Context(), pub, record("b")); !errors.Is(err, approval.ErrNoEvent) {
+		t.Errorf("Announce of a pending record: %v, want ErrNoEvent", err)
 	}
 }
