@@ -90,14 +90,26 @@ func newApprovalAPI(d app.Deps, h *handler) (*approvalAPI, error) {
 	if len(a.tokens) == 0 {
 		return a, nil
 	}
+	if err := a.openStore(d); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// openStore opens the approvals bucket (creating it if no promoter has yet)
+// once: for the approval API or Slack's buttons, whichever needs it first.
+func (a *approvalAPI) openStore(d app.Deps) error {
+	if a.store != nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	store, err := approval.Open(ctx, d.JS, d.Config.NATS.Stream.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return fmt.Errorf("ingest: %w", err)
 	}
 	a.store = store
-	return a, nil
+	return nil
 }
 
 // checkApprovers refuses a token shared by two approvers: a decision would

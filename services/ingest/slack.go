@@ -95,14 +95,10 @@ func newSlackInteractions(d app.Deps, a *approvalAPI) (*slackInteractions, error
 		s.users[ap.SlackUserID] = ap.Name
 		s.slackIDs[ap.Name] = ap.SlackUserID
 	}
-	if len(s.users) > 0 && a.store == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		defer cancel()
-		store, err := approval.Open(ctx, d.JS, d.Config.NATS.Stream.Replicas)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: %w", err)
+	if len(s.users) > 0 {
+		if err := a.openStore(d); err != nil {
+			return nil, err
 		}
-		a.store = store
 	}
 	return s, nil
 }
