@@ -92,7 +92,7 @@ func TestConfigCheckPrintsNoSecret(t *testing.T) {
 			`environments[0].registry.host: "https://robot:xxxxx@127.0.0.1:5001" must be a host[:port]`,
 			`ingest.sources[1].registry: "robot:xxxxx@127.0.0.1:5001" must be a host[:port]`,
 		}},
-		{name: "secret in the wrong place", config: typeBroken, want: []string{"ingest.sources: cannot unmarshal !!str into config.BasicAuth (line 9)"}},
+		{name: "secret in the wrong place", config: typeBroken, want: []string{"ingest.sources[0].auth.basic: expected keys with values (a mapping), not text (line 10)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "slipway.yaml")

@@ -61,9 +61,10 @@ func (p *problems) add(path, format string, args ...any) {
 	p.list = append(p.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-// addLine records a problem whose line is known.
-func (p *problems) addLine(line int, path, format string, args ...any) {
-	p.list = append(p.list, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+// at records a problem whose line is known (found while reading the
+// file).
+func (ps *Problems) at(line int, path, format string, args ...any) {
+	*ps = append(*ps, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
 }
 
 // err is nil without problems, else the Problems.

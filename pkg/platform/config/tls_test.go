@@ -75,7 +75,7 @@ func TestIngestTLS(t *testing.T) {
 		{"client CA not PEM", `{certFile: "` + cert + `", keyFile: "` + key + `", clientCAFile: "` + notPEM + `"}`, "ingest.tls.clientCAFile: " + notPEM + " holds no PEM certificate"},
 		{"client CA missing", `{certFile: "` + cert + `", keyFile: "` + key + `", clientCAFile: "` + filepath.Join(dir, "nope.crt") + `"}`, "ingest.tls.clientCAFile: open "},
 		{"old version", `{certFile: "` + cert + `", keyFile: "` + key + `", minVersion: "1.1"}`, `ingest.tls.minVersion: "1.1" must be 1.2 or 1.3`},
-		{"typo", `{certfile: "` + cert + `", keyFile: "` + key + `"}`, "field certfile not found in type config.IngestTLS"},
+		{"typo", `{certfile: "` + cert + `", keyFile: "` + key + `"}`, "ingest.tls.certfile: unknown key; did you mean `certFile`? (line 2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(doc(tc.tls), env(nil))
