@@ -6,17 +6,33 @@ PKGS     := $(addsuffix /...,$(MODDIRS))
 BENCHTIME ?= 3s
 FUZZTIME  ?= 30s
 
+# The tests run through gotestsum (a tool of the pkg/testkit module, pinned
+# there: `go tool gotestsum`), which reads `go test -json` and prints a line
+# per package as it finishes, in the order they finish, and the failures in
+# full at the end. Plain `go test` over several packages holds each result
+# back until every package listed before it is done, which made a run look
+# stuck for minutes. TESTFORMAT=testname prints a line per test;
+# TESTFORMAT=standard-verbose is `go test -v`.
+GOTESTSUM  := $(GO) tool gotestsum
+TESTFORMAT ?= pkgname
+TESTJSON   := bin/test.json
+
 .PHONY: all test test-short bench chaos soak lint build generate fuzz clean
 
 all: lint test build
 
-## test: every test of every module, with the race detector (fuzz seed corpora included)
+## test: every test of every module, with the race detector (fuzz seed corpora
+## included); a line per package as it finishes, then the ten slowest tests
 test:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@mkdir -p bin
+	$(GOTESTSUM) --format $(TESTFORMAT) --format-hide-empty-pkg --jsonfile $(TESTJSON) --raw-command -- \
+		$(GO) test -json -race -count=1 -timeout 15m $(PKGS)
+	@echo "slowest tests:"; $(GOTESTSUM) tool slowest --jsonfile $(TESTJSON) --num 10
 
 ## test-short: the same without the race detector, for a quick loop
 test-short:
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GOTESTSUM) --format $(TESTFORMAT) --format-hide-empty-pkg --raw-command -- \
+		$(GO) test -json -count=1 -timeout 15m $(PKGS)
 
 ## bench: benchmarks (ingest vs raw JetStream and others); see docs/benchmarks.md
 bench:
