@@ -30,11 +30,11 @@ func runCmd() *cobra.Command {
 			"an embedded JetStream server runs in the same process.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+			selected, err := selectServices(only)
 			if err != nil {
 				return err
 			}
-			selected, err := selectServices(only)
+			cfg, err := config.Load(path, app.Sections(selected...)...)
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ import (
 type cluster struct {
 	name     string
 	env      string
-	policy   config.DeployPolicy
+	policy   deployPolicy
 	client   *marathon.Client
 	index    *index
 	tracker  *tracker

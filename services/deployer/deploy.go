@@ -161,7 +161,7 @@ func (c *cluster) timeoutOf(app *managedApp) time.Duration {
 	if app.timeout > 0 {
 		return app.timeout
 	}
-	return c.policy.Timeout
+	return c.policy.timeout
 }
 
 // imageFor writes the new image the way the app writes its repository
@@ -172,7 +172,7 @@ func (c *cluster) imageFor(written string, img policy.Image) string {
 	if img.Tag == "" {
 		ref = repositoryPart(written)
 	}
-	if img.Digest != "" && (*c.policy.PinDigest || img.Tag == "") {
+	if img.Digest != "" && (c.policy.pinDigest || img.Tag == "") {
 		ref += "@" + img.Digest
 	}
 	return ref
@@ -255,7 +255,7 @@ func (c *cluster) update(ctx context.Context, rec *record) error {
 func (c *cluster) put(ctx context.Context, rec *record, container json.RawMessage) (marathon.DeploymentRef, error) {
 	fields := map[string]json.RawMessage{"container": container}
 	for attempt := 0; ; attempt++ {
-		ref, err := c.client.UpdateApp(ctx, rec.AppID, fields, c.policy.Force)
+		ref, err := c.client.UpdateApp(ctx, rec.AppID, fields, c.policy.force)
 		ids, locked := marathon.LockedBy(err)
 		if !locked || attempt == maxLockedRetries {
 			return ref, err
@@ -316,7 +316,7 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 	if o.supersededBy != "" {
 		return c.supersede(ctx, rec, o.supersededBy) // not ours to roll back any more
 	}
-	if *c.policy.Rollback && rec.DeploymentID != "" {
+	if c.policy.rollback && rec.DeploymentID != "" {
 		rec.Phase = phaseRollingBack
 		return nil
 	}

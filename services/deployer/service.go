@@ -29,16 +29,6 @@ var _ app.Service = (*Service)(nil)
 // Name is how --only selects the service.
 func (*Service) Name() string { return "deployer" }
 
-// Validate checks the clusters of cfg as the deployer will use them.
-func Validate(cfg *config.Config) error {
-	for i, cl := range cfg.Clusters {
-		if _, err := marathon.New(cl.Name, cl.Marathon); err != nil {
-			return fmt.Errorf("clusters[%d].marathon: %w", i, err)
-		}
-	}
-	return nil
-}
-
 // registryOf is the registry host of an environment.
 func registryOf(cfg *config.Config, env string) string {
 	e, _ := cfg.Environment(env)
@@ -93,9 +83,9 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 				"cluster", cl.Name)
 		}
 		c := &cluster{
-			name: cl.Name, env: cl.Environment, policy: cl.Deploy, client: client,
+			name: cl.Name, env: cl.Environment, policy: policyOf(cl.Deploy), client: client,
 			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), tracker: newTracker(), store: st, pub: pub,
-			log: d.Log.With("cluster", cl.Name), settings: cfg.Deployer, hooks: s.Hooks,
+			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,
 		}
 		wg.Go(func() { c.watch(ctx) })

@@ -10,49 +10,58 @@ import (
 	"github.com/slipway-cd/slipway/services/notifier/notify/webhook"
 )
 
+// Integrations are the receiver kinds built into this binary, in the order
+// messages list them. It is the one place that imports them, so that the
+// core and the integrations never import each other's internals; a new
+// kind is one line here (notify.Integration says what else it needs).
+var Integrations = []notify.Integration{
+	slack.Integration,
+	webhook.Integration,
+	msteams.Integration,
+	email.Integration,
+	cdevents.Integration,
+}
+
 // Constructor builds the receiver of one configured receiver entry. name is
 // the entry's name, cfg the whole entry (the integration reads its own kind's
 // block, e.g. cfg.Webhook).
 type Constructor func(name string, cfg config.Receiver, o notify.Options) (notify.Receiver, error)
 
-// DefaultIntegrations returns the integrations built into this binary, by
-// receiver kind. It is the one place that imports them, so that the core and
-// the integrations never import each other's internals; a new integration
-// is one line here.
+// DefaultIntegrations returns the constructors of Integrations by kind.
 func DefaultIntegrations() map[string]Constructor {
-	return map[string]Constructor{
-		KindSlack:    slack.New,
-		KindWebhook:  webhook.New,
-		KindMSTeams:  msteams.New,
-		KindEmail:    email.New,
-		KindCDEvents: cdevents.New,
+	m := make(map[string]Constructor, len(Integrations))
+	for _, in := range Integrations {
+		m[in.Kind] = in.New
 	}
+	return m
 }
 
 // Receiver kinds, as in the configuration.
 const (
-	KindSlack    = "slack"
-	KindWebhook  = "webhook"
-	KindMSTeams  = "msteams"
-	KindEmail    = "email"
-	KindCDEvents = "cdevents"
+	KindSlack    = slack.Kind
+	KindWebhook  = webhook.Kind
+	KindMSTeams  = msteams.Kind
+	KindEmail    = email.Kind
+	KindCDEvents = cdevents.Kind
 )
 
 // Kind returns the kind of a configured receiver ("" if none is set).
 func Kind(r config.Receiver) string {
-	switch {
-	case r.Slack != nil:
-		return KindSlack
-	case r.Webhook != nil:
-		return KindWebhook
-	case r.MSTeams != nil:
-		return KindMSTeams
-	case r.Email != nil:
-		return KindEmail
-	case r.CDEvents != nil:
-		return KindCDEvents
+	if in, ok := integrationOf(r); ok {
+		return in.Kind
 	}
 	return ""
+}
+
+// integrationOf is the integration whose block r sets (the first, when a
+// bad entry sets several).
+func integrationOf(r config.Receiver) (notify.Integration, bool) {
+	for _, in := range Integrations {
+		if in.Configured(r) {
+			return in, true
+		}
+	}
+	return notify.Integration{}, false
 }
 
 // acceptsChannel reports whether a receiver can post to another target than

@@ -178,13 +178,13 @@ func parseLabel(v string) []labelTarget {
 }
 
 // validateRoutes checks the patterns of every route.
-func validateRoutes(routes []config.Route, p *problems) {
+func validateRoutes(routes []config.Route, p *config.Problems) {
 	for i, rt := range routes {
 		path := fmt.Sprintf("notify.routes[%d].match", i)
 		for j, t := range rt.Match.Types {
 			at := fmt.Sprintf("%s.types[%d]", path, j)
 			if !doublestar.ValidatePattern(t) {
-				p.add(at, "%q is not a valid glob", t)
+				p.Add(at, "%q is not a valid glob", t)
 				continue
 			}
 			known := false
@@ -195,7 +195,7 @@ func validateRoutes(routes []config.Route, p *problems) {
 				}
 			}
 			if !known {
-				p.add(at, "%q matches no event type (use the short type, e.g. deployment.* or image.pushed, or the full one)", t)
+				p.Add(at, "%q matches no event type (use the short type, e.g. deployment.* or image.pushed, or the full one)", t)
 			}
 		}
 		for _, f := range []struct {
@@ -204,7 +204,7 @@ func validateRoutes(routes []config.Route, p *problems) {
 		}{{"environments", rt.Match.Environments}, {"repositories", rt.Match.Repositories}, {"clusters", rt.Match.Clusters}} {
 			for j, g := range f.list {
 				if !doublestar.ValidatePattern(g) {
-					p.add(fmt.Sprintf("%s.%s[%d]", path, f.name, j), "%q is not a valid glob", g)
+					p.Add(fmt.Sprintf("%s.%s[%d]", path, f.name, j), "%q is not a valid glob", g)
 				}
 			}
 		}

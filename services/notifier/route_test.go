@@ -190,9 +190,10 @@ func TestValidate(t *testing.T) {
 				Routes:    []config.Route{{Match: config.Match{Types: []string{"deployment.*"}}, Receivers: []string{"hook"}}},
 			}}
 			tc.edit(&cfg.Notify)
-			err := validate(cfg, map[string]Constructor{KindWebhook: DefaultIntegrations()[KindWebhook]})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want one naming %q", err, tc.want)
+			var p config.Problems
+			checkConfig(cfg, map[string]Constructor{KindWebhook: DefaultIntegrations()[KindWebhook]}, &p)
+			if len(p) == 0 || !strings.Contains(p.Error(), tc.want) {
+				t.Fatalf("problems = %v, want one naming %q", p, tc.want)
 			}
 		})
 	}

@@ -8,11 +8,9 @@ package notifier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -82,51 +80,14 @@ func (*Service) Name() string { return "notifier" }
 // its own position in the stream, so one that is down holds back nobody else.
 func ConsumerName(receiver string) string { return "notifier-" + receiver }
 
-// Validate checks the notify part of cfg as the notifier will use it:
-// receiver names, route patterns, templates, and that this build has an
-// integration for every receiver kind.
-func Validate(cfg *config.Config) error { return validate(cfg, DefaultIntegrations()) }
-
-func validate(cfg *config.Config, integrations map[string]Constructor) error {
-	var p problems
-	for i, r := range cfg.Notify.Receivers {
-		path := fmt.Sprintf("notify.receivers[%d]", i)
-		if r.Name != "" && !events.ValidToken(r.Name) {
-			p.add(path+".name", "%q must be letters, digits, '-' or '_' (it names the receiver's consumer)", r.Name)
-		}
-		if k := Kind(r); k != "" && integrations[k] == nil {
-			p.add(path+"."+k, "this build has no %s integration", k)
-		}
-		if _, err := render.Compile(r.Templates); err != nil {
-			p.add(path, "%v", err)
-		}
-	}
-	validateRoutes(cfg.Notify.Routes, &p)
-	return p.err()
-}
-
-// problems collects every problem, each with its key path.
-type problems []string
-
-func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
-}
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(p, "; "))
-}
-
 // Run notifies until ctx ends.
 func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	cfg := d.Config
-	integrations := s.Integrations
-	if integrations == nil {
-		integrations = DefaultIntegrations()
-	}
-	if err := validate(cfg, integrations); err != nil {
+	// A Config built in Go has not been through the loader's checks.
+	integrations := s.constructors()
+	var problems config.Problems
+	checkConfig(cfg, integrations, &problems)
+	if err := problems.Err(); err != nil {
 		return err
 	}
 	if len(cfg.Notify.Receivers) == 0 {

@@ -68,6 +68,10 @@ func (d Deps) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 type Service interface {
 	// Name is how --only selects it.
 	Name() string
+	// CheckConfig checks the service's part of the file (config.Section):
+	// the process checks the parts of the services it runs when it loads
+	// the file (Load(path, Sections(services...)...)).
+	config.Section
 	// Run works until ctx is cancelled, then stops cleanly and returns nil;
 	// an error return stops the whole process.
 	Run(ctx context.Context, d Deps) error
@@ -77,4 +81,14 @@ type Service interface {
 // /metrics on their own listener (ingest), so the process needs no other.
 type HealthServer interface {
 	ServesHealth() bool
+}
+
+// Sections are services as the config.Sections whose parts a file must get
+// right for them to run.
+func Sections(services ...Service) []config.Section {
+	out := make([]config.Section, len(services))
+	for i, s := range services {
+		out[i] = s
+	}
+	return out
 }

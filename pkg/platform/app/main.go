@@ -20,7 +20,7 @@ func Main(s Service) {
 	fs := flag.NewFlagSet(s.Name(), flag.ExitOnError)
 	path := fs.String("config", "slipway.yaml", "configuration file")
 	_ = fs.Parse(os.Args[1:])
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -20,7 +20,8 @@ import (
 // probe is a service that hands its Deps to the test and waits.
 type probe struct{ deps chan app.Deps }
 
-func (probe) Name() string { return "probe" }
+func (probe) Name() string                                 { return "probe" }
+func (probe) CheckConfig(*config.Config, *config.Problems) {}
 func (p probe) Run(ctx context.Context, d app.Deps) error {
 	p.deps <- d
 	<-ctx.Done()

@@ -40,8 +40,8 @@ func canonicalHost(h string) string {
 	return h
 }
 
-// validHost reports whether s is a host[:port] with nothing else: no
+// ValidHost reports whether s is a host[:port] with nothing else: no
 // scheme, path, user or blanks.
-func validHost(s string) bool {
+func ValidHost(s string) bool {
 	return s != "" && !strings.ContainsAny(s, "/@ \t?#")
 }

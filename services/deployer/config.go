@@ -1,0 +1,92 @@
+package deployer
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer/marathon"
+)
+
+// Defaults of the deployer's part of the file, applied where the deployer
+// reads it: a Config built in Go, with none of them set, deploys as a
+// loaded file that sets none does.
+const (
+	DefaultDeployTimeout     = 10 * time.Minute
+	DefaultSyncInterval      = 5 * time.Minute
+	DefaultReconcileInterval = 5 * time.Minute
+	DefaultPollInterval      = 5 * time.Second
+	DefaultDeployConcurrency = 16
+)
+
+// platform is one kind of cluster the deployer drives. Adding one is its
+// package (the client, and a CheckConfig for its block of a cluster) and
+// one entry in platforms.
+type platform struct {
+	// check checks the platform's block of the cluster at path
+	// ("clusters[0]").
+	check func(cl config.Cluster, path string, p *config.Problems)
+}
+
+// platforms are the kinds of cluster this build drives, by name.
+var platforms = map[string]platform{
+	"marathon": {check: func(cl config.Cluster, path string, p *config.Problems) {
+		marathon.CheckConfig(cl.Name, cl.Marathon, path+".marathon", p)
+	}},
+}
+
+// platformOf is the platform of a cluster: Marathon, the one this build
+// has (a cluster's type will choose once there are more).
+func platformOf(config.Cluster) string { return "marathon" }
+
+// CheckConfig checks the clusters and the deployer's settings: a
+// config.Section, run by `slipway config check` and at the start of a
+// process that runs the deployer. Each cluster's platform checks its own
+// block.
+func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
+	if c.Deployer.Concurrency < 0 {
+		p.Add("deployer.concurrency", "must be positive")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clusters {
+		path := fmt.Sprintf("clusters[%d]", i)
+		if !config.ValidName(cl.Name) {
+			p.Add(path+".name", "%q must be lowercase letters, digits, '-' or '_'", cl.Name)
+		} else if seen[cl.Name] {
+			p.Add(path+".name", "%q is defined twice", cl.Name)
+		}
+		seen[cl.Name] = true
+		c.CheckEnvironment(p, path+".environment", cl.Environment)
+		if cl.Deploy.Timeout < 0 {
+			p.Add(path+".deploy.timeout", "must not be negative")
+		}
+		platforms[platformOf(cl)].check(cl, path, p)
+	}
+}
+
+// settingsOf is the deployer's settings with the defaults of those unset.
+func settingsOf(s config.Deployer) config.Deployer {
+	s.SyncInterval = cmp.Or(s.SyncInterval, DefaultSyncInterval)
+	s.ReconcileInterval = cmp.Or(s.ReconcileInterval, DefaultReconcileInterval)
+	s.PollInterval = cmp.Or(s.PollInterval, DefaultPollInterval)
+	s.Concurrency = cmp.Or(s.Concurrency, DefaultDeployConcurrency)
+	return s
+}
+
+// deployPolicy is a cluster's deploy policy with its defaults applied.
+type deployPolicy struct {
+	timeout   time.Duration
+	rollback  bool // default true
+	pinDigest bool // default true
+	force     bool
+}
+
+func policyOf(d config.DeployPolicy) deployPolicy {
+	return deployPolicy{
+		timeout:   cmp.Or(d.Timeout, DefaultDeployTimeout),
+		rollback:  d.Rollback == nil || *d.Rollback,
+		pinDigest: d.PinDigest == nil || *d.PinDigest,
+		force:     d.Force,
+	}
+}
