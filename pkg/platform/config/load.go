@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -29,154 +28,110 @@ func Load(path string, sections ...Section) (*Config, error) {
 }
 
 // Parse decodes a configuration document and checks it as Load does.
-// lookup resolves ${VAR} references (os.LookupEnv in production).
+// lookup resolves ${VAR} references (os.LookupEnv in production). A bad
+// document is reported whole: the error is Problems, every problem of the
+// file (unknown keys, values of the wrong kind, variables without a value,
+// and what the checks find), each with its key path and line, sorted by
+// line.
 func Parse(raw []byte, lookup func(string) (string, bool), sections ...Section) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
+		return nil, syntaxProblem(err, raw)
 	}
-	lines := map[int]string{}
-	if len(doc.Content) > 0 {
-		if err := expand(doc.Content[0], "", lookup, lines); err != nil {
-			return nil, err
-		}
+	var ps Problems
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
 	}
+	if root.Kind == yaml.DocumentNode || root.Kind == 0 || root.ShortTag() == "!!null" {
+		ps.at(0, "", "the file is empty")
+		return nil, ps
+	}
+	c := newChecker(&ps)
+	c.expand(root, "", lookup)
+	if root.Kind != yaml.MappingNode {
+		ps.at(root.Line, "", "expected keys with values (environments, ingest, … ), not %s", describe(root))
+		return nil, ps
+	}
+	c.value(root, reflect.TypeFor[Config](), "")
 	var cfg Config
-	if len(doc.Content) > 0 {
-		// Re-encode the expanded tree and decode it strictly, so that
-		// unknown keys (typos) fail instead of being ignored.
-		var buf bytes.Buffer
-		enc := yaml.NewEncoder(&buf)
-		if err := enc.Encode(&doc); err != nil {
-			return nil, err
-		}
-		dec := yaml.NewDecoder(&buf)
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			return nil, withKeyPaths(err, lines)
-		}
+	if err := root.Decode(&cfg); err != nil {
+		// The check above leaves out what yaml refuses; should it miss
+		// something, yaml's own words, without the value it quotes.
+		ps.at(0, "", "%s", valueRE.ReplaceAllString(err.Error(), ""))
 	}
-	if err := readSecretFiles(reflect.ValueOf(&cfg).Elem(), ""); err != nil {
-		return nil, err
-	}
+	readSecretFiles(reflect.ValueOf(&cfg).Elem(), "", &ps)
 	cfg.applyDefaults()
-	if err := cfg.Check(sections...); err != nil {
-		return nil, cfg.Redactor().Error(err)
+	cfg.lines = c.lines
+	for _, v := range c.lines.locate(cfg.Check(sections...)) {
+		if !c.follows(v.Path) {
+			ps = append(ps, v)
+		}
+	}
+	if len(ps) > 0 {
+		return nil, cfg.Locate(ps)
 	}
 	return &cfg, nil
 }
 
-var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
-// expand replaces ${VAR} and ${VAR:-default} in every scalar value (not in
-// keys), and records which key path each line holds for error messages.
-// Expanding scalars rather than the raw text keeps a secret containing
-// YAML syntax (": ", "#") from changing the document's structure.
-func expand(n *yaml.Node, path string, lookup func(string) (string, bool), lines map[int]string) error {
-	if _, ok := lines[n.Line]; !ok && path != "" {
-		lines[n.Line] = path
+// Locate returns err, found in the checks of this file, as Problems: each
+// with the line of its key path in the file, sorted by line, and without
+// the file's secrets. Nil stays nil.
+func (c *Config) Locate(err error) error {
+	if err == nil {
+		return nil
 	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			lines[k.Line] = p
-			if err := expand(v, p, lookup, lines); err != nil {
-				return err
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := expand(c, path+"["+strconv.Itoa(i)+"]", lookup, lines); err != nil {
-				return err
-			}
-		}
-	case yaml.ScalarNode:
-		var missing []string
-		out := varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
-			sub := varRE.FindStringSubmatch(m)
-			if v, ok := lookup(sub[1]); ok && v != "" {
-				return v
-			}
-			if sub[2] != "" {
-				return sub[3]
-			}
-			missing = append(missing, sub[1])
-			return ""
-		})
-		if len(missing) > 0 {
-			return fmt.Errorf("%s: environment variable %s is not set", path, strings.Join(missing, ", "))
-		}
-		if out != n.Value {
-			n.Value = out
-			// A plain ${VAR} takes the type its value has ("3" for
-			// replicas); a quoted one stays a string.
-			if n.Style == 0 {
-				n.Tag = ""
-			}
-		}
+	ps := c.lines.locate(err)
+	r := c.Redactor()
+	for i := range ps {
+		ps[i].Message = r.String(ps[i].Message)
 	}
-	return nil
+	return ps
 }
 
 var (
-	lineRE = regexp.MustCompile(`^line (\d+): `)
+	syntaxRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	// valueRE is the start of the value yaml quotes in a type error
 	// ("cannot unmarshal !!str `s3cr...` into int").
 	valueRE = regexp.MustCompile(" `[^`]*`")
 )
 
-// withKeyPaths rewrites yaml's "line N: …" messages to name the key path.
-// They drop the value yaml quotes: it may be (the start of) a secret in
-// the wrong place, and the key path and line say where it is.
-func withKeyPaths(err error, lines map[int]string) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
+// syntaxProblem reports a document that is not YAML, at its line.
+func syntaxProblem(err error, raw []byte) error {
+	var ps Problems
+	m := syntaxRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		ps.at(0, "", "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return ps
 	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		m = valueRE.ReplaceAllString(m, "")
-		if sub := lineRE.FindStringSubmatch(m); sub != nil {
-			n, _ := strconv.Atoi(sub[1])
-			if p, ok := lines[n]; ok {
-				m = p + ": " + strings.TrimPrefix(m, sub[0]) + " (line " + sub[1] + ")"
-			}
-		}
-		msgs = append(msgs, m)
+	line, _ := strconv.Atoi(m[1])
+	msg := "not valid YAML: " + m[2]
+	if lines := bytes.Split(raw, []byte("\n")); line >= 1 && line <= len(lines) && bytes.ContainsRune(lines[line-1], '\t') {
+		msg += "; indent with spaces, not tabs"
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	ps.at(line, "", "%s", msg)
+	return ps
 }
 
 // readSecretFiles fills every string field X whose sibling XFile is set
 // from that file, so secrets can come from mounted files (Docker and DC/OS
 // secrets) instead of the environment. Setting both is an error.
-func readSecretFiles(v reflect.Value, path string) error {
+func readSecretFiles(v reflect.Value, path string, p *Problems) {
 	switch v.Kind() {
 	case reflect.Pointer:
-		if v.IsNil() {
-			return nil
+		if !v.IsNil() {
+			readSecretFiles(v.Elem(), path, p)
 		}
-		return readSecretFiles(v.Elem(), path)
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			if err := readSecretFiles(v.Index(i), path+"["+strconv.Itoa(i)+"]"); err != nil {
-				return err
-			}
+			readSecretFiles(v.Index(i), path+"["+strconv.Itoa(i)+"]", p)
 		}
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			key := yamlKey(f)
-			p := key
-			if path != "" {
-				p = path + "." + key
-			}
+			fp := join(path, key)
 			if f.Type.Kind() == reflect.String && strings.HasSuffix(f.Name, "File") {
 				file := v.Field(i).String()
 				target := v.FieldByName(strings.TrimSuffix(f.Name, "File"))
@@ -184,21 +139,20 @@ func readSecretFiles(v reflect.Value, path string) error {
 					continue
 				}
 				if target.String() != "" {
-					return fmt.Errorf("%s: set either %s or %s, not both", path, strings.TrimSuffix(key, "File"), key)
+					p.at(0, path, "set either %s or %s, not both", strings.TrimSuffix(key, "File"), key)
+					continue
 				}
 				b, err := os.ReadFile(file)
 				if err != nil {
-					return fmt.Errorf("%s: %w", p, err)
+					p.at(0, fp, "%v", err)
+					continue
 				}
 				target.SetString(strings.TrimRight(string(b), "\r\n"))
 				continue
 			}
-			if err := readSecretFiles(v.Field(i), p); err != nil {
-				return err
-			}
+			readSecretFiles(v.Field(i), fp, p)
 		}
 	}
-	return nil
 }
 
 func yamlKey(f reflect.StructField) string {

@@ -123,8 +123,8 @@ ingest:
 func TestErrorsNameTheKeyPath(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
 		{"unset variable", `nats: {token: "${NOPE}"}`, "nats.token: environment variable NOPE is not set"},
-		{"unknown key", "nats:\n  stream:\n    replica: 3\n", "nats.stream.replica: field replica not found"},
-		{"wrong type", "nats:\n  stream:\n    replicas: many\n", "nats.stream.replicas: cannot unmarshal"},
+		{"unknown key", "nats:\n  stream:\n    replica: 3\n", "nats.stream.replica: unknown key; did you mean `replicas`? (line 3)"},
+		{"wrong type", "nats:\n  stream:\n    replicas: many\n", "nats.stream.replicas: expected a whole number (line 3)"},
 		{"bad duration", "nats:\n  stream:\n    maxAge: forever\n", "nats.stream.maxAge"},
 		{"replicas", "nats: {stream: {replicas: 2}}", "nats.stream: replicas must be 1 or 3"},
 		{"short window", "nats: {stream: {duplicateWindow: 1m}}", "duplicateWindow must be at least 10m"},
@@ -196,15 +196,15 @@ func TestStreamMaxBytes(t *testing.T) {
 	if sc := cfg.StreamConfig(); sc.MaxBytes != 1<<20 || sc.DeadLetterMaxBytes != -1 {
 		t.Errorf("stream config %+v", sc)
 	}
-	if cfg, err := Parse(nil, env(nil)); err != nil || cfg.StreamConfig().MaxBytes != 0 {
+	if cfg, err := Parse([]byte("nats: {}"), env(nil)); err != nil || cfg.StreamConfig().MaxBytes != 0 {
 		t.Errorf("default: %v, %+v", err, cfg)
 	}
 	for doc, want := range map[string]string{
-		"nats:\n  stream:\n    maxBytes: lots\n":      `nats.stream.maxBytes: "lots" is not a size`,
-		"nats:\n  stream:\n    maxBytes: 1.5GiB\n":    `nats.stream.maxBytes: "1.5GiB" is not a size`,
+		"nats:\n  stream:\n    maxBytes: lots\n":      "nats.stream.maxBytes: expected a size like 512MiB, 1GiB or a number of bytes (line 3)",
+		"nats:\n  stream:\n    maxBytes: 1.5GiB\n":    "nats.stream.maxBytes: expected a size like 512MiB, 1GiB or a number of bytes; use a whole number: 1.5GiB is 1536MiB (line 3)",
 		"nats: {stream: {deadLetterMaxBytes: 64KiB}}": "nats.stream.deadLetterMaxBytes: 64KiB must be at least 1MiB",
 		"nats: {stream: {maxBytes: -2}}":              "nats.stream: maxBytes must be positive, 0 for the default or -1 for no bound",
-		"nats:\n  stream:\n    maxBytes: {size: 1}\n": "must be a size, not a !!map",
+		"nats:\n  stream:\n    maxBytes: {size: 1}\n": "nats.stream.maxBytes: expected a size like 512MiB, 1GiB or a number of bytes, not a mapping (line 3)",
 	} {
 		if _, err := Parse([]byte(doc), env(nil)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", doc, err, want)
