@@ -217,7 +217,7 @@ func (tr *spanTree) find(under trace.SpanID, prefix string, kv ...string) []sdkt
 
 // check returns what is missing from or wrong with the trace of chain, or "".
 func (tr *spanTree) check(chain []events.Event) string {
-	if len(tr.roots) != 1 || tr.roots[0].Name() != "webhook dev-registry" {
+	if len(tr.roots) != 1 || tr.roots[0].Name() != "POST /webhooks/:source" {
 		names := make([]string, len(tr.roots))
 		for i, r := range tr.roots {
 			names[i] = r.Name()
@@ -235,7 +235,7 @@ func (tr *spanTree) check(chain []events.Event) string {
 	// Each event: published once in the trace, consumed by every consumer
 	// as a child of the publish, notified under the notifier's consume.
 	for _, e := range chain {
-		pub, p := one(trace.SpanID{}, "publish", "publish "+e.Type(), "messaging.message.id", e.ID())
+		pub, p := one(trace.SpanID{}, "publish", "publish "+subjectOf(e), "messaging.message.id", e.ID())
 		if p != "" {
 			return p
 		}
@@ -247,46 +247,62 @@ func (tr *spanTree) check(chain []events.Event) string {
 			consumers = append(consumers, promoter.ConsumerName, deployer.ConsumerName("azure-int"))
 		}
 		for _, c := range consumers {
-			found := tr.find(pub, "consume "+e.Type(), "messaging.consumer.group.name", c)
+			found := tr.find(pub, "process "+subjectOf(e), "messaging.consumer.group.name", c)
 			if len(found) == 0 || found[0].Parent().SpanID() != pub || !found[0].Parent().IsRemote() {
 				return fmt.Sprintf("no consume span of %s by %s under its publish span", e.Type(), c)
 			}
 			if c == notifier.ConsumerName("audit-hook") {
-				if _, p := one(found[0].SpanContext().SpanID(), "notify", "notify audit-hook"); p != "" {
+				n, p := one(found[0].SpanContext().SpanID(), "notify", "notify audit-hook")
+				if p != "" {
 					return p + " under the notifier's consume of " + e.Type()
+				}
+				// The webhook request: a client span the receiver joins.
+				if _, p := one(n, "webhook POST", "POST", "http.request.method", "POST", "server.address", "127.0.0.1"); p != "" {
+					return p + " under the notification of " + e.Type()
 				}
 			}
 		}
 	}
-	pushedPub, p := one(root, "publish", "publish "+string(events.TypeImagePushed))
+	pushed := "slipway.image.pushed.dev"
+	pushedPub, p := one(root, "publish", "publish "+pushed)
 	if p != "" {
 		return p + " under the webhook span"
 	}
-	deploy, p := one(pushedPub, "consume", "consume "+string(events.TypeImagePushed), "messaging.consumer.group.name", deployer.ConsumerName("azure-int"))
+	deploy, p := one(pushedPub, "process", "process "+pushed, "messaging.consumer.group.name", deployer.ConsumerName("azure-int"))
 	if p != "" {
 		return p
 	}
-	if _, p := one(deploy, "Marathon PUT", "marathon PUT /dev/web", "http.request.method", "PUT", "marathon.cluster", "azure-int"); p != "" {
+	update, p := one(deploy, "Marathon update", "marathon update app", "marathon.cluster", "azure-int", "marathon.app.id", "/dev/web")
+	if p != "" {
 		return p + " under the deployer's consume"
+	}
+	// One span name per route, not per app.
+	if _, p := one(update, "Marathon PUT", "PUT /v2/apps/{id}", "http.request.method", "PUT"); p != "" {
+		return p + " under the Marathon update"
 	}
 	follow, p := one(deploy, "follow", "follow deployment ")
 	if p != "" {
 		return p + " under the deployer's consume"
 	}
-	if _, p := one(follow, "publish", "publish "+string(events.TypeDeploymentSucceeded)); p != "" {
+	if _, p := one(follow, "publish", "publish slipway.deployment.succeeded.dev"); p != "" {
 		return p + " under the follow span"
 	}
-	promote, p := one(pushedPub, "consume", "consume "+string(events.TypeImagePushed), "messaging.consumer.group.name", promoter.ConsumerName)
+	promote, p := one(pushedPub, "process", "process "+pushed, "messaging.consumer.group.name", promoter.ConsumerName)
 	if p != "" {
 		return p
 	}
 	if _, p := one(promote, "copy", "copy "); p != "" {
 		return p + " under the promoter's consume"
 	}
-	if _, p := one(promote, "publish", "publish "+string(events.TypeImagePromoted)); p != "" {
+	if _, p := one(promote, "publish", "publish slipway.image.promoted.tst"); p != "" {
 		return p + " under the promoter's consume"
 	}
 	return ""
+}
+
+func subjectOf(e events.Event) string {
+	s, _ := events.SubjectOf(e)
+	return s
 }
 
 // tree renders the trace, one span a line, indented under its parent.

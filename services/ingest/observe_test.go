@@ -52,18 +52,74 @@ func TestTracing(t *testing.T) {
 		tp, _ := e.Extensions()[events.ExtTraceParent].(string)
 		sc := trace.SpanContextFromContext(events.ExtractTrace(t.Context(), e))
 		pub := published[sc.SpanID()]
-		if pub == nil || pub.Parent().SpanID() != ended[i].SpanContext().SpanID() || pub.Name() != "publish "+string(events.TypeImagePushed) {
+		if pub == nil || pub.Parent().SpanID() != ended[i].SpanContext().SpanID() || pub.Name() != "publish slipway.image.pushed.dev" {
 			t.Errorf("event %d traceparent %q, want a publish span under the webhook span %s", i, tp, ended[i].SpanContext().SpanID())
 		}
-		if ended[i].Name() != "webhook dev-registry" || ended[i].SpanKind() != trace.SpanKindServer {
+		// The HTTP conventions: "{method} {route}" and the route's attributes.
+		if ended[i].Name() != "POST /webhooks/:source" || ended[i].SpanKind() != trace.SpanKindServer {
 			t.Errorf("span %q kind %v", ended[i].Name(), ended[i].SpanKind())
 		}
+		checkAttributes(t, ended[i], map[string]string{
+			"http.request.method":       "POST",
+			"http.route":                "/webhooks/:source",
+			"url.path":                  "/webhooks/dev-registry",
+			"url.scheme":                "http",
+			"http.response.status_code": "202",
+		})
 	}
 	if got := ended[0].Parent(); got.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID().String() != "00f067aa0ba902b7" || !got.IsRemote() {
 		t.Errorf("first span's parent %v, want the incoming traceparent", got)
 	}
 	if ended[1].Parent().IsValid() {
 		t.Errorf("second span has a parent without an incoming traceparent")
+	}
+}
+
+// A urlToken source's secret is in its path: the span shows the route
+// template and the path with the token redacted, nowhere the token.
+func TestTracingHidesTheURLToken(t *testing.T) {
+	spans := recordSpans()
+	before := len(spans.Ended())
+	r := newRig(t)
+	srv := r.serve(t, testConfig(config.Registry{}, config.Source{Name: "acr-hook", Format: "distribution", Environment: "dev", Auth: &config.Auth{URLToken: "t0psecret"}}))
+	if code, got, _ := post(t, srv.URL+"/webhooks/acr-hook/t0psecret", envelope(distPush("e1", "team/web", "1")), nil); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, got)
+	}
+	var server []sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended()[before:] {
+		if s.SpanKind() == trace.SpanKindServer {
+			server = append(server, s)
+		}
+	}
+	if len(server) != 1 || server[0].Name() != "POST /webhooks/:source/:token" {
+		t.Fatalf("server spans %v, want one POST /webhooks/:source/:token", server)
+	}
+	checkAttributes(t, server[0], map[string]string{
+		"http.route": "/webhooks/:source/:token",
+		"url.path":   "/webhooks/acr-hook/" + config.Redacted,
+	})
+	for _, s := range spans.Ended()[before:] {
+		for _, kv := range s.Attributes() {
+			if strings.Contains(kv.Value.Emit(), "t0psecret") {
+				t.Errorf("span %q: %s shows the token", s.Name(), kv.Key)
+			}
+		}
+		if strings.Contains(s.Name(), "t0psecret") {
+			t.Errorf("span %q shows the token", s.Name())
+		}
+	}
+}
+
+func checkAttributes(t *testing.T, s sdktrace.ReadOnlySpan, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, kv := range s.Attributes() {
+		got[string(kv.Key)] = kv.Value.Emit()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("span %q: %s = %q, want %q", s.Name(), k, got[k], v)
+		}
 	}
 }
 

@@ -17,7 +17,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
 
 	"github.com/slipway-cd/slipway/services/ingest/auth"
 	"github.com/slipway-cd/slipway/services/ingest/formats"
@@ -63,14 +67,26 @@ func (h *handler) webhook(c echo.Context) error {
 		return c.JSON(http.StatusNotFound, errorBody{"unknown source"})
 	}
 
+	tok, hasToken := urlToken(c)
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	// The span is named after the source, never the URL: a urlToken
-	// source's path holds its secret.
-	ctx, span := tracer.Start(ctx, "webhook "+src.name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("slipway.source", src.name), attribute.String("slipway.format", src.format)))
+	// The span is named after the route template, never the URL, and
+	// url.path is rebuilt from what is known: a urlToken source's path
+	// holds its secret.
+	path := "/webhooks/" + src.name
+	if hasToken {
+		path += "/" + config.Redacted
+	}
+	ctx, span := tracer.Start(ctx, r.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			tracehttp.Method(r.Method),
+			semconv.HTTPRoute(c.Path()),
+			semconv.URLPath(path),
+			semconv.URLScheme(c.Scheme()),
+			attribute.String("slipway.source", src.name),
+			attribute.String("slipway.format", src.format),
+		))
 	defer span.End()
 
-	tok, hasToken := urlToken(c)
 	var rep reply
 	if wait, ok := src.admit(); ok {
 		rep = h.receive(ctx, c, src, tok, hasToken)
@@ -81,8 +97,9 @@ func (h *handler) webhook(c echo.Context) error {
 		rep = reply{http.StatusTooManyRequests, errorBody{"too many deliveries from this source, retry later"}}
 	}
 
-	span.SetAttributes(attribute.Int("http.response.status_code", rep.code))
-	if rep.code >= 500 {
+	span.SetAttributes(semconv.HTTPResponseStatusCode(rep.code))
+	if rep.code >= 500 { // a server span fails on its own errors only
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(rep.code)))
 		span.SetStatus(codes.Error, http.StatusText(rep.code))
 	}
 	h.metrics.request(src, rep.code, time.Since(start).Seconds())

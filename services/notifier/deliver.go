@@ -122,8 +122,10 @@ func last(ctx context.Context) bool {
 
 // send sends e to one channel of the receiver unless it was sent before.
 func (d *deliverer) send(ctx context.Context, e events.Event, channel string, msg notify.Message) (err error) {
+	// Internal: the HTTP request under it is the client span
+	// (tracehttp), one per attempt.
 	ctx, span := tracer.Start(ctx, "notify "+d.name,
-		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
 			attribute.String("slipway.receiver.name", d.name),
 			attribute.String("slipway.receiver.kind", d.kind),

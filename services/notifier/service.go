@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
 	"github.com/slipway-cd/slipway/services/notifier/notify"
 	"github.com/slipway-cd/slipway/services/notifier/render"
 )
@@ -52,8 +53,8 @@ type Service struct {
 	// BackOff is the delay before each retry, the last one repeating
 	// (DefaultBackOff when empty). A receiver's Retry-After replaces it.
 	BackOff []time.Duration
-	// HTTPClient is handed to HTTP integrations; one with
-	// DefaultHTTPTimeout when nil.
+	// HTTPClient is handed to HTTP integrations (its transport wrapped in
+	// client spans); one with DefaultHTTPTimeout when nil.
 	HTTPClient *http.Client
 	// Hooks are for tests.
 	Hooks *Hooks
@@ -108,10 +109,14 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
-	client := s.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: DefaultHTTPTimeout}
+	client := &http.Client{Timeout: DefaultHTTPTimeout}
+	if s.HTTPClient != nil {
+		c := *s.HTTPClient // never change the caller's client
+		client = &c
 	}
+	// Each request is a client span of the event's trace, and the receiver
+	// gets its traceparent; a receiver's URL is a secret as a whole.
+	client.Transport = tracehttp.Transport(client.Transport, config.RedactSecretURL)
 	maxDeliver := s.MaxDeliver
 	if maxDeliver == 0 {
 		maxDeliver = DefaultMaxDeliver

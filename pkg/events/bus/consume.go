@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -560,13 +561,16 @@ func (c *Consumer) process(msg jetstream.Msg) {
 // the handler runs, and turns a panic into an error.
 func (c *Consumer) call(msg jetstream.Msg, d Delivery, e events.Event) (err error) {
 	ctx := events.ExtractTrace(c.ctx, e)
-	ctx, span := events.Tracer.Start(ctx, "consume "+e.Type(),
+	// The messaging conventions' "process" span: "{operation} {destination}".
+	ctx, span := events.Tracer.Start(ctx, "process "+d.Subject,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.consumer.group.name", d.Consumer),
-			attribute.String("messaging.destination.name", d.Subject),
-			attribute.String("messaging.message.id", e.ID()),
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingConsumerGroupName(d.Consumer),
+			semconv.MessagingDestinationName(d.Subject),
+			semconv.MessagingMessageID(e.ID()),
 			attribute.Int("slipway.delivery.attempt", d.Attempt),
 			attribute.String("cloudevents.event_type", e.Type()),
 		))

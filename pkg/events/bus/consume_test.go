@@ -447,25 +447,36 @@ func TestConsumeTracePropagation(t *testing.T) {
 			continue
 		}
 		found = true
-		if s.Name() != "consume "+string(events.TypeDeploymentSucceeded) {
+		// The messaging conventions: "{operation} {destination}".
+		if s.Name() != "process slipway.deployment.succeeded.prd" {
 			t.Errorf("span name %q", s.Name())
 		}
 		pub := spanByID(s.Parent().SpanID())
-		if pub == nil || !s.Parent().IsRemote() || pub.Name() != "publish "+string(events.TypeDeploymentSucceeded) || pub.SpanKind() != trace.SpanKindProducer {
+		if pub == nil || !s.Parent().IsRemote() || pub.Name() != "publish slipway.deployment.succeeded.prd" || pub.SpanKind() != trace.SpanKindProducer {
 			t.Fatalf("span parent %v, want the remote publish span", s.Parent())
 		}
 		if pub.Parent().SpanID() != psc.SpanID() {
 			t.Errorf("publish span parent %v, want the webhook span", pub.Parent())
 		}
 		pattrs := attribute.NewSet(pub.Attributes()...)
-		if v, _ := pattrs.Value("messaging.destination.name"); v.AsString() != "slipway.deployment.succeeded.prd" {
-			t.Errorf("publish span destination %q", v.AsString())
+		for k, want := range map[attribute.Key]string{
+			"messaging.system":           "nats",
+			"messaging.operation.type":   "send",
+			"messaging.operation.name":   "publish",
+			"messaging.destination.name": "slipway.deployment.succeeded.prd",
+		} {
+			if v, _ := pattrs.Value(k); v.AsString() != want {
+				t.Errorf("publish span %s = %q, want %q", k, v.AsString(), want)
+			}
 		}
 		if s.SpanKind() != trace.SpanKindConsumer {
 			t.Errorf("span kind %v", s.SpanKind())
 		}
 		attrs := attribute.NewSet(s.Attributes()...)
 		for k, want := range map[attribute.Key]attribute.Value{
+			"messaging.system":              attribute.StringValue("nats"),
+			"messaging.operation.type":      attribute.StringValue("process"),
+			"messaging.operation.name":      attribute.StringValue("process"),
 			"messaging.consumer.group.name": attribute.StringValue("traced"),
 			"messaging.destination.name":    attribute.StringValue("slipway.deployment.succeeded.prd"),
 			"messaging.message.id":          attribute.StringValue(ev.ID()),

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -41,13 +42,17 @@ func (p *Publisher) Publish(ctx context.Context, e events.Event) (duplicate bool
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = events.ExtractTrace(ctx, e)
 	}
-	ctx, span := events.Tracer.Start(ctx, "publish "+e.Type(),
+	// Named and attributed by the OpenTelemetry messaging conventions:
+	// "{operation} {destination}"; a subject is low-cardinality (type and
+	// environment).
+	ctx, span := events.Tracer.Start(ctx, "publish "+subject,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.destination.name", subject),
-			attribute.String("messaging.message.id", e.ID()),
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("publish"),
+			semconv.MessagingDestinationName(subject),
+			semconv.MessagingMessageID(e.ID()),
 			attribute.String("cloudevents.event_type", e.Type()),
 		))
 	defer func() {

@@ -107,6 +107,7 @@ func (c *Client) ListApps(ctx context.Context) ([]App, error) {
 		method: http.MethodGet,
 		url:    c.endpoint("/v2/apps", "/v2/apps", url.Values{"embed": {"apps.deployments"}}),
 		path:   "/v2/apps",
+		route:  "/v2/apps",
 		safe:   true,
 	})
 	if err != nil {
@@ -128,7 +129,7 @@ func (c *Client) GetApp(ctx context.Context, id string) (App, error) {
 	if err != nil {
 		return App{}, c.argError("GET", id, err)
 	}
-	resp, err := c.do(ctx, call{method: http.MethodGet, url: c.endpoint(p, raw, nil), path: p, safe: true})
+	resp, err := c.do(ctx, call{method: http.MethodGet, url: c.endpoint(p, raw, nil), path: p, route: "/v2/apps/{id}", safe: true})
 	if err != nil {
 		return App{}, err
 	}
@@ -181,11 +182,11 @@ func (c *Client) UpdateApp(ctx context.Context, id string, fields map[string]jso
 	sort.Strings(names)
 	app := "/" + strings.Trim(id, "/")
 	c.log.Debug("marathon update", "app", app, "fields", strings.Join(names, ","), "force", force)
-	ctx, span := tracer.Start(ctx, "marathon PUT "+app,
-		trace.WithSpanKind(trace.SpanKindClient),
+	// The update as a whole, retries included; each HTTP attempt is a
+	// client span under it ("PUT /v2/apps/{id}").
+	ctx, span := tracer.Start(ctx, "marathon update app",
+		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
-			attribute.String("http.request.method", http.MethodPut),
-			attribute.String("url.path", p),
 			attribute.String("marathon.cluster", c.cluster),
 			attribute.String("marathon.app.id", app),
 			attribute.StringSlice("marathon.app.fields", names),
@@ -207,6 +208,7 @@ func (c *Client) updateApp(ctx context.Context, p, raw string, body []byte, forc
 		method: http.MethodPut,
 		url:    c.endpoint(p, raw, url.Values{"force": {strconv.FormatBool(force)}}),
 		path:   p,
+		route:  "/v2/apps/{id}",
 		body:   body,
 	})
 	if err != nil {
@@ -223,7 +225,6 @@ func (c *Client) updateApp(ctx context.Context, p, raw string, body []byte, forc
 		// The change was accepted; only its deployment is unknown.
 		return ref, fmt.Errorf("marathon %s: PUT %s: accepted (%d), but the answer names no deployment", c.cluster, p, resp.status)
 	}
-	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("http.response.status_code", resp.status))
 	return ref, nil
 }
 

@@ -314,6 +314,7 @@ func (d *dcosAuth) login(ctx context.Context) (string, time.Duration, error) {
 		method: http.MethodPost,
 		url:    d.endpoint,
 		path:   d.endpoint.Path,
+		route:  d.endpoint.Path, // the configured login endpoint: one per cluster
 		body:   body,
 		safe:   true, // a login has no side effects
 		noAuth: true,

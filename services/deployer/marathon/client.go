@@ -20,6 +20,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/httpretry"
+	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
 )
 
 const (
@@ -147,6 +148,9 @@ func New(cluster string, cfg config.Marathon, opts ...Option) (*Client, error) {
 	if c.hc, err = httpClient(c.hc, roots); err != nil {
 		return nil, fail("%w", err)
 	}
+	// Each attempt of a call made in a trace is a client span ("PUT
+	// /v2/apps/{id}"), and Marathon gets its traceparent.
+	c.hc.Transport = tracehttp.Transport(c.hc.Transport, config.RedactURL)
 	if c.auth, err = newAuth(c, cfg.Auth); err != nil {
 		return nil, fail("auth: %w", err)
 	}
@@ -252,7 +256,10 @@ type call struct {
 	method string
 	url    *url.URL
 	path   string // for errors and logs: the API path without prefix or query
-	body   []byte
+	// route is the path's template, which names the call's spans
+	// ("/v2/apps/{id}"); "" names them by the method alone.
+	route string
+	body  []byte
 	// safe means sending it twice does no harm (GET, a login): any
 	// transport error or 5xx is retried. Otherwise only failures where
 	// Marathon certainly did not act are retried.
@@ -338,6 +345,9 @@ func (c *Client) send(ctx context.Context, cl call) (response, string, error) {
 	var body io.Reader
 	if cl.body != nil {
 		body = bytes.NewReader(cl.body)
+	}
+	if cl.route != "" {
+		ctx = tracehttp.WithRoute(ctx, cl.route)
 	}
 	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url.String(), body)
 	if err != nil {

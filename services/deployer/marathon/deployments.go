@@ -35,6 +35,7 @@ func (c *Client) Deployments(ctx context.Context) ([]Deployment, error) {
 		method: http.MethodGet,
 		url:    c.endpoint("/v2/deployments", "/v2/deployments", nil),
 		path:   "/v2/deployments",
+		route:  "/v2/deployments",
 		safe:   true,
 	})
 	if err != nil {
@@ -61,6 +62,7 @@ func (c *Client) CancelDeployment(ctx context.Context, id string, force bool) (D
 		method: http.MethodDelete,
 		url:    c.endpoint(p, "/v2/deployments/"+url.PathEscape(id), url.Values{"force": {strconv.FormatBool(force)}}),
 		path:   p,
+		route:  "/v2/deployments/{id}",
 	})
 	if err != nil {
 		return DeploymentRef{}, err
@@ -85,6 +87,7 @@ func (c *Client) Ping(ctx context.Context) error {
 		method: http.MethodGet,
 		url:    c.endpoint("/ping", "/ping", nil),
 		path:   "/ping",
+		route:  "/ping",
 		safe:   true,
 	})
 	return err

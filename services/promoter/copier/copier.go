@@ -32,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
 )
 
 // Defaults for Options.
@@ -382,10 +383,14 @@ func (c *Copier) nameOpts(host string) []name.Option {
 }
 
 func (c *Copier) baseTransport(host string) http.RoundTripper {
+	base := c.verified
 	if c.registries[normHost(host)].Insecure {
-		return c.unverified
+		base = c.unverified
 	}
-	return c.verified
+	// Each registry request of a copy is a client span, named by its
+	// method (the conventions' name when no route template is known);
+	// an upload URL's query holds its session, redacted.
+	return tracehttp.Transport(base, config.RedactURL)
 }
 
 // alreadyThere HEADs the target tag (or digest): when it already names the

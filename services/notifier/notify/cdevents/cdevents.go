@@ -125,6 +125,9 @@ func (r *Receiver) Notify(ctx context.Context, n notify.Notification) error {
 	// is a CDEvent.
 	ce.SetTime(cd.GetTimestamp())
 	ce.SetDataContentType(ContentType)
+	// The CloudEvents distributed-tracing extension: the binary binding
+	// sends it as ce-traceparent, so that the receiver joins the trace.
+	events.InjectTrace(ctx, ce)
 
 	resp := &response{}
 	ctx = context.WithValue(cloudevents.WithEncodingBinary(ctx), responseKey{}, resp)

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	purl "github.com/package-url/packageurl-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -533,4 +534,28 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 func ExampleArtifactID() {
 	fmt.Println(cdevents.ArtifactID("ghcr.io", "acme/web", "1.4.0", "sha256:abc"))
 	// Output: pkg:oci/web@sha256:abc?repository_url=ghcr.io%2Facme%2Fweb&tag=1.4.0
+}
+
+// The CDEvent carries the trace it was sent in as the CloudEvents
+// distributed-tracing extension, which the binary HTTP binding sends as
+// ce-traceparent, so that the receiver joins the trace.
+func TestCDEventCarriesTraceparent(t *testing.T) {
+	s := newSink(t)
+	r := newReceiver(t, s.srv.URL)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		TraceFlags: trace.FlagsSampled,
+	})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	if err := r.Notify(ctx, notify.Notification{Event: pushed(t)}); err != nil {
+		t.Fatal(err)
+	}
+	const want = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if got := s.requests()[0].Get("Ce-Traceparent"); got != want {
+		t.Errorf("ce-traceparent %q, want %q", got, want)
+	}
+	if got, _ := s.events()[0].ce.Extensions()["traceparent"].(string); got != want {
+		t.Errorf("traceparent extension %q, want %q", got, want)
+	}
 }
