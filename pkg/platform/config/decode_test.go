@@ -260,23 +260,22 @@ func TestMergeKeys(t *testing.T) {
 	)
 }
 
-// Problems found after loading (a service's own checks) get the lines of
-// their key paths too.
-func TestLocateGivesLaterProblemsTheirLines(t *testing.T) {
-	cfg, err := Parse([]byte("environments:\n  - name: dev\n\n    registry: {host: r}\n"), env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+// A service's own checks (its Section) are reported with the rest, each
+// at the line of its key path (a missing key at its parent's).
+func TestSectionProblemsGetTheirLines(t *testing.T) {
+	doc := "environments:\n  - name: dev\n\n    registry: {host: r}\nlog: {levl: x}\n"
+	section := SectionFunc(func(_ *Config, p *Problems) {
+		p.Add("environments[0].registry.password", "is required")
+		p.Add("environments[0].name", "%q is taken", "dev")
+	})
+	_, err := Parse([]byte(doc), env(nil), section)
 	var ps Problems
-	ps.at(0, "environments[0].registry.password", "is required")
-	err = cfg.Locate(errors.Join(ps, errors.New("environments[0].name \"dev\": taken"), errors.New("something else")))
-	var got Problems
-	if !errors.As(err, &got) {
-		t.Fatalf("%T", err)
+	if !errors.As(err, &ps) {
+		t.Fatalf("error %T %v is no Problems", err, err)
 	}
-	wantProblems(t, got,
-		"line 2: environments[0].name: \"dev\": taken",
+	wantProblems(t, ps,
+		"line 2: environments[0].name: \"dev\" is taken",
 		"line 4: environments[0].registry.password: is required",
-		"line 0: : something else",
+		"line 5: log.levl: unknown key; did you mean `level`?",
 	)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -62,31 +63,21 @@ func Parse(raw []byte, lookup func(string) (string, bool), sections ...Section) 
 	}
 	readSecretFiles(reflect.ValueOf(&cfg).Elem(), "", &ps)
 	cfg.applyDefaults()
-	cfg.lines = c.lines
-	for _, v := range c.lines.locate(cfg.Check(sections...)) {
+	var checked Problems
+	errors.As(cfg.Check(sections...), &checked)
+	for _, v := range checked {
 		if !c.follows(v.Path) {
 			ps = append(ps, v)
 		}
 	}
-	if len(ps) > 0 {
-		return nil, cfg.Locate(ps)
+	if len(ps) == 0 {
+		return &cfg, nil
 	}
-	return &cfg, nil
-}
-
-// Locate returns err, found in the checks of this file, as Problems: each
-// with the line of its key path in the file, sorted by line, and without
-// the file's secrets. Nil stays nil.
-func (c *Config) Locate(err error) error {
-	if err == nil {
-		return nil
-	}
-	ps := c.lines.locate(err)
-	r := c.Redactor()
+	r := cfg.Redactor()
 	for i := range ps {
 		ps[i].Message = r.String(ps[i].Message)
 	}
-	return ps
+	return nil, c.lines.locate(ps)
 }
 
 var (

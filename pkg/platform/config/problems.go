@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -50,29 +49,10 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
-// problems collects the problems of a file, each with its key path.
-type problems struct {
-	list Problems
-}
-
-// add records a problem at a key path; its line is found from the path
-// once the whole file is checked.
-func (p *problems) add(path, format string, args ...any) {
-	p.list = append(p.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
 // at records a problem whose line is known (found while reading the
 // file).
 func (ps *Problems) at(line int, path, format string, args ...any) {
 	*ps = append(*ps, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
-}
-
-// err is nil without problems, else the Problems.
-func (p problems) err() error {
-	if len(p.list) == 0 {
-		return nil
-	}
-	return p.list
 }
 
 // keyLines maps each key path written in a file (and each list item) to
@@ -96,22 +76,9 @@ func (l keyLines) of(path string) int {
 	return 0
 }
 
-// locate gives every problem of err that has none the line of its key
-// path, and sorts them by line (those without one last). err may hold
-// Problems (wrapped or joined) or be plain errors that say "path: reason",
-// as the services' checks do; those become Problems.
-func (l keyLines) locate(err error) Problems {
-	var ps Problems
-	for _, e := range flatten(err) {
-		var found Problems
-		if errors.As(e, &found) {
-			ps = append(ps, found...)
-			continue
-		}
-		for _, msg := range strings.Split(e.Error(), "\n") {
-			ps = append(ps, l.parse(strings.TrimSpace(msg)))
-		}
-	}
+// locate gives every problem of ps that has none the line of its key
+// path, and sorts them by line (those without one last).
+func (l keyLines) locate(ps Problems) Problems {
 	for i := range ps {
 		if ps[i].Line == 0 {
 			ps[i].Line = l.of(ps[i].Path)
@@ -131,28 +98,5 @@ func (l keyLines) locate(err error) Problems {
 	return ps
 }
 
-// parse reads "path: reason" (or "path reason") as a Problem when path is
-// a key path of the file (or below one), else keeps msg whole.
-func (l keyLines) parse(msg string) Problem {
-	if i := strings.IndexAny(msg, ": "); i > 0 && keyPathRE.MatchString(msg[:i]) && l.of(msg[:i]) > 0 {
-		return Problem{Path: msg[:i], Message: strings.TrimLeft(msg[i:], ": ")}
-	}
-	return Problem{Message: msg}
-}
-
+// keyPathRE is the shape of a key path: "ingest.sources[1].auth".
 var keyPathRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*|\[[0-9]+\])*$`)
-
-// flatten returns the errors joined in err (errors.Join), or err alone.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}

@@ -17,10 +17,6 @@ type Config struct {
 	Deployer     Deployer      `yaml:"deployer"`
 	Ops          Ops           `yaml:"ops"`
 	Log          Log           `yaml:"log"`
-
-	// lines is where each key path is written in the file it was read
-	// from, for the problems found after loading (Locate).
-	lines keyLines
 }
 
 // Ops is the listener for /healthz, /readyz and /metrics of a process whose
