@@ -280,7 +280,7 @@ func (tr *spanTree) check(chain []events.Event) string {
 	if _, p := one(update, "Marathon PUT", "PUT /v2/apps/{id}", "http.request.method", "PUT"); p != "" {
 		return p + " under the Marathon update"
 	}
-	follow, p := one(deploy, "follow", "follow deployment ")
+	follow, p := one(deploy, "follow", "follow deployment")
 	if p != "" {
 		return p + " under the deployer's consume"
 	}
@@ -291,7 +291,7 @@ func (tr *spanTree) check(chain []events.Event) string {
 	if p != "" {
 		return p
 	}
-	if _, p := one(promote, "copy", "copy "); p != "" {
+	if _, p := one(promote, "copy", "copy image"); p != "" {
 		return p + " under the promoter's consume"
 	}
 	if _, p := one(promote, "publish", "publish slipway.image.promoted.tst"); p != "" {

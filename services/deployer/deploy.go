@@ -275,7 +275,9 @@ var tracer = otel.Tracer("github.com/slipway-cd/slipway/services/deployer")
 
 // follow waits for the deployment's outcome until the record's deadline.
 func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
-	ctx, span := tracer.Start(ctx, "follow deployment "+rec.DeploymentID,
+	// One name for every deployment (a collector groups by name); the id
+	// is an attribute.
+	ctx, span := tracer.Start(ctx, "follow deployment",
 		trace.WithAttributes(
 			attribute.String("marathon.cluster", c.name),
 			attribute.String("marathon.app.id", rec.AppID),

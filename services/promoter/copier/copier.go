@@ -220,8 +220,9 @@ type copyRun struct {
 // Copy copies req.From to req.To; see the package documentation.
 func (c *Copier) Copy(ctx context.Context, req Request) (res Result, err error) {
 	start := time.Now()
-	// The name without tag and digest: one name per pair of repositories.
-	ctx, span := tracer.Start(ctx, "copy "+req.From.Registry+"/"+req.From.Repository+" → "+req.To.Registry+"/"+req.To.Repository,
+	// One name for every copy (a collector groups by name): the images are
+	// attributes.
+	ctx, span := tracer.Start(ctx, "copy image",
 		trace.WithAttributes(
 			attribute.String("slipway.copy.from", req.From.String()),
 			attribute.String("slipway.copy.to", req.To.String()),
