@@ -488,10 +488,14 @@ func TestSharedApproverTokenRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "approvers[2].token") || strings.Contains(err.Error(), aliceToken) {
 		t.Fatalf("err = %v, want approvers[2].token named (and no token)", err)
 	}
-	if err := ingest.Validate(cfg); err == nil || !strings.Contains(err.Error(), "approvers[2].token") {
-		t.Fatalf("config check: %v, want approvers[2].token named", err)
+	var p config.Problems
+	ingest.New().CheckConfig(cfg, &p)
+	if !strings.Contains(p.Error(), "approvers[2].token") {
+		t.Fatalf("config check: %v, want approvers[2].token named", p)
 	}
-	if err := ingest.Validate(approversConfig()); err != nil {
+	p = nil
+	ingest.New().CheckConfig(approversConfig(), &p)
+	if err := p.Err(); err != nil {
 		t.Fatalf("distinct tokens: %v", err)
 	}
 }

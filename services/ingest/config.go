@@ -56,14 +56,6 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 	}
 }
 
-// Validate checks the ingest part of cfg (CheckConfig) and returns its
-// problems.
-func Validate(cfg *config.Config) error {
-	var p config.Problems
-	New().CheckConfig(cfg, &p)
-	return p.Err()
-}
-
 func checkWebhookAuth(p *config.Problems, path string, a *config.Auth) {
 	if a == nil {
 		p.Add(path, "is required; use {none: true} to accept unauthenticated webhooks")

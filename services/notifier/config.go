@@ -18,14 +18,6 @@ func (s *Service) CheckConfig(c *config.Config, p *config.Problems) {
 	checkConfig(c, s.constructors(), p)
 }
 
-// Validate checks the notify part of cfg (CheckConfig) and returns its
-// problems.
-func Validate(cfg *config.Config) error {
-	var p config.Problems
-	New().CheckConfig(cfg, &p)
-	return p.Err()
-}
-
 // constructors are the Integrations, or the ones a test gave.
 func (s *Service) constructors() map[string]Constructor {
 	if s.Integrations != nil {

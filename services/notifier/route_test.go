@@ -166,7 +166,9 @@ func TestValidate(t *testing.T) {
 		Routes: []config.Route{{Match: config.Match{Types: []string{"deployment.*", "dev.slipway.image.pushed.v1", "*"},
 			Repositories: []string{"apps/**"}, Clusters: []string{"vsphere-*"}}, Receivers: []string{"hook"}}},
 	}}
-	if err := Validate(good); err != nil {
+	var p config.Problems
+	New().CheckConfig(good, &p)
+	if err := p.Err(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
 	for _, tc := range []struct {

@@ -34,9 +34,6 @@ var _ app.Service = (*Service)(nil)
 // Name is how --only selects the service.
 func (*Service) Name() string { return "promoter" }
 
-// Validate checks the promotion rules of cfg.
-func Validate(cfg *config.Config) error { return rules.Validate(cfg) }
-
 // Run promotes until ctx ends.
 func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	cfg := d.Config
