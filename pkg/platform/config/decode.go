@@ -27,10 +27,15 @@ type checker struct {
 	// "required"), so it is not said twice. parents are the paths whose
 	// own checks are unreliable because a child was left out.
 	covered, parents map[string]bool
+	// aliased are the anchored nodes already checked through an alias
+	// (*name), with the outcome: each is checked once, however often it
+	// is used, so that aliases of aliases cannot multiply the work.
+	aliased map[*yaml.Node]bool
 }
 
 func newChecker(p *Problems) *checker {
-	return &checker{p: p, lines: keyLines{}, covered: map[string]bool{}, parents: map[string]bool{}}
+	return &checker{p: p, lines: keyLines{}, covered: map[string]bool{}, parents: map[string]bool{},
+		aliased: map[*yaml.Node]bool{}}
 }
 
 // follows reports whether a validation problem at path only repeats a
@@ -39,15 +44,10 @@ func (c *checker) follows(path string) bool {
 	if c.parents[path] {
 		return true
 	}
-	for p := path; p != ""; {
+	for p := path; p != ""; p = parent(p) {
 		if c.covered[p] {
 			return true
 		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
 	}
 	return false
 }
@@ -62,7 +62,13 @@ var (
 // into t; the caller then leaves it out.
 func (c *checker) value(n *yaml.Node, t reflect.Type, path string) bool {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+		if ok, done := c.aliased[n.Alias]; done {
+			return ok
+		}
+		c.aliased[n.Alias] = true
+		ok := c.value(n.Alias, t, path)
+		c.aliased[n.Alias] = ok
+		return ok
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return true // the zero value, or the default
@@ -157,7 +163,8 @@ func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string) {
 			if it.Kind == yaml.AliasNode && it.Alias != nil {
 				it = it.Alias
 			}
-			if it.Kind == yaml.MappingNode {
+			if _, done := c.aliased[it]; !done && it.Kind == yaml.MappingNode {
+				c.aliased[it] = true
 				c.mapping(it, t, path)
 			}
 		}
@@ -200,8 +207,8 @@ func (c *checker) mismatch(n *yaml.Node, t reflect.Type, path string) bool {
 // already reported.
 func (c *checker) cover(path string) {
 	c.covered[path] = true
-	if i := strings.LastIndexAny(path, ".["); i > 0 {
-		c.parents[path[:i]] = true
+	if p := parent(path); p != "" {
+		c.parents[p] = true
 	}
 }
 

@@ -51,7 +51,7 @@ func Parse(raw []byte, lookup func(string) (string, bool), sections ...Section) 
 	c := newChecker(&ps)
 	c.expand(root, "", lookup)
 	if root.Kind != yaml.MappingNode {
-		ps.at(root.Line, "", "expected keys with values (environments, ingest, … ), not %s", describe(root))
+		ps.at(root.Line, "", "expected keys with values (environments, ingest, …), not %s", describe(root))
 		return nil, ps
 	}
 	c.value(root, reflect.TypeFor[Config](), "")

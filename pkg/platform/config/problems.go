@@ -63,17 +63,20 @@ type keyLines map[string]int
 // of returns the line of path, or of its nearest ancestor written in the
 // file (a missing key belongs where its parent is), or 0.
 func (l keyLines) of(path string) int {
-	for path != "" {
-		if n, ok := l[path]; ok {
+	for p := path; p != ""; p = parent(p) {
+		if n, ok := l[p]; ok {
 			return n
 		}
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			break
-		}
-		path = path[:i]
 	}
 	return 0
+}
+
+// parent is the key path that holds path ("a.b[1]" is in "a.b"), or "".
+func parent(path string) string {
+	if i := strings.LastIndexAny(path, ".["); i > 0 {
+		return path[:i]
+	}
+	return ""
 }
 
 // locate gives every problem of ps that has none the line of its key
