@@ -207,6 +207,13 @@ func TestWrongKindOfValueIsNotQuoted(t *testing.T) {
 	if strings.Contains(ps.Error(), "s3cret") {
 		t.Errorf("a secret is printed: %v", ps)
 	}
+	// Without a space after its colon, key and value are one key.
+	ps = problemsOf(t, "approvers: [{name: rm, token:s3cret-token}]\n", env(nil))
+	wantProblems(t, ps,
+		"line 1: approvers[0].token: needs a space after the colon")
+	if strings.Contains(ps.Error(), "s3cret") {
+		t.Errorf("a secret is printed: %v", ps)
+	}
 }
 
 // Unknown keys are matched to the closest known key (case and swapped
