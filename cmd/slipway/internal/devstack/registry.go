@@ -1,44 +1,59 @@
-// Package devstack starts the parts `slipway demo` needs in process: CNCF
-// Distribution registries that notify ingest, and Marathon emulators. It is
-// the non-test counterpart of pkg/testkit's helpers (which need a
-// testing.TB) and keeps Distribution out of pkg/platform.
+// Package devstack starts the parts `slipway demo` needs in process:
+// registries that notify ingest of pushes, a Marathon emulator per cluster
+// and a Slack stand-in. It is the operator binary's dev stack; the tests'
+// counterparts (CNCF Distribution's registry, the full fake Slack) live in
+// pkg/testkit, which the binary does not compile.
 package devstack
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
-	"reflect"
+	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-	"github.com/docker/go-events"
-	"github.com/sirupsen/logrus"
-
-	// Registered by name in the configuration below.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/uuid"
 )
 
-var quietLogs sync.Once
+// go-containerregistry's registry is a small, complete, in-memory OCI
+// registry already in the binary (the promoter copies with the same
+// library); CNCF Distribution's would add hundreds of packages (storage
+// drivers, Redis, OpenTelemetry exporters) to the build for a demo. What
+// Distribution adds, its push notifications, is Registry's middleware:
+// after a successful manifest PUT it sends ingest the event Distribution
+// would send, in Distribution's envelope, retried until delivered.
 
-// Registry is a Distribution registry with in-memory storage, served on
-// 127.0.0.1. Its address is known (Listen) before it serves (Start), so that
+// Distribution's notification settings the demo mirrors.
+const (
+	// eventsMediaType is the Content-Type of Distribution 3's notifications.
+	eventsMediaType = "application/vnd.docker.distribution.events.v2+json"
+	// maxManifest is the largest manifest accepted (Distribution's limit).
+	maxManifest = 4 << 20
+	// notifyTimeout bounds one delivery attempt; notifyBackoff is the
+	// wait after a failed one (Distribution's threshold 1, backoff).
+	notifyTimeout = 2 * time.Second
+	notifyBackoff = 200 * time.Millisecond
+)
+
+// Registry is an in-memory OCI registry served on 127.0.0.1 that notifies
+// pushes. Its address is known (Listen) before it serves (Start), so that
 // the configuration of the services that it notifies can name it.
 type Registry struct {
 	// Host is 127.0.0.1:<port>, the registry part of image references.
 	Host string
 
-	ln  net.Listener
-	srv *http.Server
-	app *handlers.App
+	ln       net.Listener
+	srv      *http.Server
+	reg      http.Handler
+	instance string
+	queue    *notifyQueue
 }
 
 // Listen reserves a port on 127.0.0.1 for a registry.
@@ -50,43 +65,21 @@ func Listen() (*Registry, error) {
 	return &Registry{Host: ln.Addr().String(), ln: ln}, nil
 }
 
-// Start serves the registry; every push is notified to notifyURL (if set).
+// Start serves the registry; every manifest push is notified to notifyURL
+// (if set).
 func (r *Registry) Start(notifyURL string) error {
-	quietLogs.Do(func() { logrus.SetOutput(io.Discard) })
-	secret := make([]byte, 16)
-	_, _ = rand.Read(secret)
-	cfg := &configuration.Configuration{
-		Version: configuration.MajorMinorVersion(0, 1),
-		Storage: configuration.Storage{
-			"inmemory": configuration.Parameters{},
-			"delete":   configuration.Parameters{"enabled": true},
-			"maintenance": configuration.Parameters{
-				"uploadpurging": map[any]any{"enabled": false},
-			},
-		},
-	}
-	cfg.Log.Level = "error"
-	cfg.Log.AccessLog.Disabled = true
-	cfg.HTTP.Addr = r.Host
-	cfg.HTTP.Host = "http://" + r.Host
-	cfg.HTTP.Secret = hex.EncodeToString(secret)
-	cfg.Catalog.MaxEntries = 1000
-	cfg.Tags.MaxTags = 1000
+	r.reg = ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
+	r.instance = uuid.NewString()
 	if notifyURL != "" {
-		cfg.Notifications.EventConfig.IncludeReferences = true
-		cfg.Notifications.Endpoints = []configuration.Endpoint{{
-			Name: "slipway", URL: notifyURL,
-			Timeout: 2 * time.Second, Threshold: 1, Backoff: 100 * time.Millisecond,
-		}}
+		r.queue = newNotifyQueue(notifyURL)
 	}
-	r.app = handlers.NewApp(instanceContext{context.Background(), newUUID()}, cfg)
-	r.srv = &http.Server{Handler: r.app, ReadHeaderTimeout: 10 * time.Second}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = r.srv.Serve(r.ln) }()
 	return nil
 }
 
-// Close stops serving and stops the notification goroutines (undelivered
-// notifications are dropped).
+// Close stops serving and stops notifying (undelivered notifications are
+// dropped, as a Distribution registry's in-memory queue would lose them).
 func (r *Registry) Close() error {
 	if r.srv == nil {
 		return r.ln.Close()
@@ -94,111 +87,212 @@ func (r *Registry) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := r.srv.Shutdown(ctx)
-	if cerr := closeNotifications(r.app, 4*time.Second); cerr != nil {
-		err = errors.Join(err, cerr)
+	if r.queue != nil {
+		r.queue.close()
 	}
-	_ = r.app.Shutdown()
 	return err
 }
 
-// closeNotifications stops the notification goroutines of app, which
-// handlers.App cannot do itself; see pkg/testkit/registry.go for the sink
-// chain (distribution v3.1.2) this walks.
-func closeNotifications(app *handlers.App, wait time.Duration) error {
-	evs, ok := field(reflect.ValueOf(app).Elem(), "events")
+// ServeHTTP serves the registry and notifies manifest pushes.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	repo, ref, ok := manifestPath(req.URL.Path)
+	if req.Method != http.MethodPut || !ok || r.queue == nil {
+		r.reg.ServeHTTP(w, req)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxManifest+1))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxManifest {
+		http.Error(w, "manifest too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	r.reg.ServeHTTP(w, req)
+	// The registry names the digest of a manifest it stored, and only
+	// then.
+	digest := w.Header().Get("Docker-Content-Digest")
+	if digest == "" {
+		return
+	}
+	tag := ref
+	if strings.Contains(ref, ":") {
+		tag = "" // pushed by digest
+	}
+	r.queue.add(pushEvent(r.Host, r.instance, req, repo, tag, digest, req.Header.Get("Content-Type"), int64(len(body))))
+}
+
+// manifestPath splits /v2/<repository>/manifests/<reference>.
+func manifestPath(p string) (repo, ref string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
 	if !ok {
-		return fmt.Errorf("cannot find handlers.App.events")
+		return "", "", false
 	}
-	sinkv, ok := field(evs, "sink")
-	if !ok {
-		return fmt.Errorf("cannot find handlers.App.events.sink")
+	i := strings.LastIndex(rest, "/manifests/")
+	if i <= 0 {
+		return "", "", false
 	}
-	b, ok := sinkv.Interface().(*events.Broadcaster)
-	if !ok || b == nil {
-		return nil // no endpoints configured
+	repo, ref = rest[:i], rest[i+len("/manifests/"):]
+	return repo, ref, ref != "" && !strings.Contains(ref, "/")
+}
+
+// event is a Distribution notification event (notifications.Event), the
+// fields ingest's distribution format reads and the records around them.
+type event struct {
+	ID        string    `json:"id"`
+	Timestamp time.Time `json:"timestamp"`
+	Action    string    `json:"action"`
+	Target    struct {
+		MediaType  string `json:"mediaType"`
+		Digest     string `json:"digest"`
+		Size       int64  `json:"size"`
+		Length     int64  `json:"length"`
+		Repository string `json:"repository"`
+		URL        string `json:"url"`
+		Tag        string `json:"tag,omitempty"`
+	} `json:"target"`
+	Request struct {
+		ID        string `json:"id"`
+		Addr      string `json:"addr,omitempty"`
+		Host      string `json:"host,omitempty"`
+		Method    string `json:"method"`
+		UserAgent string `json:"useragent"`
+	} `json:"request"`
+	Actor  struct{} `json:"actor"`
+	Source struct {
+		Addr       string `json:"addr,omitempty"`
+		InstanceID string `json:"instanceID,omitempty"`
+	} `json:"source"`
+}
+
+// pushEvent is the event Distribution sends for a manifest push. Its id is
+// fixed here, so that every retry carries the same one (ingest de-duplicates
+// by it).
+func pushEvent(host, instance string, req *http.Request, repo, tag, digest, mediaType string, size int64) event {
+	var e event
+	e.ID = uuid.NewString()
+	e.Timestamp = time.Now().UTC()
+	e.Action = "push"
+	e.Target.MediaType = mediaType
+	e.Target.Digest = digest
+	e.Target.Size, e.Target.Length = size, size
+	e.Target.Repository = repo
+	e.Target.URL = "http://" + host + "/v2/" + repo + "/manifests/" + digest
+	e.Target.Tag = tag
+	e.Request.ID = uuid.NewString()
+	e.Request.Addr = req.RemoteAddr
+	e.Request.Host = req.Host
+	e.Request.Method = req.Method
+	e.Request.UserAgent = req.UserAgent()
+	e.Source.Addr = host
+	e.Source.InstanceID = instance
+	return e
+}
+
+// notifyQueue delivers events one at a time, in order, each until the
+// endpoint accepts it (2xx or 3xx, as Distribution counts), waiting
+// notifyBackoff after a failed attempt.
+type notifyQueue struct {
+	url    string
+	client *http.Client
+
+	mu      sync.Mutex
+	pending []event
+	wake    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+func newNotifyQueue(url string) *notifyQueue {
+	q := &notifyQueue{
+		url:     url,
+		client:  &http.Client{Timeout: notifyTimeout},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
-	sinks, ok := field(reflect.ValueOf(b).Elem(), "sinks")
-	if !ok {
-		return fmt.Errorf("cannot find events.Broadcaster.sinks")
-	}
-	for i := range sinks.Len() {
-		if rs := findRetryingSink(sinks.Index(i), 8); rs != nil {
-			_ = rs.Close()
-		} else {
-			return fmt.Errorf("no events.RetryingSink under %s", sinks.Index(i).Elem().Type())
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = b.Close()
-		close(done)
-	}()
+	go q.run()
+	return q
+}
+
+func (q *notifyQueue) add(e event) {
+	q.mu.Lock()
+	q.pending = append(q.pending, e)
+	q.mu.Unlock()
 	select {
-	case <-done:
-		return nil
-	case <-time.After(wait):
-		return fmt.Errorf("notification sink did not close within %s", wait)
+	case q.wake <- struct{}{}:
+	default:
 	}
 }
 
-func findRetryingSink(v reflect.Value, depth int) *events.RetryingSink {
-	for range depth {
-		if v.Kind() == reflect.Interface {
-			v = v.Elem()
+func (q *notifyQueue) close() {
+	close(q.done)
+	<-q.stopped
+}
+
+func (q *notifyQueue) run() {
+	defer close(q.stopped)
+	for {
+		q.mu.Lock()
+		var next *event
+		if len(q.pending) > 0 {
+			next = &q.pending[0]
 		}
-		if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() {
-			return nil
-		}
-		if v.CanInterface() {
-			if rs, ok := v.Interface().(*events.RetryingSink); ok {
-				return rs
+		q.mu.Unlock()
+		if next == nil {
+			select {
+			case <-q.wake:
+				continue
+			case <-q.done:
+				return
 			}
 		}
-		s := v.Elem()
-		if s.Kind() != reflect.Struct {
-			return nil
-		}
-		next, ok := field(s, "Sink")
-		if !ok {
-			if next, ok = field(s, "sink"); !ok {
-				return nil
+		if err := q.send(*next); err != nil {
+			select {
+			case <-time.After(notifyBackoff):
+				continue
+			case <-q.done:
+				return
 			}
 		}
-		v = next
+		q.mu.Lock()
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+	}
+}
+
+// send posts one event in Distribution's envelope.
+func (q *notifyQueue) send(e event) error {
+	body, err := json.Marshal(struct {
+		Events []event `json:"events"`
+	}{[]event{e}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-q.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, q.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", eventsMediaType)
+	resp, err := q.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return errors.New("notification refused: " + resp.Status)
 	}
 	return nil
-}
-
-func field(s reflect.Value, name string) (reflect.Value, bool) {
-	if s.Kind() != reflect.Struct || !s.CanAddr() {
-		return reflect.Value{}, false
-	}
-	f := s.FieldByName(name)
-	if !f.IsValid() {
-		return reflect.Value{}, false
-	}
-	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), true
-}
-
-// instanceContext provides the "instance.id" value Distribution reports as
-// source.instanceID in its notifications.
-type instanceContext struct {
-	context.Context
-	id string
-}
-
-func (c instanceContext) Value(key any) any {
-	if k, ok := key.(string); ok && k == "instance.id" {
-		return c.id
-	}
-	return c.Context.Value(key)
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
