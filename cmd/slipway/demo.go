@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -32,8 +33,11 @@ type demoOptions struct {
 	StepTimeout time.Duration
 	// Exit ends the demo after the scenario instead of waiting for ctx.
 	Exit bool
-	// Log, if set, receives the services' logs (warnings and errors).
+	// Log, if set, receives the services' logs from LogLevel up.
 	Log io.Writer
+	// LogLevel is the least level logged (default: info; the command
+	// logs errors only).
+	LogLevel slog.Level
 }
 
 func defaultDemoOptions() demoOptions {
@@ -42,6 +46,7 @@ func defaultDemoOptions() demoOptions {
 		DeployDuration: 1500 * time.Millisecond,
 		BrokenTimeout:  8 * time.Second,
 		StepTimeout:    2 * time.Minute,
+		LogLevel:       slog.LevelError,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 )
@@ -94,8 +95,52 @@ func (c *console) line(s string) {
 	c.redrawLocked()
 }
 
-// waiting shows a progress line for what until the returned stop is called.
+// notified prints a message the notifier posted to a Slack channel: its
+// first line, as a notification preview shows it, with Slack's escapes
+// undone and nothing a terminal would act on.
+func (c *console) notified(channel, text string) {
+	first, _, _ := strings.Cut(text, "\n")
+	first = slackUnescape.Replace(first)
+	first = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control) {
+			return -1
+		}
+		return r
+	}, first)
+	c.line(fmt.Sprintf("%s  → %s: %s", c.elapsed(time.Now()), channel, longDigest.ReplaceAllString(first, "$1")))
+}
+
+var slackUnescape = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
+// waiting shows a progress line for what, with the time spent waiting,
+// until the returned stop is called.
 func (c *console) waiting(what string) (stop func()) {
+	return c.progressLine(func(waited time.Duration) string {
+		return fmt.Sprintf("%s %.0fs", what, waited.Seconds())
+	})
+}
+
+// countdown shows "what 3s", counting down, until d has passed or ctx
+// ends (then it returns ctx's error).
+func (c *console) countdown(ctx context.Context, what string, d time.Duration) error {
+	stop := c.progressLine(func(waited time.Duration) string {
+		left := (d - waited + time.Second - 1) / time.Second
+		return fmt.Sprintf("%s %ds", what, max(left, 1))
+	})
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// progressLine shows text(time waited) until the returned stop is called:
+// on a terminal rewritten in place, otherwise printed every progressEvery.
+func (c *console) progressLine(text func(waited time.Duration) string) (stop func()) {
 	since := time.Now()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -112,14 +157,14 @@ func (c *console) waiting(what string) (stop func()) {
 				return
 			case <-t.C:
 			}
-			text := fmt.Sprintf("   … %s %.0fs", what, time.Since(since).Seconds())
+			line := "   … " + text(time.Since(since))
 			c.mu.Lock()
 			if c.tty {
 				c.clearLocked()
-				c.progress = text
+				c.progress = line
 				c.redrawLocked()
 			} else {
-				fmt.Fprintln(c.out, text)
+				fmt.Fprintln(c.out, line)
 			}
 			c.mu.Unlock()
 		}

@@ -29,6 +29,8 @@ type demoResult struct {
 	// Events are all events of the stream, in stream order, up to the end
 	// of the scenario.
 	Events []events.Event
+	// Later are the events after the scenario, until the demo stopped.
+	Later []events.Event
 	// Registries are the registries' hosts by environment.
 	Registries map[string]string
 	// GoodDigest and BrokenDigest are the digests of the two pushes.
@@ -43,10 +45,10 @@ type demoResult struct {
 func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult, error) {
 	start := time.Now()
 	con := newConsole(out, start)
-	con.plain("Slipway demo: embedded NATS, three registries, two emulated DC/OS clusters (azure-int for dev and tst, vsphere-prd for prd), ingest, promoter and deployer, all in this process.")
+	con.plain("Slipway demo: embedded NATS, three registries, two emulated DC/OS clusters (azure-int for dev and tst, vsphere-prd for prd), a Slack stand-in, ingest, promoter, deployer and notifier, all in this process.")
 
 	stop := con.waiting("starting")
-	s, err := startDemoStack(ctx, opts)
+	s, err := startDemoStack(ctx, opts, con.notified)
 	stop()
 	if err != nil {
 		return nil, err
@@ -63,6 +65,8 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 		con.plain("  %-13s %s  Marathon (emulated) for %s, running %s", a.Cluster, s.marathons[a.Cluster].URL, a.Env, a.ID)
 	}
 	con.plain("  promotions    dev → tst automatic, tst → prd approved by %s", demoApprover)
+	con.plain("  Slack         %s (stand-in): approvals, promotions, failures and drift to %s; each app's deployments to %s (its slipway.notify label)",
+		s.slack.APIURL, demoReleaseChannel, demoTeamChannel)
 	con.plain("")
 
 	log := newEventLog()
@@ -132,13 +136,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 	}
 	if opts.ApprovalPause > 0 {
 		con.say("approving the prd promotion in %s as %s (a person would press Approve in Slack)", opts.ApprovalPause, demoApprover)
-		stop := con.waiting("approving in " + opts.ApprovalPause.String() + "…")
-		select {
-		case <-time.After(opts.ApprovalPause):
-		case <-ctx.Done():
-		}
-		stop()
-		if ctx.Err() != nil {
+		if con.countdown(ctx, "approving in", opts.ApprovalPause) != nil {
 			return nil, ctx.Err()
 		}
 	} else {
@@ -177,13 +175,25 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 		return res, nil
 	}
 
-	dev := s.registries["dev"].Host
-	con.plain(`
-Slipway keeps running. Push your own image to the dev registry (plain HTTP: crane needs
---insecure; docker accepts 127.0.0.1 as an insecure registry, Docker Desktop may need
-"insecure-registries" in its daemon settings):
+	scenario := len(res.Events)
+	con.plain("%s", demoHints(s))
+	<-ctx.Done()
+	con.plain("")
+	con.say("stopping")
+	res.Later = log.all()[scenario:]
+	return res, nil
+}
 
-  crane append --insecure -f <(tar -cf - go.mod) -t %[1]s/%[2]s:1.6.0
+// demoHints says how to go on. Every command works as printed, in sh and
+// bash alike, from the repository's root.
+func demoHints(s *demoStack) string {
+	prd := demoApps[len(demoApps)-1]
+	return fmt.Sprintf(`
+Slipway keeps running. Push your own image to the dev registry (plain HTTP; crane:
+go install github.com/google/go-containerregistry/cmd/crane@latest; docker accepts
+127.0.0.1 as an insecure registry, Docker Desktop may need "insecure-registries"):
+
+  tar -cf - README.md | crane append --insecure -f - -t %[1]s/%[2]s:1.6.0
   docker tag <your image> %[1]s/%[2]s:1.6.0 && docker push %[1]s/%[2]s:1.6.0
 
 It is deployed on /dev/web, promoted to tst and deployed there, then waits for approval:
@@ -191,16 +201,19 @@ It is deployed on /dev/web, promoted to tst and deployed there, then waits for a
   go run ./cmd/slipway approvals list --url %[3]s --token %[4]s
   go run ./cmd/slipway approvals approve <id> --url %[3]s --token %[4]s
 
-A tag containing "broken" never becomes healthy and is rolled back. Watch:
+A tag containing "broken" never becomes healthy and is rolled back. Change an app by
+hand, as someone with access to Marathon might, and the deployer reports the drift
+within seconds (deployer.reconcileInterval is %[6]s here, 5m by default):
+
+  curl -sS -X PUT %[7]s/v2/apps%[8]s -H 'Content-Type: application/json' -d '{"container":{"type":"DOCKER","docker":{"image":"%[9]s/%[2]s:1.3.0"}}}'
+
+Watch:
 
   go run ./cmd/slipway events tail --nats %[5]s
   go run ./cmd/slipway status --nats %[5]s
 
-Ctrl-C stops everything.`, dev, demoRepo, s.ingestURL, demoApproverToken, s.natsURL)
-	<-ctx.Done()
-	con.plain("")
-	con.say("stopping")
-	return res, nil
+Ctrl-C stops everything.`, s.registries["dev"].Host, demoRepo, s.ingestURL, demoApproverToken, s.natsURL,
+		demoReconcile, s.marathons[prd.Cluster].URL, prd.ID, s.registries[prd.Env].Host)
 }
 
 // pushRandom pushes a small random image and returns its digest.

@@ -19,8 +19,10 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/telemetry"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
+	"github.com/slipway-cd/slipway/services/notifier"
 	"github.com/slipway-cd/slipway/services/promoter"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
@@ -30,6 +32,16 @@ const (
 	demoApprover      = "release-manager"
 	demoApproverToken = "demo-release-manager-token"
 	demoRepo          = "apps/web"
+	// demoSlackToken is the bot token of the demo's Slack stand-in.
+	demoSlackToken = "xoxb-slipway-demo"
+	// demoReleaseChannel gets approvals, promotions and failures (the
+	// notify route); demoTeamChannel every deployment of the sample apps
+	// (their slipway.notify label).
+	demoReleaseChannel = "#releases"
+	demoTeamChannel    = "#web-team"
+	// demoReconcile is deployer.reconcileInterval: how soon a change made
+	// by hand shows as drift.
+	demoReconcile = 2 * time.Second
 )
 
 // demoEnvs are the stages, in promotion order.
@@ -61,6 +73,7 @@ type demoStack struct {
 	ingestURL  string
 	registries map[string]*devstack.Registry // by environment
 	marathons  map[string]*devstack.Marathon // by cluster name
+	slack      *devstack.Slack
 	nc         *nats.Conn
 	js         jetstream.JetStream
 
@@ -74,9 +87,10 @@ func (s *demoStack) close() {
 	s.closers = nil
 }
 
-// startDemoStack starts NATS, the registries, the emulators and the
+// startDemoStack starts NATS, the registries, the emulators, the Slack
+// stand-in (each message a person would read goes to notified) and the
 // services. On error, what was started is stopped.
-func startDemoStack(ctx context.Context, opts demoOptions) (_ *demoStack, err error) {
+func startDemoStack(ctx context.Context, opts demoOptions, notified func(channel, text string)) (_ *demoStack, err error) {
 	s := &demoStack{registries: map[string]*devstack.Registry{}, marathons: map[string]*devstack.Marathon{}}
 	defer func() {
 		if err != nil {
@@ -112,7 +126,7 @@ func startDemoStack(ctx context.Context, opts demoOptions) (_ *demoStack, err er
 	}
 
 	label := func(policy, timeout string) string {
-		l := fmt.Sprintf(`"slipway.policy":%q,"slipway.notify":"#web-team"`, policy)
+		l := fmt.Sprintf(`"slipway.policy":%q,"slipway.notify":%q`, policy, "slack:"+demoTeamChannel)
 		if timeout != "" {
 			l += fmt.Sprintf(`,"slipway.timeout":%q`, timeout)
 		}
@@ -150,6 +164,10 @@ func startDemoStack(ctx context.Context, opts demoOptions) (_ *demoStack, err er
 	for _, a := range demoApps {
 		s.marathons[a.Cluster] = started[a.Marathon]
 	}
+	if s.slack, err = devstack.StartSlack(demoSlackToken, notified, demoReleaseChannel, demoTeamChannel); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.slack.Close)
 
 	doc := fmt.Sprintf(`
 nats:
@@ -175,31 +193,51 @@ promotions:
 approvers:
   - { name: %s, token: %s }
 clusters:
-  - { name: azure-int, environment: dev, marathon: { url: %q } }
-  - { name: azure-int-tst, environment: tst, marathon: { url: %q } }
-  - { name: vsphere-prd, environment: prd, marathon: { url: %q } }
-deployer: { pollInterval: 200ms }
+  - { name: azure-int, environment: dev, marathon: { url: %q, auth: { none: true } } }
+  - { name: azure-int-tst, environment: tst, marathon: { url: %q, auth: { none: true } } }
+  - { name: vsphere-prd, environment: prd, marathon: { url: %q, auth: { none: true } } }
+deployer: { pollInterval: 200ms, reconcileInterval: %s }
+notify:
+  receivers:
+    - name: slack
+      slack: { token: %s, channel: %q, apiUrl: %q }
+      rateLimit: 50   # the stand-in has no rate limit (Slack's is about 1 a second)
+  routes:
+    - match: { types: ["approval.*", "image.promoted", "promotion.failed", "deployment.failed", "drift.detected"] }
+      receivers: [slack]
 ops: { listen: "off" }
 `, natsAddr, storeDir, s.registries["dev"].Host, s.registries["tst"].Host, s.registries["prd"].Host, ingestAddr,
-		demoApprover, demoApprover, demoApproverToken, s.marathons["azure-int"].URL, s.marathons["azure-int-tst"].URL, s.marathons["vsphere-prd"].URL)
+		demoApprover, demoApprover, demoApproverToken, s.marathons["azure-int"].URL, s.marathons["azure-int-tst"].URL, s.marathons["vsphere-prd"].URL,
+		demoReconcile, demoSlackToken, demoReleaseChannel, s.slack.APIURL)
 	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
 
-	// The services, in one app.Run as `slipway run` does. The notifier is
-	// not run: the demo has no receivers, its console follows the stream.
+	// Traces as `slipway run` makes them: OTEL_* configure the export, and
+	// without an exporter the events still carry their traceparent.
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "slipway")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+	})
+
+	// The services, in one app.Run as `slipway run` does.
 	logOut := opts.Log
 	if logOut == nil {
 		logOut = io.Discard
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelError}))
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: opts.LogLevel}))
 	in := ingest.New()
 	listening := make(chan net.Addr, 1)
 	in.Listening = func(a net.Addr) { listening <- a }
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Run(runCtx, cfg, log, in, promoter.New(), deployer.New()) }()
+	go func() { done <- app.Run(runCtx, cfg, log, in, promoter.New(), deployer.New(), notifier.New()) }()
 	s.closers = append(s.closers, func() {
 		cancel()
 		select {
@@ -231,7 +269,7 @@ ops: { listen: "off" }
 	}
 
 	// Pushes must not come before the consumers that act on them exist.
-	consumers := []string{promoter.ConsumerName}
+	consumers := []string{promoter.ConsumerName, notifier.ConsumerName("slack")}
 	for _, a := range demoApps {
 		consumers = append(consumers, deployer.ConsumerName(a.Cluster))
 	}

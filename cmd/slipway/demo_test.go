@@ -3,6 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -11,45 +17,128 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 )
 
-// demoOutput collects the demo's output and cancels the demo once it
-// prints its instructions, as a person pressing Ctrl-C would.
-type demoOutput struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	cancel context.CancelFunc
+// syncBuffer is a buffer written and read concurrently that wakes those
+// waiting for what it holds.
+type syncBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+	ended   bool // nothing more will be written
 }
 
-func (w *demoOutput) Write(p []byte) (int, error) {
+// end says that nothing more will be written.
+func (w *syncBuffer) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), "Ctrl-C stops everything") {
-		w.cancel()
-	}
+	close(w.changed)
+	w.changed = make(chan struct{})
 	return len(p), nil
 }
 
-func (w *demoOutput) String() string {
+func (w *syncBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
 
-// TestDemo plays `slipway demo`'s scenario headless, with no pauses and
-// fast deployments: the release reaches prd after the approval, the broken
-// image is rolled back, every app ends on the release, and the demo stops
-// cleanly when interrupted.
+// waitFor waits until the text matches re and returns the match, failing
+// the test after a minute or once nothing more can come.
+func (w *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		m := re.FindString(w.buf.String())
+		ch, ended := w.changed, w.ended
+		w.mu.Unlock()
+		if m != "" {
+			return m
+		}
+		if ended {
+			t.Fatalf("the output ended without matching %s", re)
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("the output never matched %s", re)
+		}
+	}
+}
+
+// TestDemo plays `slipway demo` headless, with no pauses and fast
+// deployments: the release reaches prd after the approval, the broken image
+// is rolled back, every app ends on the release, the team's Slack channels
+// hear of it, and every event carries its trace. Then, as a person would,
+// it runs the printed crane and curl commands as they are, in sh and in
+// bash: the pushed image arrives, the hand-made change shows as drift. The
+// demo stops cleanly when interrupted.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	out := &demoOutput{cancel: cancel}
-	res, err := runDemo(ctx, out, demoOptions{
-		IngestListen:   "127.0.0.1:0",
-		DeployDuration: 50 * time.Millisecond,
-		BrokenTimeout:  time.Second,
-		StepTimeout:    2 * time.Minute,
-	})
-	t.Logf("output:\n%s", out)
+	out, logs := newSyncBuffer(), newSyncBuffer()
+	var res *demoResult
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer out.end()
+		res, err = runDemo(ctx, out, demoOptions{
+			IngestListen:   "127.0.0.1:0",
+			DeployDuration: 50 * time.Millisecond,
+			BrokenTimeout:  time.Second,
+			StepTimeout:    2 * time.Minute,
+			Log:            logs,
+			LogLevel:       slog.LevelWarn,
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+		t.Logf("output:\n%s\nlog:\n%s\nerror: %v", out, logs, err)
+	}()
+	out.waitFor(t, regexp.MustCompile(`Ctrl-C stops everything`))
+
+	// The notifier posts to Slack: approvals and promotions to the release
+	// channel, every deployment to the team's (the apps' slipway.notify
+	// label).
+	for _, want := range []string{
+		`→ #releases: approval requested: apps/web 1.4.0 → prd`,
+		`→ #releases: apps/web 1.4.0 approved for prd by release-manager`,
+		`→ #web-team: apps/web 1.4.0 deployed on azure-int: /dev/web`,
+		`→ #web-team: apps/web 1.4.0 deployed on azure-int-tst: /tst/web`,
+		`→ #web-team: apps/web 1.4.0 deployed on vsphere-prd: /prd/web`,
+		`→ #web-team: rolled back on azure-int: /dev/web`,
+	} {
+		out.waitFor(t, regexp.MustCompile(regexp.QuoteMeta(want)))
+	}
+
+	// The printed commands, run as printed.
+	root, _ := filepath.Abs(repoRoot)
+	crane := buildCrane(t)
+	craneCmd := strings.TrimSpace(out.waitFor(t, regexp.MustCompile(`(?m)^  tar .*crane append .*$`)))
+	for _, shell := range []string{"sh", "bash"} {
+		runShell(t, shell, root, crane, craneCmd)
+	}
+	out.waitFor(t, regexp.MustCompile(`image\.pushed +dev +127\.0\.0\.1:\d+/apps/web:1\.6\.0@`))
+	curlCmd := strings.TrimSpace(out.waitFor(t, regexp.MustCompile(`(?m)^  curl .*$`)))
+	runShell(t, "sh", root, crane, curlCmd)
+	out.waitFor(t, regexp.MustCompile(`drift\.detected +prd +vsphere-prd:/prd/web`))
+	out.waitFor(t, regexp.MustCompile(`→ #releases: drift on vsphere-prd: /prd/web runs apps/web 1\.3\.0`))
+
+	cancel() // Ctrl-C
+	<-done
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,10 +261,58 @@ func TestDemo(t *testing.T) {
 		"approving the prd promotion as release-manager",
 		"rolled back: true",
 		"events tail --nats nats://127.0.0.1:",
+		"deployer.reconcileInterval is 2s here",
 		"stopping",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the output lacks %q", want)
 		}
+	}
+
+	// Every event carries the trace it belongs to, as under `slipway run`.
+	for i, e := range append(res.Events, res.Later...) {
+		if tp, _ := e.Extensions()[events.ExtTraceParent].(string); tp == "" {
+			t.Errorf("event #%d has no traceparent: %s", i, formatLine(e))
+		}
+	}
+	// The hand-made change is reported as drift.
+	drift := false
+	for _, e := range res.Later {
+		if d, err := events.DataAs[events.DriftDetected](e); err == nil && events.Type(e.Type()) == events.TypeDriftDetected && d.AppID == "/prd/web" {
+			drift = true
+		}
+	}
+	if !drift {
+		t.Errorf("no drift.detected for /prd/web after the edit")
+	}
+	// The sample apps' labels are all valid: nothing warns about them.
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(strings.ToLower(line), "label") {
+			t.Errorf("the services warned: %s", line)
+		}
+	}
+}
+
+// buildCrane builds go-containerregistry's crane (the version this
+// module requires) and returns the directory it is in.
+func buildCrane(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir, "github.com/google/go-containerregistry/cmd/crane")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building crane: %v\n%s", err, b)
+	}
+	return dir
+}
+
+// runShell runs command with shell in dir, with the directories of extra
+// first on PATH, and fails the test if it fails.
+func runShell(t *testing.T, shell, dir, path, command string) {
+	t.Helper()
+	cmd := exec.Command(shell, "-c", command)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PATH=%s%c%s", path, os.PathListSeparator, os.Getenv("PATH")))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s -c %q: %v\n%s", shell, command, err, b)
 	}
 }
