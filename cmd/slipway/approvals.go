@@ -104,11 +104,11 @@ func approvalsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list [--state pending|granted|rejected|expired] [--json]",
 		Short: "List approvals, newest first",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if state != "" {
 				if _, err := approval.ParseState(state); err != nil {
-					return err
+					return usageErrorf(cmd, "--state: %w", err)
 				}
 			}
 			c, err := f.client()
@@ -151,7 +151,7 @@ func decisionCmd(f *apiFlags, grant bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb + " ID [--reason TEXT]",
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  oneArg("approval ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client()
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -70,12 +69,8 @@ func demoEventLine(e events.Event, elapsed string) string {
 	if _, rest, ok := strings.Cut(line, "  "); ok {
 		line = rest
 	}
-	return elapsed + "  " + longDigest.ReplaceAllString(line, "$1")
+	return elapsed + "  " + shortenDigests(line)
 }
-
-// longDigest matches a sha256 digest; the demo shows its first 12 digits,
-// enough to see that the same image moves from stage to stage.
-var longDigest = regexp.MustCompile(`(sha256:[0-9a-f]{12})[0-9a-f]{52}`)
 
 // say prints a line of narration.
 func (c *console) say(format string, a ...any) {

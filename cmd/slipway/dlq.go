@@ -31,7 +31,11 @@ stream's name with _DLQ appended).
 A dead letter is named by SEQ, its sequence number in the dead-letter stream, as
 printed by "slipway dlq list".`,
 	}
-	cmd.AddCommand(dlqListCmd(), dlqShowCmd(), dlqRedriveCmd())
+	// The NATS flags belong to dlq, as approvals' API flags to approvals:
+	// they go before or after the subcommand.
+	var nf natsFlags
+	nf.add(cmd.PersistentFlags())
+	cmd.AddCommand(dlqListCmd(&nf), dlqShowCmd(&nf), dlqRedriveCmd(&nf))
 	return cmd
 }
 
@@ -60,15 +64,14 @@ func parseSeq(s string) (uint64, error) {
 	return n, nil
 }
 
-func dlqListCmd() *cobra.Command {
-	var nf natsFlags
+func dlqListCmd(nf *natsFlags) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list [--config FILE | --nats URL] [--json]",
+		Use:   "list [--json]",
 		Short: fmt.Sprintf("List dead letters, oldest first (at most %d)", bus.MaxListDeadLetters),
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
 				list, err := bus.ListDeadLetters(ctx, js, stream)
 				if err != nil {
 					return err
@@ -85,7 +88,6 @@ func dlqListCmd() *cobra.Command {
 			})
 		},
 	}
-	nf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the dead letters as JSON (Data is base64)")
 	return cmd
 }
@@ -113,18 +115,17 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func dlqShowCmd() *cobra.Command {
-	var nf natsFlags
+func dlqShowCmd(nf *natsFlags) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "show SEQ [--config FILE | --nats URL]",
+		Use:   "show SEQ",
 		Short: "Show a dead letter: its headers, the error and the event",
-		Args:  cobra.ExactArgs(1),
+		Args:  oneArg("SEQ (a dead letter's sequence number, see slipway dlq list)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := parseSeq(args[0])
 			if err != nil {
-				return err
+				return usageErrorf(cmd, "%w", err)
 			}
-			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
 				d, err := bus.GetDeadLetter(ctx, js, stream, seq)
 				if errors.Is(err, jetstream.ErrMsgNotFound) {
 					return fmt.Errorf("no dead letter %d on %s", seq, stream)
@@ -136,7 +137,6 @@ func dlqShowCmd() *cobra.Command {
 			})
 		},
 	}
-	nf.add(cmd)
 	return cmd
 }
 
@@ -174,11 +174,10 @@ func printDeadLetter(out io.Writer, d bus.DeadLetter) error {
 	return err
 }
 
-func dlqRedriveCmd() *cobra.Command {
-	var nf natsFlags
+func dlqRedriveCmd(nf *natsFlags) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "redrive SEQ... | --all [--config FILE | --nats URL]",
+		Use:   "redrive SEQ... | --all",
 		Short: "Re-publish dead letters to their original subject, with the same event id",
 		Long: `Re-publish dead letters to their original subject, with their original body,
 headers and event id (as Nats-Msg-Id), and delete them from the dead-letter stream.
@@ -193,17 +192,17 @@ either (should the event fail again, its new dead letter would be dropped as a
 duplicate). Such a dead letter is kept and reported with the time to retry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
-				return errors.New("give either SEQ... or --all")
+				return usageErrorf(cmd, "give either SEQ... or --all")
 			}
 			var seqs []uint64
 			for _, a := range args {
 				seq, err := parseSeq(a)
 				if err != nil {
-					return err
+					return usageErrorf(cmd, "%w", err)
 				}
 				seqs = append(seqs, seq)
 			}
-			return dlqRun(cmd, &nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
 				if all {
 					list, err := bus.ListDeadLetters(ctx, js, stream)
 					if err != nil {
@@ -221,7 +220,6 @@ duplicate). Such a dead letter is kept and reported with the time to retry.`,
 			})
 		},
 	}
-	nf.add(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "redrive every dead letter")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,29 +99,49 @@ func TestEventsTailJSONWritesOnlyJSONLines(t *testing.T) {
 // tail runs `slipway events tail` with args and returns the lines it
 // writes; stop ends it and returns its error.
 func tail(args ...string) (lines <-chan string, stop func() error) {
+	lines, status, stop := tailWithStatus(args...)
+	go func() {
+		for range status {
+		}
+	}()
+	return lines, stop
+}
+
+// tailWithStatus is tail that also returns the lines it writes on stderr,
+// where it says what it follows and how its connection fares.
+func tailWithStatus(args ...string) (lines, status <-chan string, stop func() error) {
 	pr, pw := io.Pipe()
+	er, ew := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		cmd := rootCmd()
 		cmd.SetArgs(append([]string{"events", "tail"}, args...))
 		cmd.SetOut(pw)
+		cmd.SetErr(ew)
 		done <- cmd.ExecuteContext(ctx)
 		pw.Close()
+		ew.Close()
 	}()
-	out := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			out <- sc.Text()
-		}
-		close(out)
-	}()
-	return out, func() error {
-		cancel()
-		err := <-done
-		for range out {
-		}
-		return err
+	// Buffered, so that a test may read stderr after stop.
+	scan := func(r io.Reader) <-chan string {
+		out := make(chan string, 100)
+		go func() {
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				out <- sc.Text()
+			}
+			close(out)
+		}()
+		return out
 	}
+	out, errOut := scan(pr), scan(er)
+	return out, errOut, sync.OnceValue(func() error {
+		cancel()
+		go func() {
+			for range out {
+			}
+		}()
+		return <-done
+	})
 }

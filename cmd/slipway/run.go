@@ -28,11 +28,11 @@ func runCmd() *cobra.Command {
 		Short: "Run all (or some) services in one process",
 		Long: "Run Slipway's services in one process. With nats.url empty in the configuration,\n" +
 			"an embedded JetStream server runs in the same process.",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			selected, err := selectServices(only)
 			if err != nil {
-				return err
+				return usageErrorf(cmd, "%w", err)
 			}
 			cfg, err := config.Load(path, app.Sections(selected...)...)
 			if err != nil {

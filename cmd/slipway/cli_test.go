@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/buildinfo"
+	"github.com/slipway-cd/slipway/pkg/testkit"
+)
+
+// runCLI runs the command line as the binary does and returns what it
+// wrote to stdout and stderr and its exit code.
+func runCLI(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = cli(ctx, args, &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+// TestVersionFlagAndCommandAgree: both print the version buildinfo
+// reports (its tests build binaries with -X main.version and in a git
+// clone).
+func TestVersionFlagAndCommandAgree(t *testing.T) {
+	want := "slipway " + buildinfo.Version() + "\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, errOut, code := runCLI(t, t.Context(), args...)
+		if code != 0 || out != want || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 0 and %q", args, code, out, errOut, want)
+		}
+	}
+}
+
+// TestUsageErrorsExitTwoWithAHint: a command used wrongly exits with 2
+// (not 1, which says a command ran and failed), says what is wrong in
+// words, and points at the command's --help.
+func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
+	t.Setenv(tokenEnv, "")
+	for _, tc := range []struct {
+		args      []string
+		msg, hint string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "slipway"`, "see 'slipway --help'"},
+		{[]string{"--frobnicate"}, "unknown flag: --frobnicate", "see 'slipway --help'"},
+		{[]string{"events", "tial"}, `unknown command "tial" for "slipway events" (did you mean tail?)`, "see 'slipway events --help'"},
+		{[]string{"events", "tail", "extra"}, `unexpected argument "extra"`, "see 'slipway events tail --help'"},
+		{[]string{"events", "tail", "--bogus"}, "unknown flag: --bogus", "see 'slipway events tail --help'"},
+		{[]string{"events", "tail", "--all", "--since", "1h"}, "give either --since or --all", "see 'slipway events tail --help'"},
+		{[]string{"events", "list", "--since", "7d"}, `--since: "7d": durations use h, m, s: 7d is 168h`, "see 'slipway events list --help'"},
+		{[]string{"events", "list", "--since", "1h", "--until", "2h"}, "--until", "see 'slipway events list --help'"},
+		{[]string{"approvals", "approve"}, "slipway approvals approve: missing approval ID", "see 'slipway approvals approve --help'"},
+		{[]string{"approvals", "reject", "a1", "a2"}, `unexpected argument "a2": slipway approvals reject takes one approval ID`, "see 'slipway approvals reject --help'"},
+		{[]string{"approvals", "list", "--state", "later"}, `--state: unknown approval state "later"`, "see 'slipway approvals list --help'"},
+		{[]string{"approvals", "list", "--json=maybe"}, "invalid argument", "see 'slipway approvals list --help'"},
+		{[]string{"dlq", "show"}, "missing SEQ", "see 'slipway dlq show --help'"},
+		{[]string{"dlq", "show", "first"}, `not "first"`, "see 'slipway dlq show --help'"},
+		{[]string{"dlq", "redrive"}, "give either SEQ... or --all", "see 'slipway dlq redrive --help'"},
+		{[]string{"status", "web"}, `unexpected argument "web"`, "see 'slipway status --help'"},
+		{[]string{"run", "--only", "ingest,frobnicator"}, `unknown service "frobnicator"`, "see 'slipway run --help'"},
+		{[]string{"config", "check", "slipway.yaml"}, `"slipway.yaml"`, "see 'slipway config check --help'"},
+		{[]string{"version", "2"}, `unexpected argument "2"`, "see 'slipway version --help'"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := runCLI(t, t.Context(), tc.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if !strings.Contains(errOut, tc.msg) || !strings.HasSuffix(errOut, "\n"+tc.hint+"\n") {
+				t.Errorf("stderr %q, want %q and the hint %q", errOut, tc.msg, tc.hint)
+			}
+		})
+	}
+
+	// A command used rightly that fails is no usage error.
+	_, errOut, code := runCLI(t, t.Context(), "approvals", "list", "--url", "http://127.0.0.1:1")
+	if code != 1 || !strings.Contains(errOut, "no approver token") || strings.Contains(errOut, "--help") {
+		t.Errorf("a failing command: exit %d, stderr %q; want 1 and no hint", code, errOut)
+	}
+}
+
+// TestGroupsPrintTheirHelp: a command that only groups others, called
+// alone, shows its subcommands and succeeds.
+func TestGroupsPrintTheirHelp(t *testing.T) {
+	for _, group := range []string{"events", "approvals", "dlq"} {
+		out, _, code := runCLI(t, t.Context(), group)
+		if code != 0 || !strings.Contains(out, "Available Commands:") {
+			t.Errorf("%s: exit %d, stdout %q", group, code, out)
+		}
+	}
+}
+
+// TestDlqAndApprovalsTakeTheirFlagsBeforeOrAfterTheSubcommand: the
+// connection flags of dlq, like those of approvals, belong to the group;
+// every flag may come before or after the positional arguments.
+func TestDlqAndApprovalsTakeTheirFlagsBeforeOrAfterTheSubcommand(t *testing.T) {
+	ns := testkit.NATS(t)
+	_, js := ns.Connect(t)
+	if _, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"dlq", "--nats", ns.URL, "list"},
+		{"dlq", "list", "--nats", ns.URL},
+	} {
+		out, errOut, code := runCLI(t, t.Context(), args...)
+		if code != 0 || out != "no dead letters\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"dlq", "--nats", ns.URL, "show", "7"},
+		{"dlq", "show", "7", "--nats", ns.URL},
+		{"dlq", "show", "--nats", ns.URL, "7"},
+	} {
+		_, errOut, code := runCLI(t, t.Context(), args...)
+		if code != 1 || !strings.Contains(errOut, "no dead letter 7") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+
+	api := startApprovalsAPI(t)
+	api.create(t, "ap-1", time.Now(), "alice")
+	api.create(t, "ap-2", time.Now(), "alice")
+	for id, args := range map[string][]string{
+		"ap-1": {"approvals", "--url", api.url, "--token", "alice-t0ken", "approve", "ap-1", "--reason", "ok"},
+		"ap-2": {"approvals", "approve", "--reason", "ok", "ap-2", "--url", api.url, "--token", "alice-t0ken"},
+	} {
+		out, errOut, code := runCLI(t, t.Context(), args...)
+		if code != 0 || !strings.HasPrefix(out, "granted "+id+" by alice") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+// TestStatusBeforeAnyDeployerPrintsAnEmptyTable: on a system where no
+// deployer has written yet (no inventory bucket), status shows the
+// table's headers and says nothing is recorded; --json is an empty list.
+func TestStatusBeforeAnyDeployerPrintsAnEmptyTable(t *testing.T) {
+	ns := testkit.NATS(t)
+	out, errOut, code := runCLI(t, t.Context(), "status", "--nats", ns.URL)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "CLUSTER") || !strings.Contains(lines[0], "IMAGE") || !strings.Contains(lines[1], "nothing recorded yet") {
+		t.Errorf("stdout %q, want the headers and a line saying nothing is recorded yet", out)
+	}
+	out, _, code = runCLI(t, t.Context(), "status", "--nats", ns.URL, "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("--json: exit %d, stdout %q, want []", code, out)
+	}
+}
+
+func TestColoursOnlyOnATerminalWithoutNoColor(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		tty  bool
+		env  func(string) string
+		want bool
+	}{
+		{"terminal", true, env("TERM", "xterm-256color"), true},
+		{"piped", false, env("TERM", "xterm-256color"), false},
+		{"NO_COLOR", true, env("TERM", "xterm-256color", "NO_COLOR", "1"), false},
+		{"dumb terminal", true, env("TERM", "dumb"), false},
+	} {
+		if got := colorWanted(tc.tty, tc.env); got != tc.want {
+			t.Errorf("%s: colours %t, want %t", tc.name, got, tc.want)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) {
+		t.Error("a pipe taken for a terminal")
+	}
+}
