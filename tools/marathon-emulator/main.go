@@ -30,13 +30,33 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "marathon-emulator:", err)
-		os.Exit(2)
+	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil), os.Stderr))
+}
+
+// about is what --help says the command does.
+const about = `marathon-emulator serves an emulated Marathon 1.10/1.11 REST API (apps, groups,
+deployments, tasks, the event stream, DC/OS service login) from one process, for
+Slipway's tests, its demo and your own experiments. New tasks become healthy after
+--deploy-duration, or never when their image matches --unhealthy-images; nothing is
+kept after it stops.`
+
+// usageError is a command line the emulator cannot run with: a bad flag
+// or flag value, a stray argument. Its message and a hint to --help are
+// already printed.
+type usageError struct{ error }
+
+// exitCode is 0 after --help or a clean stop, 2 for a usage error, 1 when
+// the emulator failed (printed to stderr).
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
 	}
+	fmt.Fprintln(stderr, "marathon-emulator:", err)
+	return 1
 }
 
 // config is the parsed command line.
@@ -47,10 +67,29 @@ type config struct {
 	options emulator.Options
 }
 
-func parseFlags(args []string, out io.Writer) (config, error) {
+// parseFlags reads the command line. --help prints the usage on stdout
+// and returns flag.ErrHelp; anything wrong is printed on stderr with a hint
+// to --help and returned as a usageError.
+func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
+	cfg, err := parseFlagSet(args, stdout, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		if !errors.As(err, new(flagError)) {
+			fmt.Fprintln(stderr, "marathon-emulator:", err)
+		}
+		fmt.Fprintln(stderr, "see 'marathon-emulator --help'")
+		return cfg, usageError{err}
+	}
+	return cfg, err
+}
+
+// flagError is an error the flag package printed itself.
+type flagError struct{ error }
+
+func parseFlagSet(args []string, stdout, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("marathon-emulator", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below, on stdout for --help
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&cfg.apps, "apps", "", "JSON file of apps to seed: an array, {\"apps\":[…]} or a group")
 	fs.StringVar(&cfg.leader, "leader", "", "host:port reported by /v2/leader (default: the listen address)")
@@ -61,8 +100,13 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&cfg.options.DCOSUID, "dcos-uid", "", "the only service account uid allowed to log in (default: any)")
 	ttl := fs.Duration("token-ttl", 5*24*time.Hour, "lifetime of issued DC/OS authentication tokens")
 	heartbeat := fs.Duration("heartbeat", 10*time.Second, "event stream heartbeat interval")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: marathon-emulator [--listen ADDR] [--apps FILE] [flags]\n\n%s\n\nFlags:\n", about)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return cfg, err
+	} else if err != nil {
+		return cfg, flagError{err}
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -103,9 +147,10 @@ func readPublicKey(path string) (*rsa.PublicKey, error) {
 }
 
 // run serves until ctx is done. ready, if set, receives the bound address
-// once the emulator accepts connections.
-func run(ctx context.Context, args []string, logOut io.Writer, ready func(addr string)) error {
-	cfg, err := parseFlags(args, logOut)
+// once the emulator accepts connections. --help goes to stdout, the rest to
+// logOut.
+func run(ctx context.Context, args []string, stdout, logOut io.Writer, ready func(addr string)) error {
+	cfg, err := parseFlags(args, stdout, logOut)
 	if err != nil {
 		return err
 	}

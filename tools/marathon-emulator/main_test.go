@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,7 +34,7 @@ func TestParseFlags(t *testing.T) {
 		"--listen", "127.0.0.1:0", "--apps", "apps.json", "--deploy-duration", "50ms",
 		"--unhealthy-images", ":broken$", "--basic-auth", "ops:pa:ss", "--dcos-public-key", keyFile,
 		"--dcos-uid", "slipway", "--token-ttl", "1h", "--heartbeat", "3s",
-	}, io.Discard)
+	}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestParseFlags(t *testing.T) {
 		{"--deploy-duration", "soon"},
 		{"stray"},
 	} {
-		if _, err := parseFlags(bad, io.Discard); err == nil {
+		if _, err := parseFlags(bad, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
@@ -67,7 +68,7 @@ func TestRunLoadsApps(t *testing.T) {
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--apps", apps}, io.Discard, func(a string) { addrc <- a })
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--apps", apps}, io.Discard, io.Discard, func(a string) { addrc <- a })
 	}()
 	var addr string
 	select {
@@ -116,7 +117,36 @@ func TestRunLoadsApps(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	_ = os.WriteFile(bad, []byte(`[{"id":"/x"}]`), 0o600)
-	if err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--apps", bad}, io.Discard, nil); err == nil {
+	if err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--apps", bad}, io.Discard, io.Discard, nil); err == nil {
 		t.Error("invalid --apps file accepted")
+	}
+}
+
+// TestCommandLineConventions: --help prints the usage line, what the
+// emulator does and its flags on stdout and exits 0; a bad flag, flag
+// value or argument exits 2 with a hint; a failure to serve exits 1.
+func TestCommandLineConventions(t *testing.T) {
+	exec := func(args ...string) (stdout, stderr string, code int) {
+		var out, errOut strings.Builder
+		code = exitCode(run(context.Background(), args, &out, &errOut, nil), &errOut)
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := exec("--help")
+	if code != 0 || errOut != "" {
+		t.Errorf("--help: exit %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{"Usage: marathon-emulator [--listen ADDR]", about, "Flags:", "-deploy-duration duration", "-unhealthy-images string"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q:\n%s", want, out)
+		}
+	}
+	for _, args := range [][]string{{"--lisen", ":0"}, {"--deploy-duration", "soon"}, {"--basic-auth", "nocolon"}, {"stray"}} {
+		out, errOut, code := exec(args...)
+		if code != 2 || out != "" || !strings.HasSuffix(errOut, "\nsee 'marathon-emulator --help'\n") || strings.Count(errOut, "\n") != 2 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2, the error and a hint", args, code, out, errOut)
+		}
+	}
+	if _, errOut, code := exec("--listen", "256.0.0.1:0"); code != 1 || !strings.HasPrefix(errOut, "marathon-emulator: listen tcp") {
+		t.Errorf("unusable listen address: exit %d, stderr %q; want 1", code, errOut)
 	}
 }
