@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/slipway-cd/slipway/pkg/platform/telemetry"
 )
 
 // demoOptions tune `slipway demo`; the zero value is not useful, see
@@ -65,7 +68,7 @@ func demoCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opts.Log = cmd.ErrOrStderr()
-			_, err := runDemo(ctx, cmd.OutOrStdout(), opts)
+			_, err := runDemoTraced(ctx, cmd.OutOrStdout(), opts)
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return nil // Ctrl-C during the scenario
 			}
@@ -77,6 +80,24 @@ func demoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.IngestListen, "ingest-listen", "", "ingest's address (default 127.0.0.1:8080, or a free port if that is taken)")
 	cmd.Flags().DurationVar(&opts.DeployDuration, "deploy-duration", opts.DeployDuration, "how long an emulated Marathon deployment takes")
 	return cmd
+}
+
+// runDemoTraced runs the demo with tracing set up as `slipway run` sets it
+// up: OTEL_* configure the export, and without an exporter the events
+// still carry their traceparent. Spans still held are flushed at the end.
+func runDemoTraced(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult, error) {
+	shutdown, err := telemetry.SetupTracing(ctx, "slipway")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil && opts.Log != nil {
+			fmt.Fprintf(opts.Log, "flushing traces failed: %v\n", err)
+		}
+	}()
+	return runDemo(ctx, out, opts)
 }
 
 // freeAddr returns preferred if it can be listened on, else a free port on

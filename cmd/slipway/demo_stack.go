@@ -19,7 +19,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/pkg/platform/telemetry"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/notifier"
@@ -213,18 +212,6 @@ ops: { listen: "off" }
 	if err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
-
-	// Traces as `slipway run` makes them: OTEL_* configure the export, and
-	// without an exporter the events still carry their traceparent.
-	shutdownTracing, err := telemetry.SetupTracing(ctx, "slipway")
-	if err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownTracing(sctx)
-	})
 
 	// The services, in one app.Run as `slipway run` does.
 	logOut := opts.Log

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +129,7 @@ func TestDemo(t *testing.T) {
 
 	// The printed commands, run as printed.
 	root, _ := filepath.Abs(repoRoot)
-	crane := buildCrane(t)
+	crane := goBuild(t, "github.com/google/go-containerregistry/cmd/crane")
 	craneCmd := strings.TrimSpace(out.waitFor(t, regexp.MustCompile(`(?m)^  tar .*crane append .*$`)))
 	for _, shell := range []string{"sh", "bash"} {
 		runShell(t, shell, root, crane, craneCmd)
@@ -269,7 +272,9 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
-	// Every event carries the trace it belongs to, as under `slipway run`.
+	// Every event carries the trace it belongs to (the process's tracer
+	// provider is this package's, see trace_test.go; the command sets up
+	// its own: TestDemoCommandExportsTraces).
 	for i, e := range append(res.Events, res.Later...) {
 		if tp, _ := e.Extensions()[events.ExtTraceParent].(string); tp == "" {
 			t.Errorf("event #%d has no traceparent: %s", i, formatLine(e))
@@ -293,14 +298,75 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// buildCrane builds go-containerregistry's crane (the version this
-// module requires) and returns the directory it is in.
-func buildCrane(t *testing.T) string {
+// TestDemoCommandExportsTraces runs `slipway demo --exit` as a process
+// with OTEL_EXPORTER_OTLP_ENDPOINT set, as `slipway run` would be: its spans
+// reach the collector as service slipway. (In this test process the
+// tracers are bound to the package's tracer provider, so it takes a
+// process of its own.)
+func TestDemoCommandExportsTraces(t *testing.T) {
+	collector := startOTLPCollector(t)
+	dir := goBuild(t, ".")
+	cmd := exec.Command(filepath.Join(dir, "slipway"), "demo", "--exit", "--pause", "0", "--deploy-duration", "50ms", "--ingest-listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT="+collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_TRACES_EXPORTER=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=", "OTEL_SERVICE_NAME=")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("slipway demo --exit: %v\n%s", err, b)
+	}
+	if !collector.got("service.name", "slipway") {
+		t.Errorf("no spans of service.name slipway reached the OTLP endpoint; output:\n%s", b)
+	}
+}
+
+// otlpCollector is an OTLP/HTTP endpoint that keeps the trace exports it
+// receives.
+type otlpCollector struct {
+	URL string
+	mu  sync.Mutex
+	raw [][]byte
+}
+
+// startOTLPCollector serves a collector for the test.
+func startOTLPCollector(t *testing.T) *otlpCollector {
+	t.Helper()
+	c := &otlpCollector{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "not an OTLP/HTTP trace export", http.StatusBadRequest)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.raw = append(c.raw, b)
+		c.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(srv.Close)
+	c.URL = srv.URL
+	return c
+}
+
+// got reports whether an export carried the resource attribute key=value
+// (protobuf keeps strings as they are).
+func (c *otlpCollector) got(key, value string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.raw {
+		if k := bytes.Index(b, []byte(key)); k >= 0 && bytes.Contains(b[k:], []byte(value)) {
+			return true
+		}
+	}
+	return false
+}
+
+// goBuild builds pkg (this module's requirements decide the versions) and
+// returns the directory the binary is in.
+func goBuild(t *testing.T, pkg string) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir, "github.com/google/go-containerregistry/cmd/crane")
+	cmd := exec.Command("go", "build", "-o", dir, pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building crane: %v\n%s", err, b)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return dir
 }
