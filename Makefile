@@ -17,7 +17,7 @@ GOTESTSUM  := $(GO) tool gotestsum
 TESTFORMAT ?= pkgname
 TESTJSON   := bin/test.json
 
-.PHONY: all test test-short bench chaos soak lint build generate fuzz clean
+.PHONY: all test test-static test-short bench chaos soak lint build generate fuzz clean
 
 all: lint test build
 
@@ -28,6 +28,13 @@ test:
 	$(GOTESTSUM) --format $(TESTFORMAT) --format-hide-empty-pkg --jsonfile $(TESTJSON) --raw-command -- \
 		$(GO) test -json -race -count=1 -timeout 15m $(PKGS)
 	@echo "slowest tests:"; $(GOTESTSUM) tool slowest --jsonfile $(TESTJSON) --num 10
+
+## test-static: build the images' binaries as their Dockerfiles do
+## (CGO_ENABLED=0, -trimpath) and check that they are static; a build of
+## every dependency of its own, so apart from make test (CI runs both; make
+## test checks from the package lists that no dependency needs cgo)
+test-static:
+	SLIPWAY_STATIC_BUILD=1 $(GO) test -count=1 -timeout 15m -run '^TestBinariesBuildStatic$$' -v ./deploy
 
 ## test-short: the same without the race detector, for a quick loop
 test-short:
