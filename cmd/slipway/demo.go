@@ -60,9 +60,11 @@ func demoCmd() *cobra.Command {
 		Short: "Run a self-contained demo: registries, Marathon emulators and all services in process",
 		Long: "Run Slipway end to end with no configuration, no network and no Docker: an embedded\n" +
 			"NATS server, three in-process registries (dev, tst, prd), two emulated Marathon clusters\n" +
-			"with sample apps, and the services. It pushes a sample image, approves its promotion to\n" +
-			"prd, pushes a broken image to show the rollback, then keeps running (until Ctrl-C) so\n" +
-			"that you can push your own images.",
+			"with sample apps, a Slack stand-in and the four services. It pushes a sample image,\n" +
+			"approves its promotion to prd, pushes a broken image to show the rollback, and prints the\n" +
+			"notifier's Slack messages as they are posted; then it keeps running (until Ctrl-C) so that\n" +
+			"you can push your own images or change an app by hand and see the drift. OTEL_* configure\n" +
+			"its traces as they do those of `slipway run`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
