@@ -378,14 +378,17 @@ func (c *cluster) await(ctx context.Context, id string, deadline time.Time) (out
 
 func (c *cluster) succeed(ctx context.Context, rec *record) error {
 	ms := time.Since(rec.StartedAt).Milliseconds()
-	if err := c.emit(ctx, events.TypeDeploymentSucceeded, rec, func(d *events.Deployment) { d.DurationMs = ms }); err != nil {
-		return err
-	}
+	// The inventory first: whoever sees deployment.succeeded and asks
+	// `slipway status` finds the release there. Both steps are idempotent,
+	// so a crash between them is repaired by the resumed deployment.
 	if err := c.store.inv.Put(ctx, inventory.Record{
 		Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.ToImage, Digest: rec.Digest,
 		Policy: rec.Policy, MarathonVersion: rec.MarathonVersion, UpdatedAt: time.Now().UTC(),
 		EventID: rec.CauseID, PushedAt: rec.PushedAt,
 	}); err != nil {
+		return err
+	}
+	if err := c.emit(ctx, events.TypeDeploymentSucceeded, rec, func(d *events.Deployment) { d.DurationMs = ms }); err != nil {
 		return err
 	}
 	rec.Phase, rec.Outcome = phaseDone, "succeeded"
