@@ -16,6 +16,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/services/notifier"
 )
 
 // Tags the demo pushes.
@@ -163,6 +164,10 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 	if _, _, err := await("the rollback of /dev/web", 0, deployed(events.TypeDeploymentFailed, demoApps[0], res.BrokenDigest)); err != nil {
 		return nil, err
 	}
+	// The team hears of the rollback before the summary (and before
+	// --exit stops the notifier): wait, briefly, until it has dealt with
+	// every event so far.
+	s.notifierDrained(ctx, 10*time.Second)
 	for _, a := range demoApps {
 		res.Images[a.ID] = s.marathons[a.Cluster].Image(a.ID)
 	}
@@ -255,4 +260,26 @@ func approve(ctx context.Context, base, id string) error {
 		return fmt.Errorf("approve %s: %s: %s", id, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// notifierDrained waits up to limit until the demo's Slack receiver has
+// handled every event it was given (nothing pending, nothing unacked). A
+// slow notifier does not hold the demo up for longer than that.
+func (s *demoStack) notifierDrained(ctx context.Context, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := s.js.Consumer(ctx, bus.DefaultStream, notifier.ConsumerName("slack")); err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
