@@ -253,9 +253,8 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	}
 
 	id := c.Param("id")
-	ctx, span := tracer.Start(c.Request().Context(), "approval "+action, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("slipway.approval", id), attribute.String("slipway.approver", name)))
-	defer span.End()
+	ctx, span := serverSpan(c, c.Request().URL.Path, attribute.String("slipway.approval", id), attribute.String("slipway.approver", name))
+	defer func() { answered(span, c.Response().Status); span.End() }()
 
 	r, err := a.decideAndPublish(ctx, id, name, grant, in.Reason)
 	switch {

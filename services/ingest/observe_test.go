@@ -192,3 +192,31 @@ func TestServiceRun(t *testing.T) {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
 }
+
+// The approval API's server span follows the same conventions as the
+// webhook's: named after the route template, with its status.
+func TestApprovalSpanIsNamedAfterItsRoute(t *testing.T) {
+	spans := recordSpans()
+	before := len(spans.Ended())
+	a := newApprovalRig(t)
+	a.create(t, pendingRecord("apr-1", "alice"))
+	if code, raw, _ := call(t, http.MethodPost, a.url+"/approvals/apr-1/approve", aliceToken, `{"reason":"ok"}`); code != http.StatusOK {
+		t.Fatalf("approve: %d %s", code, raw)
+	}
+	var server []sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended()[before:] {
+		if s.SpanKind() == trace.SpanKindServer {
+			server = append(server, s)
+		}
+	}
+	if len(server) != 1 || !strings.HasPrefix(server[0].Name(), "POST /approvals/:id/") {
+		t.Fatalf("server spans %v, want one POST /approvals/:id/…", server)
+	}
+	checkAttributes(t, server[0], map[string]string{
+		"http.request.method":       "POST",
+		"http.route":                strings.TrimPrefix(server[0].Name(), "POST "),
+		"url.path":                  "/approvals/apr-1/approve",
+		"http.response.status_code": "200",
+		"slipway.approver":          "alice",
+	})
+}

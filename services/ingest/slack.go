@@ -154,7 +154,9 @@ func (s *slackInteractions) answer(c echo.Context, code int) error {
 }
 
 func (s *slackInteractions) interact(c echo.Context) error {
-	req := c.Request()
+	ctx, span := serverSpan(c, c.Request().URL.Path)
+	defer func() { answered(span, c.Response().Status); span.End() }()
+	req := c.Request().WithContext(ctx)
 	log := s.approvals.log
 	body, err := readBody(c, slackMaxBody)
 	if errors.Is(err, errTooLarge) {
@@ -204,7 +206,9 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 		action = "approve"
 	}
 	name := s.users[p.User.ID]
-	ctx, span := tracer.Start(ctx, "approval "+action+" (slack)", trace.WithSpanKind(trace.SpanKindServer),
+	// A step of the interaction's request (its server span is
+	// interact's), one per button pressed.
+	ctx, span := tracer.Start(ctx, "approval "+action, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(attribute.String("slipway.approval", id), attribute.String("slipway.approver", name),
 			attribute.String("slack.user", p.User.ID)))
 	defer span.End()

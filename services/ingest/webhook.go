@@ -15,13 +15,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
 
 	"github.com/slipway-cd/slipway/services/ingest/auth"
 	"github.com/slipway-cd/slipway/services/ingest/formats"
@@ -60,7 +56,6 @@ var (
 // bookkeeping (span, metrics, log); receive decides the answer.
 func (h *handler) webhook(c echo.Context) error {
 	start := time.Now()
-	r := c.Request()
 	src := h.sources[c.Param("source")]
 	if src == nil || strings.Contains(c.Param("token"), "/") { // echo's last param takes the rest of the path
 		h.metrics.request(nil, http.StatusNotFound, 0)
@@ -68,23 +63,15 @@ func (h *handler) webhook(c echo.Context) error {
 	}
 
 	tok, hasToken := urlToken(c)
-	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	// The span is named after the route template, never the URL, and
 	// url.path is rebuilt from what is known: a urlToken source's path
 	// holds its secret.
 	path := "/webhooks/" + src.name
 	if hasToken {
 		path += "/" + config.Redacted
 	}
-	ctx, span := tracer.Start(ctx, r.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			tracehttp.Method(r.Method),
-			semconv.HTTPRoute(c.Path()),
-			semconv.URLPath(path),
-			semconv.URLScheme(c.Scheme()),
-			attribute.String("slipway.source", src.name),
-			attribute.String("slipway.format", src.format),
-		))
+	ctx, span := serverSpan(c, path,
+		attribute.String("slipway.source", src.name),
+		attribute.String("slipway.format", src.format))
 	defer span.End()
 
 	var rep reply
@@ -97,11 +84,7 @@ func (h *handler) webhook(c echo.Context) error {
 		rep = reply{http.StatusTooManyRequests, errorBody{"too many deliveries from this source, retry later"}}
 	}
 
-	span.SetAttributes(semconv.HTTPResponseStatusCode(rep.code))
-	if rep.code >= 500 { // a server span fails on its own errors only
-		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(rep.code)))
-		span.SetStatus(codes.Error, http.StatusText(rep.code))
-	}
+	answered(span, rep.code)
 	h.metrics.request(src, rep.code, time.Since(start).Seconds())
 	if rep.code == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
