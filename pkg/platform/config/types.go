@@ -249,12 +249,57 @@ type Approvals struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
-// Cluster is a Marathon (DC/OS) cluster of one environment.
+// Cluster is one deploy target of one environment: a Marathon (DC/OS)
+// cluster, a Docker Engine endpoint (a standalone host or a vSphere
+// Integrated Containers Virtual Container Host) or a Docker Swarm.
 type Cluster struct {
-	Name        string       `yaml:"name"`
-	Environment string       `yaml:"environment"`
-	Marathon    Marathon     `yaml:"marathon"`
-	Deploy      DeployPolicy `yaml:"deploy"`
+	Name        string `yaml:"name"`
+	Environment string `yaml:"environment"`
+	// Type is the platform: marathon (the default, so files written before
+	// there were others keep working), docker or swarm.
+	Type     string       `yaml:"type"`
+	Marathon Marathon     `yaml:"marathon"`
+	Docker   Docker       `yaml:"docker"`
+	Deploy   DeployPolicy `yaml:"deploy"`
+}
+
+// Cluster types.
+const (
+	ClusterMarathon = "marathon"
+	ClusterDocker   = "docker"
+	ClusterSwarm    = "swarm"
+)
+
+// Platform is the cluster's type with its default.
+func (c Cluster) Platform() string {
+	if c.Type == "" {
+		return ClusterMarathon
+	}
+	return c.Type
+}
+
+// Docker is how to reach a Docker Engine API endpoint (clusters of type
+// docker and swarm).
+type Docker struct {
+	// Host is unix:///path/to/docker.sock or tcp://host:port.
+	Host string `yaml:"host"`
+	// TLS is the client certificate and the CA of a tcp:// endpoint.
+	TLS DockerTLS `yaml:"tls"`
+	// APIVersion pins the API version ("1.25" for a VIC Virtual Container
+	// Host); empty negotiates the highest both sides speak.
+	APIVersion string `yaml:"apiVersion"`
+	// Grace is how long a recreated container without a HEALTHCHECK must
+	// run without restarting to count as healthy (type docker; default 10s).
+	Grace time.Duration `yaml:"grace"`
+}
+
+// DockerTLS is mutual TLS to a Docker endpoint.
+type DockerTLS struct {
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify is not offered: the daemon's socket is root on
+	// its host, so its certificate is always checked.
 }
 
 // Marathon is how to reach a cluster's Marathon.
