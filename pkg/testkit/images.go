@@ -79,14 +79,20 @@ func PushRandomImage(t testing.TB, ref string) v1.Image {
 	return img
 }
 
-// PushImage pushes img to ref with remote.Write. Note that remote.Write
-// first HEADs a tag ref and skips the manifest PUT (so the registry sends no
-// push notification) when the tag already points at img's digest.
-func PushImage(t testing.TB, ref string, img v1.Image) {
+// PushImage pushes img to ref with remote.Write and returns its manifest
+// digest ("sha256:…"). Note that remote.Write first HEADs a tag ref and
+// skips the manifest PUT (so the registry sends no push notification) when
+// the tag already points at img's digest.
+func PushImage(t testing.TB, ref string, img v1.Image) string {
 	t.Helper()
 	if err := remote.Write(parseRef(t, ref), img, RemoteOptions(t)...); err != nil {
 		t.Fatalf("testkit: push image to %s: %v", ref, err)
 	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatalf("testkit: digest of the image pushed to %s: %v", ref, err)
+	}
+	return d.String()
 }
 
 // PushRandomIndex pushes a new random multi-platform image index (OCI,
