@@ -172,3 +172,42 @@ func TestImageReference(t *testing.T) {
 		}
 	}
 }
+
+func TestDeploymentRolloutReadsMarathonFieldsOfOlderEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name                           string
+		d                              events.Deployment
+		platform, deployment, revision string
+	}{
+		{
+			name:     "docker",
+			d:        events.Deployment{Platform: events.PlatformDocker, DeploymentID: "c1", Revision: "c1"},
+			platform: "docker", deployment: "c1", revision: "c1",
+		},
+		{
+			name: "marathon",
+			d: events.Deployment{Platform: events.PlatformMarathon, DeploymentID: "d1", Revision: "v1",
+				MarathonDeploymentID: "d1", MarathonVersion: "v1"},
+			platform: "marathon", deployment: "d1", revision: "v1",
+		},
+		{
+			name:     "published before platforms",
+			d:        events.Deployment{MarathonDeploymentID: "d0", MarathonVersion: "v0"},
+			platform: "marathon", deployment: "d0", revision: "v0",
+		},
+		{
+			// Slipway resumed after Marathon had finished: no deployment id.
+			name:     "published before platforms, version only",
+			d:        events.Deployment{MarathonVersion: "v0"},
+			platform: "marathon", revision: "v0",
+		},
+		{name: "nothing known"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, d, r := tc.d.Rollout()
+			if p != tc.platform || d != tc.deployment || r != tc.revision {
+				t.Errorf("Rollout() = %q, %q, %q; want %q, %q, %q", p, d, r, tc.platform, tc.deployment, tc.revision)
+			}
+		})
+	}
+}

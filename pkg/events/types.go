@@ -176,19 +176,46 @@ type PromotionFailed struct {
 	Retryable bool `json:"retryable"`
 }
 
+// Platforms a deployment event's Platform names.
+const (
+	PlatformMarathon = "marathon" // a Marathon (DC/OS) cluster
+	PlatformDocker   = "docker"   // a Docker Engine host (a VIC Virtual Container Host among them)
+	PlatformSwarm    = "swarm"    // a Docker Swarm
+)
+
 // Deployment is the data of dev.slipway.deployment.started.v1,
 // .succeeded.v1 (DurationMs set) and .failed.v1 (Reason, RolledBack and,
-// for a deployment a newer image overtook, Superseded and SupersededBy set).
+// for a deployment a newer image overtook, Superseded and SupersededBy set),
+// on every platform.
 type Deployment struct {
-	Cluster              string `json:"cluster"`
-	Environment          string `json:"environment"`
-	AppID                string `json:"appId"`
-	FromImage            string `json:"fromImage"`
-	ToImage              string `json:"toImage"`
-	Digest               string `json:"digest"`
-	MarathonDeploymentID string `json:"marathonDeploymentId"`
-	MarathonVersion      string `json:"marathonVersion"`
-	// Notify is the app's slipway.notify label, an extra notification target.
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment"`
+	// Platform is the cluster's platform: marathon, docker (a Docker Engine
+	// host) or swarm (a Docker Swarm).
+	Platform string `json:"platform" jsonschema:"minLength=1,pattern=^[a-z][a-z0-9]*$"`
+	// AppID is the workload's id on its platform: the Marathon app id, the
+	// Docker container's name, the Swarm service's name.
+	AppID     string `json:"appId"`
+	FromImage string `json:"fromImage"`
+	ToImage   string `json:"toImage"`
+	Digest    string `json:"digest"`
+	// DeploymentID is the platform's own id of the rollout: Marathon's
+	// deployment id, the Swarm service version index the update made, the
+	// id of the new Docker container.
+	DeploymentID string `json:"deploymentId"`
+	// Revision is the platform's version of the workload's definition once
+	// the change is made: Marathon's app version, the Swarm service's
+	// version index, the Docker container's id.
+	Revision string `json:"revision"`
+	// MarathonDeploymentID is Marathon's deployment id, the same as
+	// DeploymentID; set on Marathon clusters' events only, for consumers
+	// written before there were other platforms.
+	MarathonDeploymentID string `json:"marathonDeploymentId,omitempty"`
+	// MarathonVersion is the Marathon app's version, the same as Revision;
+	// set on Marathon clusters' events only, for consumers written before
+	// there were other platforms.
+	MarathonVersion string `json:"marathonVersion,omitempty"`
+	// Notify is the workload's slipway.notify label, an extra notification target.
 	Notify     string `json:"notify,omitempty"`
 	DurationMs int64  `json:"durationMs,omitempty"`
 	Reason     string `json:"reason,omitempty"`
@@ -201,11 +228,34 @@ type Deployment struct {
 	SupersededBy string `json:"supersededBy,omitempty"`
 }
 
-// DriftDetected is the data of dev.slipway.drift.detected.v1: an app runs an
-// image other than the one Slipway last deployed.
+// Rollout returns the platform, deployment id and revision of d. An event
+// published before deployment events carried them (one still in the
+// stream) has only the Marathon fields, Marathon being the one platform
+// then: Rollout reads those instead.
+func (d Deployment) Rollout() (platform, deploymentID, revision string) {
+	platform, deploymentID, revision = d.Platform, d.DeploymentID, d.Revision
+	legacy := d.MarathonDeploymentID != "" || d.MarathonVersion != ""
+	if platform == "" && legacy {
+		platform = PlatformMarathon
+	}
+	if deploymentID == "" {
+		deploymentID = d.MarathonDeploymentID
+	}
+	if revision == "" {
+		revision = d.MarathonVersion
+	}
+	return platform, deploymentID, revision
+}
+
+// DriftDetected is the data of dev.slipway.drift.detected.v1: a workload
+// runs an image other than the one Slipway last deployed.
 type DriftDetected struct {
-	Cluster       string `json:"cluster"`
-	Environment   string `json:"environment,omitempty"`
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment,omitempty"`
+	// Platform is the cluster's platform (marathon, docker or swarm), as in
+	// deployment events. Optional: older events lack it.
+	Platform string `json:"platform,omitempty" jsonschema:"minLength=1,pattern=^[a-z][a-z0-9]*$"`
+	// AppID is the workload's id on its platform, as in deployment events.
 	AppID         string `json:"appId"`
 	ExpectedImage string `json:"expectedImage"`
 	ActualImage   string `json:"actualImage"`

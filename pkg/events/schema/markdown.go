@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,6 +88,10 @@ func (g *generator) markdown() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	deployments, err := deploymentExamples()
+	if err != nil {
+		return nil, err
+	}
 
 	tmpl, err := template.New("events.md").Funcs(template.FuncMap{"cell": cell}).Parse(eventsTemplate)
 	if err != nil {
@@ -118,6 +123,8 @@ func (g *generator) markdown() ([]byte, error) {
 		"ExampleID":         pushed.ID,
 		"ExampleTrace":      sampleTraceParent(),
 		"GoExample":         goExample,
+		"Platforms":         platforms,
+		"Deployments":       deployments,
 		"MaxDeliver":        bus.DefaultMaxDeliver,
 		"BackOff":           backOff(bus.DefaultBackOff),
 		"DLQExample":        bus.DeadLetterSubject("deployer", events.SubjectPrefix+".image.promoted.prd"),
@@ -139,6 +146,38 @@ func (g *generator) markdown() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// platforms says what appId, deploymentId and revision are on each
+// platform, for the table in events.md.
+var platforms = []struct{ Name, AppID, DeploymentID, Revision string }{
+	{events.PlatformMarathon, "the Marathon app id (`/payments/api`)", "Marathon's deployment id", "the app's version"},
+	{events.PlatformDocker, "the container's name", "the new container's id", "the new container's id"},
+	{events.PlatformSwarm, "the service's name", "the service version index the update made", "the service's version index"},
+}
+
+type mdDeployment struct{ Type, On, JSON string }
+
+// deploymentExamples are the data of a deployment on Marathon and of the
+// same deployment on a Docker host, side by side in events.md.
+func deploymentExamples() ([]mdDeployment, error) {
+	marathon, ok := sampleFor(events.TypeDeploymentStarted)
+	if !ok {
+		return nil, fmt.Errorf("no sample of %s", events.TypeDeploymentStarted)
+	}
+	var out []mdDeployment
+	for _, spec := range append([]events.Spec{marathon}, otherPlatforms()[0]) {
+		d := spec.Data.(events.Deployment)
+		b, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		on := map[string]string{
+			events.PlatformMarathon: "a Marathon cluster", events.PlatformDocker: "a Docker host", events.PlatformSwarm: "a Swarm",
+		}[d.Platform]
+		out = append(out, mdDeployment{Type: spec.Type.Short(), On: on + " (`" + d.Cluster + "`)", JSON: string(b)})
+	}
+	return out, nil
 }
 
 // fields describes the properties of an object schema for a Markdown table.

@@ -26,10 +26,10 @@ var notes = map[events.Type]note{
 	events.TypeApprovalRejected:    {"An approver refused a waiting promotion.", "the target's", ""},
 	events.TypeImagePromoted:       {"An image was copied to the next environment's registry.", "the target's", "promoted (target) " + imageSubject},
 	events.TypePromotionFailed:     {"Copying an image to the next environment's registry failed.", "the target's", ""},
-	events.TypeDeploymentStarted:   {"Slipway started redeploying a Marathon app to a new image.", "the cluster's", "`cluster:appId`"},
-	events.TypeDeploymentSucceeded: {"The redeployed app became healthy.", "the cluster's", "`cluster:appId`"},
+	events.TypeDeploymentStarted:   {"Slipway started redeploying a workload (a Marathon app, a Docker container, a Swarm service) to a new image.", "the cluster's", "`cluster:appId`"},
+	events.TypeDeploymentSucceeded: {"The redeployed workload became healthy.", "the cluster's", "`cluster:appId`"},
 	events.TypeDeploymentFailed:    {"A redeploy failed or timed out, and may have been rolled back; or a newer image overtook it (`superseded`).", "the cluster's", "`cluster:appId`"},
-	events.TypeDriftDetected:       {"An app runs an image other than the one Slipway last deployed.", "the cluster's", ""},
+	events.TypeDriftDetected:       {"A workload runs an image other than the one Slipway last deployed.", "the cluster's", ""},
 	events.TypeNotificationFailed:  {"A notification receiver could not be reached after the last attempt.", "the undelivered event's", ""},
 	events.TypeEventDeadLettered:   {"A consumer gave up on a message and stored it in the dead-letter stream.", "the dead-lettered message's (`" + bus.UnknownEnvironment + "` when its subject has none)", "the dead-lettered event's `subject`, when it has one"},
 }

@@ -48,11 +48,12 @@ func samples() []events.Spec {
 	promotedTstID := events.CausedID(pushedID, events.TypeImagePromoted, "dev-to-tst")
 
 	deployment := events.Deployment{
-		Cluster: "vsphere-tst", Environment: "tst", AppID: "/payments/api",
+		Cluster: "vsphere-tst", Environment: "tst", Platform: events.PlatformMarathon, AppID: "/payments/api",
 		FromImage: tstReg + "/" + repo + ":1.4.1@" + previous, ToImage: tst.String(), Digest: digest,
-		MarathonDeploymentID: "5f0c2d7e-8b1a-4e6f-9c3d-2a7b8e1f4c6d", MarathonVersion: "2025-06-02T09:16:12.734Z",
 		Notify: "slack:#payments",
 	}
+	deployment.DeploymentID, deployment.Revision = "5f0c2d7e-8b1a-4e6f-9c3d-2a7b8e1f4c6d", "2025-06-02T09:16:12.734Z"
+	deployment.MarathonDeploymentID, deployment.MarathonVersion = deployment.DeploymentID, deployment.Revision
 	deployID := events.CausedID(promotedTstID, events.TypeDeploymentStarted, "vsphere-tst", "/payments/api")
 	succeeded := deployment
 	succeeded.DurationMs = 48210
@@ -61,7 +62,8 @@ func samples() []events.Spec {
 	failed := deployment
 	failed.Cluster, failed.Environment = "vsphere-prd", "prd"
 	failed.FromImage, failed.ToImage = prdReg+"/"+repo+":1.4.1@"+previous, prd.String()
-	failed.MarathonDeploymentID, failed.MarathonVersion = "c8e1b4f2-3a6d-4f9e-8b2c-7d5a1e0f3b9c", "2025-06-02T11:02:44.108Z"
+	failed.DeploymentID, failed.Revision = "c8e1b4f2-3a6d-4f9e-8b2c-7d5a1e0f3b9c", "2025-06-02T11:02:44.108Z"
+	failed.MarathonDeploymentID, failed.MarathonVersion = failed.DeploymentID, failed.Revision
 	failed.Reason = "tasks did not become healthy within 10m0s"
 	failed.RolledBack = true
 	failedID := events.CausedID(approvalID, events.TypeDeploymentFailed, "vsphere-prd", "/payments/api")
@@ -118,7 +120,7 @@ func samples() []events.Spec {
 			ID: events.ID("drift", "vsphere-prd", "/payments/api", "2025-06-02T12:00:00Z"), Type: events.TypeDriftDetected,
 			Source: "/slipway/deployer", Environment: "prd", Time: at.Add(165 * time.Minute),
 			Data: events.DriftDetected{
-				Cluster: "vsphere-prd", Environment: "prd", AppID: "/payments/api",
+				Cluster: "vsphere-prd", Environment: "prd", Platform: events.PlatformMarathon, AppID: "/payments/api",
 				ExpectedImage: prd.String(), ActualImage: prdReg + "/" + repo + ":1.4.2-hotfix",
 			},
 		},
@@ -148,8 +150,9 @@ func samples() []events.Spec {
 
 // variants are further samples of some types, for fields that the type's
 // sample in samples() cannot carry at the same time (a superseded
-// deployment is never rolled back). asyncapi.yaml shows them as more
-// examples of their message, and the tests hold them to the same rules.
+// deployment is never rolled back) and for deployments on the platforms
+// other than Marathon. asyncapi.yaml shows them as more examples of their
+// message, and the tests hold them to the same rules.
 func variants() []events.Spec {
 	failed, _ := sampleFor(events.TypeDeploymentFailed)
 	d := failed.Data.(events.Deployment)
@@ -157,11 +160,45 @@ func variants() []events.Spec {
 	d.Reason = "superseded: the app runs " + newer + ", deployed since this deployment began"
 	d.RolledBack, d.Superseded, d.SupersededBy = false, true, newer
 	d.DurationMs = 61204
-	return []events.Spec{{
+	superseded := events.Spec{
 		ID:   events.CausedID(failed.CausationID, events.TypeDeploymentFailed, "vsphere-prd", "/payments/api", "superseded"),
 		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
 		CausationID: failed.CausationID, Time: failed.Time, Data: d,
-	}}
+	}
+	return append([]events.Spec{superseded}, otherPlatforms()...)
+}
+
+// otherPlatforms are the Marathon sample's deployment in tst on a Docker
+// Engine host and on a Swarm: no Marathon fields, the platform's own ids
+// in deploymentId and revision, and the workload's own name in appId.
+func otherPlatforms() []events.Spec {
+	started, _ := sampleFor(events.TypeDeploymentStarted)
+	marathon := started.Data.(events.Deployment)
+	onPlatform := func(typ events.Type, cluster, platform, appID, deploymentID, revision string, at time.Duration) events.Spec {
+		d := events.Deployment{
+			Cluster: cluster, Environment: marathon.Environment, Platform: platform, AppID: appID,
+			FromImage: marathon.FromImage, ToImage: marathon.ToImage, Digest: marathon.Digest,
+			DeploymentID: deploymentID, Revision: revision, Notify: marathon.Notify,
+		}
+		startedID := events.CausedID(started.CausationID, events.TypeDeploymentStarted, cluster, appID)
+		spec := events.Spec{
+			ID: startedID, Type: typ, Source: started.Source, Environment: started.Environment,
+			Subject: cluster + ":" + appID, CausationID: started.CausationID, Time: started.Time.Add(at), Data: d,
+		}
+		if typ == events.TypeDeploymentSucceeded {
+			d.DurationMs = at.Milliseconds()
+			spec.ID, spec.CausationID, spec.Data = events.CausedID(startedID, typ), startedID, d
+		}
+		return spec
+	}
+	// Docker recreates the container: the new one's id is both the
+	// deployment and the revision. A Swarm update makes a new service
+	// version, which is both too.
+	const container = "8d2f6c1e4b7a9d3f5e0c2b8a6d4f1e7c9b3a5d8f2e6c0b4a7d1f9e3c5b8a2d6f"
+	return []events.Spec{
+		onPlatform(events.TypeDeploymentStarted, "vch-tst", events.PlatformDocker, "payments-api", container, container, 0),
+		onPlatform(events.TypeDeploymentSucceeded, "swarm-tst", events.PlatformSwarm, "payments_api", "1187", "1187", 21406*time.Millisecond),
+	}
 }
 
 // sampleTrace is the producer's span the samples were published in, so that

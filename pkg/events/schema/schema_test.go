@@ -159,6 +159,60 @@ func TestSchemasAcceptSamplesAndRejectMissingFields(t *testing.T) {
 	}
 }
 
+// A Docker host's or a Swarm's deployment events carry no Marathon fields;
+// what every platform's events must carry is platform, deploymentId and
+// revision.
+func TestDeploymentSchemaRequiresPlatformNotMarathonFields(t *testing.T) {
+	_, compile := compiled(t)
+	schema, envelope := compile("deployment.json"), compile(EnvelopeFile)
+	const container = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"
+	started := func(data any) (payload, event any) {
+		t.Helper()
+		e, err := events.New(t.Context(), events.Spec{
+			ID: events.ID(t.Name()), Type: events.TypeDeploymentStarted, Source: "/slipway/deployer",
+			Environment: "tst", Subject: "vch-tst:payments-api", Time: time.Now(), Data: data,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return instance(t, data), instance(t, e)
+	}
+	docker := events.Deployment{
+		Cluster: "vch-tst", Environment: "tst", Platform: events.PlatformDocker, AppID: "payments-api",
+		FromImage: "registry.tst.example/apps/payments:1.4.1", ToImage: "registry.tst.example/apps/payments:1.4.2",
+		Digest:       "sha256:3f4ab9c1d2e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2",
+		DeploymentID: container, Revision: container,
+	}
+
+	data, event := started(docker)
+	for _, marathon := range []string{"marathonDeploymentId", "marathonVersion"} {
+		if _, ok := data.(map[string]any)[marathon]; ok {
+			t.Errorf("a docker deployment's data has %q: %v", marathon, data)
+		}
+	}
+	if err := schema.Validate(data); err != nil {
+		t.Errorf("deployment.json rejects a docker deployment without Marathon fields: %v", err)
+	}
+	if err := envelope.Validate(event); err != nil {
+		t.Errorf("%s rejects a docker deployment.started without Marathon fields: %v", EnvelopeFile, err)
+	}
+
+	data, event = without(data, "platform"), without(event, "data")
+	event.(map[string]any)["data"] = data
+	if schema.Validate(data) == nil {
+		t.Error("deployment.json accepts a deployment without platform")
+	}
+	if envelope.Validate(event) == nil {
+		t.Errorf("%s accepts a deployment.started without platform", EnvelopeFile)
+	}
+
+	docker.Platform = ""
+	data, event = started(docker)
+	if schema.Validate(data) == nil || envelope.Validate(event) == nil {
+		t.Error("an empty platform is accepted")
+	}
+}
+
 // requiredFields lists the JSON names of t's fields without omitempty: the
 // fields every event carries.
 func requiredFields(t reflect.Type) []string {
