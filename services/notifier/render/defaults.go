@@ -149,7 +149,8 @@ func render(e events.Event, data any) notify.Message {
 				f = append(f, "Superseded by", d.SupersededBy)
 			}
 		}
-		f = append(f, "Marathon deployment", d.MarathonDeploymentID)
+		platform, deploymentID, _ := d.Rollout()
+		f = append(f, "Platform", platform, "Deployment", deploymentID)
 		m.Facts = facts(f...)
 		m.Thread, m.ThreadTitle = thread(img.repository, img.tag, img.digest)
 	case events.DriftDetected:

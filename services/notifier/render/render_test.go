@@ -49,8 +49,18 @@ func TestDefaults(t *testing.T) {
 	deployment := events.Deployment{
 		Cluster: "azure-int", Environment: "dev", AppID: "/dev/web",
 		FromImage: devReg + "/apps/web:1.3.9", ToImage: devReg + "/apps/web:1.4.0@" + digest, Digest: digest,
-		MarathonDeploymentID: "d-1", Notify: "slack:#payments",
+		Platform: events.PlatformMarathon, DeploymentID: "d-1", Revision: "2025-06-02T09:16:12.734Z",
+		MarathonDeploymentID: "d-1", MarathonVersion: "2025-06-02T09:16:12.734Z", Notify: "slack:#payments",
 	}
+	container := strings.Repeat("c0ffee", 10) + "c0de"
+	onDocker := deployment
+	onDocker.Cluster, onDocker.Platform, onDocker.AppID = "vch-int", events.PlatformDocker, "web"
+	onDocker.DeploymentID, onDocker.Revision, onDocker.MarathonDeploymentID, onDocker.MarathonVersion = container, container, "", ""
+	// As a Slipway from before deployment events named their platform
+	// published it: Marathon's fields only.
+	legacy := deployment
+	legacy.Platform, legacy.DeploymentID, legacy.Revision = "", "", ""
+	legacy.MarathonDeploymentID = "d-0"
 	succeeded := deployment
 	succeeded.DurationMs = 38_000
 	rolledBack := deployment
@@ -133,7 +143,19 @@ func TestDefaults(t *testing.T) {
 			name:  "deployment started",
 			e:     event(t, events.TypeDeploymentStarted, "dev", "azure-int:/dev/web", deployment),
 			title: "deploying apps/web 1.4.0 on azure-int: /dev/web", status: "deploying", severity: notify.Info, thread: digest,
-			facts: map[string]string{"Cluster": "azure-int", "App": "/dev/web"},
+			facts: map[string]string{"Cluster": "azure-int", "App": "/dev/web", "Platform": "marathon", "Deployment": "d-1"},
+		},
+		{
+			name:  "deployment started on a docker host",
+			e:     event(t, events.TypeDeploymentStarted, "dev", "vch-int:web", onDocker),
+			title: "deploying apps/web 1.4.0 on vch-int: web", status: "deploying", severity: notify.Info, thread: digest,
+			facts: map[string]string{"Cluster": "vch-int", "App": "web", "Platform": "docker", "Deployment": container},
+		},
+		{
+			name:  "deployment started, published before platforms",
+			e:     event(t, events.TypeDeploymentStarted, "dev", "azure-int:/dev/web", legacy),
+			title: "deploying apps/web 1.4.0 on azure-int: /dev/web", status: "deploying", severity: notify.Info, thread: digest,
+			facts: map[string]string{"Platform": "marathon", "Deployment": "d-0"},
 		},
 		{
 			name:  "deployment succeeded",

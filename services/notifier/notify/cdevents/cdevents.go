@@ -282,8 +282,9 @@ type SlipwayEvent struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 }
 
-// ServiceID names a Marathon app on a cluster: "<cluster>/<appId without
-// the leading slash>".
+// ServiceID names a workload on a cluster (a Marathon app, a Docker
+// container, a Swarm service): "<cluster>/<appId without the leading
+// slash>".
 func ServiceID(cluster, appID string) string {
 	return cluster + "/" + strings.TrimPrefix(appID, "/")
 }

@@ -305,6 +305,7 @@ func TestDeploymentSucceededIsServiceDeployedOrUpgraded(t *testing.T) {
 	r := newReceiver(t, s.srv.URL)
 	base := events.Deployment{
 		Cluster: "azure-int", Environment: "dev", AppID: "/payments/web", ToImage: "127.0.0.1:5001/apps/web:1.4.0", Digest: digest,
+		Platform: events.PlatformMarathon, DeploymentID: "d1", Revision: "2026-05-01T12:30:00.000Z",
 		MarathonDeploymentID: "d1", MarathonVersion: "2026-05-01T12:30:00.000Z", DurationMs: 4200,
 	}
 
