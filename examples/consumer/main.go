@@ -47,8 +47,9 @@ func run(ctx context.Context, nc *nats.Conn, out io.Writer) error {
 		if err != nil {
 			return bus.Permanent(err) // no retry can fix the payload
 		}
-		_, err = fmt.Fprintf(out, "%s %s cluster=%s app=%s image=%s digest=%s id=%s\n", e.Time().Format(time.RFC3339),
-			events.Type(e.Type()).Short(), d.Cluster, d.AppID, d.ToImage, d.Digest, e.ID())
+		platform, deployment, _ := d.Rollout() // the same on Marathon, Docker hosts and Swarms
+		_, err = fmt.Fprintf(out, "%s %s cluster=%s platform=%s app=%s image=%s digest=%s deployment=%s id=%s\n",
+			e.Time().Format(time.RFC3339), events.Type(e.Type()).Short(), d.Cluster, platform, d.AppID, d.ToImage, d.Digest, deployment, e.ID())
 		return err
 	})
 	if err != nil {

@@ -50,8 +50,8 @@ func TestRunAuditsProductionDeploymentsOnly(t *testing.T) {
 	dev := publish(t, js, events.TypeDeploymentSucceeded, "dev", events.Deployment{Cluster: "azure-int", Environment: "dev", AppID: "/payments/api", ToImage: "dev.example/payments/api:1.4.0"})
 	pushed := publish(t, js, events.TypeImagePushed, "prd", events.ImagePushed{Environment: "prd", Registry: "registry.prod.example", Repository: "payments/api", Tag: "1.4.0"})
 	prd := publish(t, js, events.TypeDeploymentSucceeded, "prd", events.Deployment{
-		Cluster: "vsphere-prd", Environment: "prd", AppID: "/payments/api",
-		ToImage: "registry.prod.example/payments/api:1.4.0", Digest: "sha256:abc", DurationMs: 4200,
+		Cluster: "swarm-prd", Environment: "prd", Platform: events.PlatformSwarm, AppID: "payments_api",
+		ToImage: "registry.prod.example/payments/api:1.4.0", Digest: "sha256:abc", DeploymentID: "1187", Revision: "1187", DurationMs: 4200,
 	})
 
 	out := make(lines, 10)
@@ -66,8 +66,8 @@ func TestRunAuditsProductionDeploymentsOnly(t *testing.T) {
 	case <-time.After(deadline):
 		t.Fatal("no audit line")
 	}
-	for _, want := range []string{"deployment.succeeded", "cluster=vsphere-prd", "app=/payments/api",
-		"image=registry.prod.example/payments/api:1.4.0", "digest=sha256:abc", "id=" + prd.ID()} {
+	for _, want := range []string{"deployment.succeeded", "cluster=swarm-prd", "platform=swarm", "app=payments_api",
+		"image=registry.prod.example/payments/api:1.4.0", "digest=sha256:abc", "deployment=1187", "id=" + prd.ID()} {
 		if !strings.Contains(line, want) {
 			t.Errorf("audit line %q lacks %q", line, want)
 		}
