@@ -17,7 +17,7 @@ GOTESTSUM  := $(GO) tool gotestsum
 TESTFORMAT ?= pkgname
 TESTJSON   := bin/test.json
 
-.PHONY: all test test-static test-short bench chaos soak lint build generate fuzz clean
+.PHONY: all test test-static test-short bench chaos soak lint build generate fuzz clean docker-up docker-down
 
 all: lint test build
 
@@ -38,6 +38,19 @@ test:
 ## test checks from the package lists that no dependency needs cgo)
 test-static:
 	SLIPWAY_STATIC_BUILD=1 $(GO) test -count=1 -timeout 15m -run '^TestBinariesBuildStatic$$' -v ./deploy
+
+## docker-up: start a Docker engine for the Docker tests (Debian's docker.io,
+## as root; vfs storage, no iptables, no bridge; a Swarm manager), its state
+## under DOCKER_DIR; prints the export DOCKER_HOST=... line to use, so
+## `eval "$(make -s docker-up)"` points this shell at it. Without an engine
+## the Docker tests skip, or fail under CI=true
+DOCKER_DIR ?= /tmp/slipway-docker
+docker-up:
+	@scripts/docker-up $(DOCKER_DIR)
+
+## docker-down: stop the engine docker-up started (DOCKER_DIR is kept)
+docker-down:
+	@scripts/docker-down $(DOCKER_DIR)
 
 ## test-short: the same without the race detector, for a quick loop
 test-short:
