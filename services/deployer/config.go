@@ -3,10 +3,14 @@ package deployer
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
 // Defaults of the deployer's part of the file, applied where the deployer
@@ -21,24 +25,33 @@ const (
 )
 
 // platform is one kind of cluster the deployer drives. Adding one is its
-// package (the client, and a CheckConfig for its block of a cluster) and
-// one entry in platforms.
+// package (a target.Target, and a CheckConfig for its block of a cluster)
+// and one entry in platforms.
 type platform struct {
 	// check checks the platform's block of the cluster at path
 	// ("clusters[0]").
 	check func(cl config.Cluster, path string, p *config.Problems)
+	// open makes the cluster's target.
+	open func(s *Service, cl config.Cluster, o target.Options) (target.Target, error)
 }
 
-// platforms are the kinds of cluster this build drives, by name.
+// platforms are the kinds of cluster this build drives, by clusters[].type.
 var platforms = map[string]platform{
-	"marathon": {check: func(cl config.Cluster, path string, p *config.Problems) {
-		marathon.CheckConfig(cl.Name, cl.Marathon, path+".marathon", p)
-	}},
+	config.ClusterMarathon: {
+		check: func(cl config.Cluster, path string, p *config.Problems) {
+			marathon.CheckConfig(cl.Name, cl.Marathon, path+".marathon", p)
+		},
+		open: func(s *Service, cl config.Cluster, o target.Options) (target.Target, error) {
+			return marathon.Open(cl, o, s.MarathonOptions...)
+		},
+	},
 }
 
-// platformOf is the platform of a cluster: Marathon, the one this build
-// has (a cluster's type will choose once there are more).
-func platformOf(config.Cluster) string { return "marathon" }
+// platformNames lists the platforms for an error message.
+func platformNames() string {
+	names := slices.Sorted(maps.Keys(platforms))
+	return strings.Join(names, ", ")
+}
 
 // CheckConfig checks the clusters and the deployer's settings: a
 // config.Section, run by `slipway config check` and at the start of a
@@ -61,7 +74,31 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 		if cl.Deploy.Timeout < 0 {
 			p.Add(path+".deploy.timeout", "must not be negative")
 		}
-		platforms[platformOf(cl)].check(cl, path, p)
+		pl, ok := platforms[cl.Platform()]
+		if !ok {
+			p.Add(path+".type", "%q is not a platform this deployer drives (%s)", cl.Type, platformNames())
+			continue
+		}
+		checkBlocks(cl, path, p)
+		pl.check(cl, path, p)
+	}
+}
+
+// checkBlocks refuses a connection block of another platform than the
+// cluster's type: a docker block on a cluster that defaults to marathon
+// means the type was forgotten.
+func checkBlocks(cl config.Cluster, path string, p *config.Problems) {
+	hasMarathon := cl.Marathon.URL != "" || cl.Marathon.CAFile != "" || cl.Marathon.Auth != (config.MarathonAuth{})
+	hasDocker := cl.Docker != (config.Docker{})
+	switch cl.Platform() {
+	case config.ClusterMarathon:
+		if hasDocker {
+			p.Add(path+".docker", "is for clusters of type docker or swarm; set type: docker (or swarm), or remove the block")
+		}
+	default:
+		if hasMarathon {
+			p.Add(path+".marathon", "is for clusters of type marathon; this cluster's type is %s", cl.Platform())
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,14 +13,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
-	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/services/deployer/policy"
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
 // Hooks let tests stop the deployer at chosen points.
 type Hooks struct {
-	// AfterPut runs right after Marathon accepted an update, before the
+	// AfterPut runs right after the platform accepted an update (Marathon's
+	// PUT, Swarm's service update, a recreated container), before the
 	// deployer records it: a test cancels the deployer there to play a
 	// crash at the worst moment.
 	AfterPut func(cluster, appID string)
@@ -32,15 +33,11 @@ type Hooks struct {
 	BeforePhase func(cluster, appID, phase string)
 }
 
-// maxLockedRetries bounds how often an update waits for somebody else's
-// deployment of the app and tries again.
-const maxLockedRetries = 3
-
 // deploy brings one app to the event's image, once: the record of
 // (cluster, app, image) carries the deployment through its phases, so a
 // redelivered event, a second event for the same image, or a restarted
 // deployer picks up where the last attempt stopped.
-func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app managedApp) error {
+func (c *cluster) deploy(ctx context.Context, cause events.Event, t offer, app managedApp) error {
 	// The longest another deployer may hold the app: its rollout and a
 	// rollback, each up to the timeout, and a dead holder's lease.
 	release, err := c.lockWait(ctx, app.id, 2*c.timeoutOf(&app)+lockTTL)
@@ -50,8 +47,8 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app 
 	defer release()
 
 	// Decide on the app as it is now: the index may be a moment old.
-	now, err := c.client.GetApp(ctx, app.id)
-	if errors.Is(err, marathon.ErrNotFound) {
+	now, err := c.target.Get(ctx, app.id)
+	if errors.Is(err, target.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -75,7 +72,7 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app 
 		rec = &record{
 			Cluster: c.name, Environment: c.env, AppID: app.id, Phase: phaseUpdating,
 			CauseID: cause.ID(), FromImage: fresh.written, ToImage: toImage, Digest: t.image.Digest,
-			PushedAt: t.pushedAt, Policy: fresh.policy.String(), Notify: fresh.notify,
+			PushedAt: t.pushedAt, Policy: fresh.policy.String(), Notify: fresh.notify, Platform: c.platform,
 			Timeout: c.timeoutOf(fresh), StartedAt: time.Now().UTC(),
 		}
 		var created bool
@@ -88,7 +85,7 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t target, app 
 			}
 		}
 	}
-	if running := now.Image(); rec.Phase == phaseUpdating && running != rec.FromImage && running != rec.ToImage {
+	if running := now.Image; rec.Phase == phaseUpdating && running != rec.FromImage && running != rec.ToImage {
 		// Begun by a deployer that died before its PUT (or before
 		// recording it), and another image was deployed since: putting
 		// this one now would move the app back. Nothing was announced.
@@ -134,7 +131,7 @@ func cmpErr(err, otherwise error) error {
 
 // accepts applies the app's policy to the app as it runs now, and keeps
 // events that arrive late from undoing a newer deployment.
-func (c *cluster) accepts(ctx context.Context, app *managedApp, t target) (bool, string) {
+func (c *cluster) accepts(ctx context.Context, app *managedApp, t offer) (bool, string) {
 	if d := app.policy.Accept(app.image, t.image); !d.OK {
 		return false, d.Reason
 	}
@@ -215,59 +212,37 @@ func (c *cluster) advance(ctx context.Context, key string, rec *record, rev uint
 	return nil
 }
 
-// update PUTs the new image, unless an earlier attempt did and died before
-// recording it, then announces deployment.started.
+// update has the platform move the app to the new image, unless an
+// earlier attempt did and died before recording it, then announces
+// deployment.started.
 func (c *cluster) update(ctx context.Context, rec *record) error {
-	app, err := c.client.GetApp(ctx, rec.AppID)
+	w, err := c.target.Get(ctx, rec.AppID)
 	if err != nil {
 		return err
 	}
-	if app.Image() == rec.ToImage {
-		// The PUT happened: follow the deployment it started, if it still runs.
-		rec.MarathonVersion = app.Version
-		if len(app.Deployments) > 0 {
-			rec.DeploymentID = app.Deployments[0].ID
+	if w.Image == rec.ToImage {
+		// The update happened: follow the rollout it started, if it still runs.
+		rec.Revision = w.Revision
+		if len(w.Rollouts) > 0 {
+			rec.DeploymentID = w.Rollouts[0]
 		}
 	} else {
-		container, err := marathon.WithImage(app.Container, rec.ToImage)
-		if err != nil {
-			return fmt.Errorf("app %s: %w", rec.AppID, err)
-		}
-		ref, err := c.put(ctx, rec, container)
+		r, err := c.target.Update(ctx, w, rec.ToImage, target.UpdateOptions{
+			Force: c.policy.force, Deadline: rec.StartedAt.Add(rec.Timeout),
+		})
 		if err != nil {
 			return err
 		}
 		if c.hooks != nil && c.hooks.AfterPut != nil {
 			c.hooks.AfterPut(c.name, rec.AppID)
 		}
-		rec.DeploymentID, rec.MarathonVersion = ref.DeploymentID, ref.Version
+		rec.DeploymentID, rec.Revision = r.ID, r.Revision
 	}
 	if err := c.emit(ctx, events.TypeDeploymentStarted, rec, nil); err != nil {
 		return err
 	}
 	rec.Phase = phaseFollowing
 	return nil
-}
-
-// put updates the app's container. When a deployment of somebody else
-// holds the app, it waits for that one to end and tries again, or
-// overrides it when the cluster is configured to force.
-func (c *cluster) put(ctx context.Context, rec *record, container json.RawMessage) (marathon.DeploymentRef, error) {
-	fields := map[string]json.RawMessage{"container": container}
-	for attempt := 0; ; attempt++ {
-		ref, err := c.client.UpdateApp(ctx, rec.AppID, fields, c.policy.force)
-		ids, locked := marathon.LockedBy(err)
-		if !locked || attempt == maxLockedRetries {
-			return ref, err
-		}
-		c.log.Info("app is locked by a deployment; waiting for it", "app", rec.AppID, "deployments", ids)
-		deadline := rec.StartedAt.Add(rec.Timeout)
-		for _, id := range ids {
-			if _, timedOut, err := c.await(ctx, id, deadline); err != nil || timedOut {
-				return ref, cmpErr(err, fmt.Errorf("app %s stayed locked by deployment %s", rec.AppID, id))
-			}
-		}
-	}
 }
 
 // tracer makes the deployer's own spans.
@@ -279,9 +254,10 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 	// is an attribute.
 	ctx, span := tracer.Start(ctx, "follow deployment",
 		trace.WithAttributes(
-			attribute.String("marathon.cluster", c.name),
-			attribute.String("marathon.app.id", rec.AppID),
-			attribute.String("marathon.deployment.id", rec.DeploymentID),
+			attribute.String("slipway.cluster", c.name),
+			attribute.String("slipway.platform", c.platform),
+			attribute.String("slipway.workload.id", rec.AppID),
+			attribute.String("slipway.deployment.id", rec.DeploymentID),
 		))
 	defer func() {
 		span.SetAttributes(attribute.String("slipway.deployment.phase", rec.Phase))
@@ -295,30 +271,31 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 		span.End()
 	}()
 	deadline := rec.StartedAt.Add(rec.Timeout)
-	o := outcome{gone: true}
+	o := target.Outcome{Gone: true}
 	timedOut := false
 	if rec.DeploymentID != "" {
 		var err error
-		if o, timedOut, err = c.await(ctx, rec.DeploymentID, deadline); err != nil {
+		if o, timedOut, err = c.target.Await(ctx, rec.AppID, rec.DeploymentID, deadline); err != nil {
 			return err
 		}
 	}
-	if o.gone || timedOut {
+	var newer string
+	if o.Gone || timedOut {
 		// The end went unseen (the event stream or this deployer was
 		// down), or the deadline passed: what the app runs now decides.
 		var err error
-		if o, err = c.settle(ctx, rec, timedOut); err != nil {
+		if o, newer, err = c.settle(ctx, rec, timedOut); err != nil {
 			return err
 		}
 	}
-	if o.success {
+	if o.Success {
 		return c.succeed(ctx, rec)
 	}
-	rec.Reason = o.reason
-	if o.supersededBy != "" {
-		return c.supersede(ctx, rec, o.supersededBy) // not ours to roll back any more
+	rec.Reason = o.Reason
+	if newer != "" {
+		return c.supersede(ctx, rec, newer) // not ours to roll back any more
 	}
-	if c.policy.rollback && rec.DeploymentID != "" {
+	if c.policy.rollback && (rec.DeploymentID != "" || c.platform != config.ClusterMarathon) {
 		rec.Phase = phaseRollingBack
 		return nil
 	}
@@ -327,53 +304,37 @@ func (c *cluster) follow(ctx context.Context, rec *record) (err error) {
 
 // settle decides the outcome of a deployment from the app as it is now, not
 // from how long it took: a release that runs, with no deployment in
-// progress and its tasks healthy, has succeeded, however late this is
+// progress and its instances healthy, has succeeded, however late this is
 // asked (a deployer back from a crash long after the deadline). Only a
 // deployment still in progress past the deadline, or one that ended
 // without the image running healthy, is a failure. pastDeadline tells
-// whether the deadline has passed.
-func (c *cluster) settle(ctx context.Context, rec *record, pastDeadline bool) (outcome, error) {
-	app, err := c.client.GetApp(ctx, rec.AppID)
+// whether the deadline has passed. newer is the image that superseded
+// this deployment, if one did.
+func (c *cluster) settle(ctx context.Context, rec *record, pastDeadline bool) (o target.Outcome, newer string, err error) {
+	w, err := c.target.Get(ctx, rec.AppID)
 	if err != nil {
-		return outcome{}, err
+		return o, "", err
 	}
-	switch running := app.Image(); {
+	switch running := w.Image; {
 	case running != rec.ToImage && running != rec.FromImage:
-		return outcome{supersededBy: running}, nil
+		return o, running, nil
 	case running != rec.ToImage:
-		return outcome{reason: "the deployment ended and the app runs " + running}, nil
-	case len(app.Deployments) > 0 && pastDeadline:
-		return outcome{reason: fmt.Sprintf("not healthy after %s", rec.Timeout)}, nil
-	case len(app.Deployments) > 0:
+		return target.Outcome{Reason: "the deployment ended and the app runs " + running}, "", nil
+	case len(w.Rollouts) > 0 && pastDeadline:
+		return target.Outcome{Reason: fmt.Sprintf("not healthy after %s", rec.Timeout)}, "", nil
+	case len(w.Rollouts) > 0:
 		// Still deploying under another id (somebody forced over ours):
 		// follow that one.
-		rec.DeploymentID = app.Deployments[0].ID
-		o, timedOut, err := c.await(ctx, rec.DeploymentID, rec.StartedAt.Add(rec.Timeout))
-		if err != nil || (!timedOut && !o.gone) {
-			return o, err
+		rec.DeploymentID = w.Rollouts[0]
+		o, timedOut, err := c.target.Await(ctx, rec.AppID, rec.DeploymentID, rec.StartedAt.Add(rec.Timeout))
+		if err != nil || (!timedOut && !o.Gone) {
+			return o, "", err
 		}
 		return c.settle(ctx, rec, timedOut)
-	case app.Healthy():
-		return outcome{success: true}, nil
+	case w.Settled():
+		return target.Outcome{Success: true}, "", nil
 	}
-	return outcome{reason: fmt.Sprintf("the deployment ended with %d of %d tasks running, %d healthy", app.TasksRunning, app.Instances, app.TasksHealthy)}, nil
-}
-
-// await waits for a deployment's outcome until deadline.
-func (c *cluster) await(ctx context.Context, id string, deadline time.Time) (outcome, bool, error) {
-	ch := c.tracker.wait(id)
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case o := <-ch:
-		return o, false, nil
-	case <-timer.C:
-		c.tracker.forget(id, ch)
-		return outcome{}, true, nil
-	case <-ctx.Done():
-		c.tracker.forget(id, ch)
-		return outcome{}, false, ctx.Err()
-	}
+	return target.Outcome{Reason: fmt.Sprintf("the deployment ended with %d of %d instances running, %d healthy", w.Running, w.Wanted, w.Healthy)}, "", nil
 }
 
 func (c *cluster) succeed(ctx context.Context, rec *record) error {
@@ -383,9 +344,9 @@ func (c *cluster) succeed(ctx context.Context, rec *record) error {
 	// so a crash between them is repaired by the resumed deployment.
 	if err := c.store.inv.Put(ctx, inventory.Record{
 		Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.ToImage, Digest: rec.Digest,
-		Policy: rec.Policy, MarathonVersion: rec.MarathonVersion, UpdatedAt: time.Now().UTC(),
+		Policy: rec.Policy, Platform: c.platform, Revision: rec.revision(), UpdatedAt: time.Now().UTC(),
 		EventID: rec.CauseID, PushedAt: rec.PushedAt,
-	}); err != nil {
+	}.WithWorkload(c.workloadNow(ctx, rec.AppID))); err != nil {
 		return err
 	}
 	if err := c.emit(ctx, events.TypeDeploymentSucceeded, rec, func(d *events.Deployment) { d.DurationMs = ms }); err != nil {
@@ -396,26 +357,38 @@ func (c *cluster) succeed(ctx context.Context, rec *record) error {
 	return nil
 }
 
+// workloadNow reads the workload for the inventory's nodes and counts;
+// nil when it cannot be read now (the next reconcile fills them in).
+func (c *cluster) workloadNow(ctx context.Context, id string) *target.Workload {
+	w, err := c.target.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return &w
+}
+
 func (c *cluster) observe(rec *record, outcome string) {
 	c.metrics.deployments.WithLabelValues(c.name, outcome).Inc()
 	c.metrics.duration.WithLabelValues(c.name, outcome).Observe(time.Since(rec.StartedAt).Seconds())
 }
 
-// rollBack cancels the deployment, which makes Marathon deploy the previous
-// definition, and follows that rollback. When the deployment is already
-// over, it puts the previous image back itself.
+// rollBack has the platform undo the rollout (Marathon cancels the
+// deployment and deploys the previous definition, Swarm rolls the service
+// back, a recreated container gives way to the old one) and follows that
+// rollback. When the rollout is already over, it puts the previous image
+// back itself.
 func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 	if rec.RollbackID == "" {
-		ref, err := c.client.CancelDeployment(ctx, rec.DeploymentID, false)
-		if errors.Is(err, marathon.ErrNotFound) {
-			app, gerr := c.client.GetApp(ctx, rec.AppID)
+		r, err := c.target.RollBack(ctx, rec.AppID, rec.DeploymentID, rec.FromImage)
+		if errors.Is(err, target.ErrOver) {
+			w, gerr := c.target.Get(ctx, rec.AppID)
 			if gerr != nil {
 				return gerr
 			}
-			// The deployment is over (it ended between the decision and
-			// the cancel, or while this deployer was down): what the app
+			// The rollout is over (it ended between the decision and the
+			// rollback, or while this deployer was down): what the app
 			// runs now decides, as in settle.
-			switch running := app.Image(); {
+			switch running := w.Image; {
 			case running == rec.FromImage:
 				return c.fail(ctx, rec, true)
 			case running != rec.ToImage:
@@ -423,43 +396,39 @@ func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 				// back would undo it.
 				rec.Reason += "; not rolled back: superseded, the app runs " + running
 				return c.supersede(ctx, rec, running)
-			case len(app.Deployments) == 0 && app.Healthy():
+			case w.Settled():
 				// Healthy after all: nothing to undo.
 				rec.Reason = ""
 				return c.succeed(ctx, rec)
 			}
-			container, werr := marathon.WithImage(app.Container, rec.FromImage)
-			if werr != nil {
-				return werr
-			}
-			ref, err = c.client.UpdateApp(ctx, rec.AppID, map[string]json.RawMessage{"container": container}, true)
+			r, err = c.target.Update(ctx, w, rec.FromImage, target.UpdateOptions{Force: true, Deadline: time.Now().Add(rec.Timeout)})
 		}
 		if err != nil {
 			return err
 		}
 		// Saved before following, so a restart follows the same rollback.
-		rec.RollbackID = ref.DeploymentID
+		rec.RollbackID = r.ID
 		return nil
 	}
-	o, timedOut, err := c.await(ctx, rec.RollbackID, time.Now().Add(rec.Timeout))
+	o, timedOut, err := c.target.Await(ctx, rec.AppID, rec.RollbackID, time.Now().Add(rec.Timeout))
 	if err != nil {
 		return err
 	}
-	if o.gone {
-		app, err := c.client.GetApp(ctx, rec.AppID)
+	if o.Gone {
+		w, err := c.target.Get(ctx, rec.AppID)
 		if err != nil {
 			return err
 		}
-		o.success = app.Image() == rec.FromImage && len(app.Deployments) == 0
+		o.Success = w.Image == rec.FromImage && len(w.Rollouts) == 0
 	}
-	if !o.success {
-		why := o.reason
+	if !o.Success {
+		why := o.Reason
 		if timedOut {
 			why = fmt.Sprintf("not done after %s", rec.Timeout)
 		}
 		rec.Reason += "; the rollback did not finish: " + why
 	}
-	return c.fail(ctx, rec, o.success)
+	return c.fail(ctx, rec, o.Success)
 }
 
 // supersede ends a deployment that a newer image overtook. It is announced
@@ -520,6 +489,6 @@ func (c *cluster) emit(ctx context.Context, t events.Type, rec *record, fill fun
 	if _, err := c.pub.Publish(ctx, e); err != nil {
 		return err
 	}
-	c.log.Info(t.Short(), "app", rec.AppID, "image", rec.ToImage, "deployment", rec.DeploymentID, "reason", d.Reason)
+	c.log.Info(t.Short(), "app", rec.AppID, "image", rec.ToImage, "platform", c.platform, "deployment", rec.DeploymentID, "reason", d.Reason)
 	return nil
 }

@@ -12,31 +12,31 @@ import (
 	"github.com/slipway-cd/slipway/services/deployer/policy"
 )
 
-// target is the image an event offers to the cluster's apps.
-type target struct {
+// offer is the image an event offers to the cluster's apps.
+type offer struct {
 	image    policy.Image
 	pushedAt time.Time
 }
 
 // targetOf reads the image of an image.pushed or image.promoted event.
-func targetOf(e events.Event) (target, error) {
+func targetOf(e events.Event) (offer, error) {
 	switch events.Type(e.Type()) {
 	case events.TypeImagePushed:
 		d, err := events.DataAs[events.ImagePushed](e)
 		if err != nil {
-			return target{}, err
+			return offer{}, err
 		}
 		img, err := policy.ParseImage(events.ImageReference(d.Registry, d.Repository, d.Tag, d.Digest))
-		return target{img, d.PushedAt}, err
+		return offer{img, d.PushedAt}, err
 	case events.TypeImagePromoted:
 		d, err := events.DataAs[events.ImagePromoted](e)
 		if err != nil {
-			return target{}, err
+			return offer{}, err
 		}
 		img, err := policy.ParseImage(d.To.String())
-		return target{img, e.Time()}, err
+		return offer{img, e.Time()}, err
 	}
-	return target{}, fmt.Errorf("unexpected event type %s", e.Type())
+	return offer{}, fmt.Errorf("unexpected event type %s", e.Type())
 }
 
 // handle is the cluster's consumer: it deploys the event's image to every

@@ -5,11 +5,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/services/deployer/policy"
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
-// App labels of the contract.
+// Workload labels of the contract (Marathon app labels, Docker container
+// labels, Swarm service labels).
 const (
 	LabelPolicy  = "slipway.policy"
 	LabelNotify  = "slipway.notify"
@@ -53,7 +54,7 @@ func newIndex(log *slog.Logger, registryHost string) *index {
 
 // managed reads an app's labels and image; nil when the app did not opt in
 // (no slipway.policy label: never touched) or cannot be managed.
-func (x *index) managed(a marathon.App) *managedApp {
+func (x *index) managed(a target.Workload) *managedApp {
 	label, ok := a.Labels[LabelPolicy]
 	if !ok {
 		return nil
@@ -73,7 +74,7 @@ func (x *index) managed(a marathon.App) *managedApp {
 	if err != nil {
 		return warn("bad "+LabelPolicy+" label", err)
 	}
-	written := a.Image()
+	written := a.Image
 	img, err := policy.ParseImage(written)
 	if err != nil {
 		return warn("app image cannot be parsed", err)
@@ -94,7 +95,7 @@ func (x *index) managed(a marathon.App) *managedApp {
 }
 
 // replaceAll rebuilds the index from a full listing.
-func (x *index) replaceAll(apps []marathon.App) {
+func (x *index) replaceAll(apps []target.Workload) {
 	byRepo := map[string]map[string]*managedApp{}
 	byID := map[string]*managedApp{}
 	for _, a := range apps {
@@ -108,7 +109,7 @@ func (x *index) replaceAll(apps []marathon.App) {
 }
 
 // upsert records one app's new definition.
-func (x *index) upsert(a marathon.App) {
+func (x *index) upsert(a target.Workload) {
 	m := x.managed(a)
 	x.mu.Lock()
 	defer x.mu.Unlock()

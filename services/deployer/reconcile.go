@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,13 +38,13 @@ func (c *cluster) reconcileLoop(ctx context.Context) {
 // something else than what Slipway last put or found there: somebody
 // changed it by hand.
 func (c *cluster) reconcile(ctx context.Context) error {
-	apps, err := c.client.ListApps(ctx)
+	apps, err := c.target.List(ctx)
 	if err != nil {
 		return err
 	}
 	for _, a := range apps {
 		m := c.index.managed(a)
-		if m == nil || len(a.Deployments) > 0 || c.updating(ctx, a.ID) || c.unfinished(ctx, a.ID, m.written) {
+		if m == nil || len(a.Rollouts) > 0 || c.updating(ctx, a.ID) || c.unfinished(ctx, a.ID, m.written) {
 			continue // not ours, or a deployment is under way
 		}
 		rec, ok, err := c.store.inv.Get(ctx, c.name, a.ID)
@@ -54,19 +55,19 @@ func (c *cluster) reconcile(ctx context.Context) error {
 		case !ok:
 			err = c.store.inv.Put(ctx, inventory.Record{
 				Cluster: c.name, Environment: c.env, AppID: a.ID, Image: m.written, Digest: m.image.Digest,
-				Policy: m.policy.String(), MarathonVersion: a.Version, UpdatedAt: time.Now().UTC(),
-			})
+				Policy: m.policy.String(), Platform: c.platform, Revision: a.Revision, UpdatedAt: time.Now().UTC(),
+			}.WithWorkload(&a))
 		case sameImage(rec.Image, m.written):
-			if rec.Drift != "" || rec.Policy != m.policy.String() {
-				rec.Drift, rec.Policy = "", m.policy.String()
-				err = c.store.inv.Put(ctx, rec)
+			if fresh := rec.WithWorkload(&a); rec.Drift != "" || rec.Policy != m.policy.String() || !sameCounts(rec, fresh) {
+				fresh.Drift, fresh.Policy, fresh.Platform = "", m.policy.String(), c.platform
+				err = c.store.inv.Put(ctx, fresh)
 			}
 		case rec.Drift != m.written:
 			// apps is a snapshot: a deployment may have ended since it was
 			// taken (lease released, record written), leaving the record
 			// newer than the snapshot. Only an app unchanged since then
 			// runs what the snapshot says.
-			if now, gerr := c.client.GetApp(ctx, a.ID); gerr != nil || now.Version != a.Version {
+			if now, gerr := c.target.Get(ctx, a.ID); gerr != nil || now.Revision != a.Revision {
 				break // the next pass looks again
 			}
 			if err = c.emitDrift(ctx, rec, m.written); err == nil {
@@ -87,6 +88,12 @@ func (c *cluster) updating(ctx context.Context, appID string) bool {
 	return !errors.Is(err, jetstream.ErrKeyNotFound)
 }
 
+// sameCounts tells whether two records show the same nodes and counts:
+// the inventory is rewritten only when something an auditor reads changed.
+func sameCounts(a, b inventory.Record) bool {
+	return slices.Equal(a.Nodes, b.Nodes) && a.Wanted == b.Wanted && a.Running == b.Running && a.Healthy == b.Healthy
+}
+
 func sameImage(a, b string) bool {
 	if a == b {
 		return true
@@ -105,6 +112,7 @@ func (c *cluster) emitDrift(ctx context.Context, rec inventory.Record, actual st
 		Subject:     c.name + ":" + rec.AppID,
 		Data: events.DriftDetected{
 			Cluster: c.name, Environment: c.env, AppID: rec.AppID, ExpectedImage: rec.Image, ActualImage: actual,
+			Platform: c.platform,
 		},
 	})
 	if err != nil {

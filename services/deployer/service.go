@@ -10,6 +10,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
 // Service is the deployer, an app.Service.
@@ -72,19 +73,19 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		wg.Wait()
 	}()
 	for i, cl := range cfg.Clusters {
-		client, err := marathon.New(cl.Name, cl.Marathon, append([]marathon.Option{marathon.WithLogger(d.Log)}, s.MarathonOptions...)...)
+		tg, err := platforms[cl.Platform()].open(s, cl, target.Options{Log: d.Log.With("cluster", cl.Name), PollInterval: settingsOf(cfg.Deployer).PollInterval})
 		if err != nil {
-			return fmt.Errorf("clusters[%d].marathon: %w", i, err)
+			return fmt.Errorf("clusters[%d]: %w", i, err)
 		}
-		if a := cl.Marathon.Auth; !a.None && a.Basic == nil && a.DCOS == nil && a.Token == "" && a.TokenFile == "" {
+		if a := cl.Marathon.Auth; cl.Platform() == config.ClusterMarathon && !a.None && a.Basic == nil && a.DCOS == nil && a.Token == "" && a.TokenFile == "" {
 			// Kept working for existing files, but an unauthenticated
 			// Marathon should be a choice written down (auth: { none: true }).
 			d.Log.Warn("no marathon.auth configured: requests go without authentication; set auth: { none: true } to say so",
 				"cluster", cl.Name)
 		}
 		c := &cluster{
-			name: cl.Name, env: cl.Environment, policy: policyOf(cl.Deploy), client: client,
-			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), tracker: newTracker(), store: st, pub: pub,
+			name: cl.Name, env: cl.Environment, platform: cl.Platform(), policy: policyOf(cl.Deploy), target: tg,
+			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), store: st, pub: pub,
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,
 		}
@@ -107,7 +108,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			return fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
 		consumers = append(consumers, cons)
-		c.log.Info("deploying on cluster", "environment", cl.Environment, "marathon", client.URL())
+		c.log.Info("deploying on cluster", "environment", cl.Environment, "platform", c.platform, "endpoint", tg.Endpoint())
 	}
 	<-ctx.Done()
 	return nil

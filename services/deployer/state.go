@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 )
 
@@ -28,9 +29,9 @@ const (
 
 // Phases of a deployment record.
 const (
-	phaseUpdating    = "updating"     // about to PUT (or the PUT's answer was lost)
-	phaseFollowing   = "following"    // Marathon deploys; waiting for the outcome
-	phaseRollingBack = "rolling-back" // cancelled; waiting for Marathon's rollback
+	phaseUpdating    = "updating"     // about to update (or the update's answer was lost)
+	phaseFollowing   = "following"    // the platform deploys; waiting for the outcome
+	phaseRollingBack = "rolling-back" // rolling back; waiting for the platform's rollback
 	phaseDone        = "done"
 )
 
@@ -50,7 +51,13 @@ type record struct {
 	Timeout     time.Duration `json:"timeout"`
 	StartedAt   time.Time     `json:"startedAt"`
 
-	DeploymentID    string `json:"deploymentId,omitempty"`
+	// Platform is the cluster's (marathon when empty: records written
+	// before there were other platforms).
+	Platform     string `json:"platform,omitempty"`
+	DeploymentID string `json:"deploymentId,omitempty"`
+	// Revision is the workload's version after the update; records written
+	// before there were other platforms call it marathonVersion.
+	Revision        string `json:"revision,omitempty"`
 	MarathonVersion string `json:"marathonVersion,omitempty"`
 	RollbackID      string `json:"rollbackId,omitempty"`
 	Reason          string `json:"reason,omitempty"`
@@ -61,11 +68,30 @@ type record struct {
 }
 
 func (r *record) deployment() events.Deployment {
-	return events.Deployment{
+	d := events.Deployment{
 		Cluster: r.Cluster, Environment: r.Environment, AppID: r.AppID,
 		FromImage: r.FromImage, ToImage: r.ToImage, Digest: r.Digest,
-		MarathonDeploymentID: r.DeploymentID, MarathonVersion: r.MarathonVersion, Notify: r.Notify,
+		Platform: r.platform(), DeploymentID: r.DeploymentID, Revision: r.revision(), Notify: r.Notify,
 	}
+	if d.Platform == config.ClusterMarathon {
+		// Kept for the consumers written before there were other platforms.
+		d.MarathonDeploymentID, d.MarathonVersion = r.DeploymentID, r.revision()
+	}
+	return d
+}
+
+func (r *record) platform() string {
+	if r.Platform == "" {
+		return config.ClusterMarathon
+	}
+	return r.Platform
+}
+
+func (r *record) revision() string {
+	if r.Revision == "" {
+		return r.MarathonVersion
+	}
+	return r.Revision
 }
 
 // store keeps deployment records and app leases.

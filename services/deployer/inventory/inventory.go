@@ -1,5 +1,6 @@
 // Package inventory is the record of what runs where: one entry per
-// (cluster, Marathon app) that Slipway manages, kept in a JetStream KV
+// (cluster, workload) that Slipway manages (a Marathon app, a Docker
+// container, a Swarm service), kept in a JetStream KV
 // bucket by the deployer and read by `slipway status`.
 package inventory
 
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
 // Bucket is the KV bucket of the inventory.
@@ -24,10 +27,23 @@ type Record struct {
 	Environment string `json:"environment"`
 	AppID       string `json:"appId"`
 	// Image is the container image as the app definition writes it.
-	Image           string `json:"image"`
-	Digest          string `json:"digest,omitempty"`
-	Policy          string `json:"policy"`
+	Image  string `json:"image"`
+	Digest string `json:"digest,omitempty"`
+	Policy string `json:"policy"`
+	// Platform is the cluster's: marathon, docker or swarm.
+	Platform string `json:"platform,omitempty"`
+	// Revision is the platform's version of the workload: Marathon's app
+	// version, Swarm's service version index, the container's id.
+	Revision string `json:"revision,omitempty"`
+	// MarathonVersion is Revision on Marathon clusters, as records written
+	// before there were other platforms call it.
 	MarathonVersion string `json:"marathonVersion,omitempty"`
+	// Nodes are the hosts its instances run on (Marathon agents, Swarm
+	// nodes, the Docker host); Wanted, Running and Healthy count them.
+	Nodes   []string `json:"nodes,omitempty"`
+	Wanted  int      `json:"wanted,omitempty"`
+	Running int      `json:"running,omitempty"`
+	Healthy int      `json:"healthy,omitempty"`
 	// UpdatedAt is when Slipway last saw the app change to Image.
 	UpdatedAt time.Time `json:"updatedAt"`
 	// EventID is the event whose deployment put Image there; empty when
@@ -40,6 +56,19 @@ type Record struct {
 	Drift string `json:"drift,omitempty"`
 }
 
+// WithWorkload fills in what the platform says of the workload now: its
+// nodes and instance counts (and MarathonVersion for Marathon's readers).
+func (r Record) WithWorkload(w *target.Workload) Record {
+	if r.Platform == "marathon" || r.Platform == "" {
+		r.MarathonVersion = r.Revision
+	}
+	if w == nil {
+		return r
+	}
+	r.Nodes, r.Wanted, r.Running, r.Healthy = w.Nodes, w.Wanted, w.Running, w.Healthy
+	return r
+}
+
 // Store reads and writes the inventory.
 type Store struct{ kv jetstream.KeyValue }
 
@@ -48,7 +77,7 @@ type Store struct{ kv jetstream.KeyValue }
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
-		Description: "Slipway: what runs where (cluster, Marathon app, image)",
+		Description: "Slipway: what runs where (cluster, workload, image)",
 		History:     5,
 		Replicas:    max(replicas, 1),
 		Storage:     jetstream.FileStorage,

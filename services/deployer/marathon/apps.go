@@ -34,6 +34,10 @@ type App struct {
 	TasksHealthy   int `json:"tasksHealthy"`
 	TasksUnhealthy int `json:"tasksUnhealthy"`
 	TasksStaged    int `json:"tasksStaged"`
+	// Tasks tell the agents the app runs on (the inventory's nodes).
+	Tasks []struct {
+		Host string `json:"host"`
+	} `json:"tasks"`
 	// HealthChecks are only counted: an app with health checks is healthy
 	// when its tasks pass them, one without when they run.
 	HealthChecks []json.RawMessage `json:"healthChecks"`
@@ -105,7 +109,7 @@ func marshal(v any) (json.RawMessage, error) {
 func (c *Client) ListApps(ctx context.Context) ([]App, error) {
 	resp, err := c.do(ctx, call{
 		method: http.MethodGet,
-		url:    c.endpoint("/v2/apps", "/v2/apps", url.Values{"embed": {"apps.deployments"}}),
+		url:    c.endpoint("/v2/apps", "/v2/apps", url.Values{"embed": {"apps.deployments", "apps.tasks"}}),
 		path:   "/v2/apps",
 		route:  "/v2/apps",
 		safe:   true,

@@ -114,7 +114,7 @@ func TestListAndGetApps(t *testing.T) {
 	if len(apps) != 2 {
 		t.Fatalf("got %d apps", len(apps))
 	}
-	if log := f.requestLog(); log[0] != "GET /v2/apps?embed=apps.deployments" {
+	if log := f.requestLog(); log[0] != "GET /v2/apps?embed=apps.deployments&embed=apps.tasks" {
 		t.Errorf("request = %q", log[0])
 	}
 

@@ -1,20 +1,15 @@
-package deployer
+package marathon
 
 import (
+	"github.com/slipway-cd/slipway/services/deployer/target"
 	"sync"
 	"time"
 )
 
-// outcome is how a Marathon deployment ended.
-type outcome struct {
-	success bool
-	// gone: the deployment disappeared from /v2/deployments without an
-	// event reaching us (the stream was down); the app tells the rest.
-	gone bool
-	// supersededBy is the newer image deployed over this one since.
-	supersededBy string
-	reason       string
-}
+// outcome is how a Marathon deployment ended. Gone: the deployment
+// disappeared from /v2/deployments without an event reaching us (the
+// stream was down); the app tells the rest.
+type outcome = target.Outcome
 
 // tracker hands Marathon's deployment outcomes, from the event stream or
 // from polling, to whoever follows that deployment.
@@ -78,7 +73,7 @@ func (t *tracker) forget(id string, ch <-chan outcome) {
 func (t *tracker) finish(id string, o outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if prev, ok := t.ended[id]; ok && (o.gone || !prev.gone) {
+	if prev, ok := t.ended[id]; ok && (o.Gone || !prev.Gone) {
 		return
 	}
 	if ws := t.waiters[id]; len(ws) > 0 {
