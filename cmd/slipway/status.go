@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,7 +62,7 @@ func statusCmd() *cobra.Command {
 
 func printStatus(out io.Writer, records []inventory.Record) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CLUSTER\tENV\tAPP\tIMAGE\tPOLICY\tUPDATED\tNOTE")
+	fmt.Fprintln(w, "CLUSTER\tENV\tAPP\tPLATFORM\tIMAGE\tPOLICY\tINSTANCES\tNODES\tUPDATED\tNOTE")
 	if len(records) == 0 {
 		if err := w.Flush(); err != nil {
 			return err
@@ -74,8 +75,43 @@ func printStatus(out io.Writer, records []inventory.Record) error {
 		if r.Drift != "" {
 			note = "drift: runs " + r.Drift
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Environment, r.AppID, shortenDigests(r.Image),
-			r.Policy, r.UpdatedAt.Local().Format("2006-01-02 15:04"), note)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Environment, r.AppID, platformOf(r),
+			shortenDigests(r.Image), r.Policy, instancesOf(r), nodesOf(r), r.UpdatedAt.Local().Format("2006-01-02 15:04"), note)
 	}
 	return w.Flush()
+}
+
+// platformOf names the record's platform; records written before Slipway
+// drove other platforms than Marathon have none and are Marathon's.
+func platformOf(r inventory.Record) string {
+	if r.Platform == "" {
+		return "marathon"
+	}
+	return r.Platform
+}
+
+// instancesOf shows the instance counts as running/wanted and how many are
+// healthy. Records written before Slipway counted instances have no
+// platform and no counts: they show "-" rather than a misleading 0/0.
+func instancesOf(r inventory.Record) string {
+	if r.Platform == "" && r.Wanted == 0 && r.Running == 0 && r.Healthy == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d (%d healthy)", r.Running, r.Wanted, r.Healthy)
+}
+
+// maxNodesListed is how many nodes a table row names before it only counts
+// them, so a service spread over a large cluster keeps the row readable;
+// --json lists them all.
+const maxNodesListed = 3
+
+func nodesOf(r inventory.Record) string {
+	switch {
+	case len(r.Nodes) == 0:
+		return "-"
+	case len(r.Nodes) > maxNodesListed:
+		return fmt.Sprintf("%d nodes", len(r.Nodes))
+	default:
+		return strings.Join(r.Nodes, ",")
+	}
 }
