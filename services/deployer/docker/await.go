@@ -45,6 +45,8 @@ func (t *Target) Await(ctx context.Context, workloadID, rolloutID string, deadli
 			return o, false, nil
 		case err != nil && ctx.Err() != nil:
 			return target.Outcome{}, false, ctx.Err()
+		case errors.As(err, new(abort)):
+			return target.Outcome{}, false, err
 		case err != nil && wctx.Err() == nil:
 			// The engine may be back at the next tick; the deadline
 			// bounds the wait either way.

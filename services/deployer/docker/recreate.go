@@ -36,11 +36,17 @@ func (t *Target) step(name, step string) error {
 	t.log.Debug("docker step done", "workload", name, "step", step)
 	if t.afterStep != nil {
 		if err := t.afterStep(step); err != nil {
-			return fmt.Errorf("after %s: %w", step, err)
+			return abort{fmt.Errorf("after %s: %w", step, err)}
 		}
 	}
 	return nil
 }
+
+// abort is an operation ended on purpose between two steps (tests stand
+// in for a crash): Await must not retry past it.
+type abort struct{ error }
+
+func (a abort) Unwrap() error { return a.error }
 
 // Update recreates the container w.ID on image (see the package doc).
 // Called again, it continues from what the host holds: a replacement
