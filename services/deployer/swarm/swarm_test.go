@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -532,5 +534,58 @@ func TestCheckConfig(t *testing.T) {
 				t.Fatalf("problems %v, want at %v", p, tc.want)
 			}
 		})
+	}
+}
+
+// beforeUpdate is a transport to the engine that runs hook before
+// forwarding a service update.
+type beforeUpdate struct {
+	next http.RoundTripper
+	hook func()
+}
+
+func (b beforeUpdate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/update") && strings.Contains(r.URL.Path, "/services/") {
+		b.hook()
+	}
+	return b.next.RoundTrip(r)
+}
+
+// Somebody else's change between the target's read and its update call
+// makes Swarm refuse the update as out of sequence: a conflict.
+func TestChangeDuringTheUpdateCallIsAConflict(t *testing.T) {
+	e := newEnv(t)
+	v1img, v2img := e.image("1", healthy), e.image("2", healthy)
+	name := e.service(v1img, serviceOptions{})
+
+	socket, ok := strings.CutPrefix(e.host, "unix://")
+	if !ok {
+		t.Skipf("this test dials the engine's unix socket; DOCKER_HOST is %s", e.host)
+	}
+	var d net.Dialer
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", socket)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	hooked := false
+	hc := &http.Client{Transport: beforeUpdate{next: tr, hook: func() {
+		hooked = true
+		s := e.inspect(name)
+		s.Spec.Labels["team"] = "web"
+		if _, err := e.dc.ServiceUpdate(t.Context(), s.ID, s.Version, s.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+			t.Errorf("the other change: %v", err)
+		}
+	}}}
+	tg, err := open(config.Cluster{Name: "swarm-test", Docker: config.Docker{Host: e.host}}, target.Options{}, dockerapi.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.get(name)
+	_, err = tg.Update(t.Context(), w, v2img, target.UpdateOptions{})
+	if !hooked || !errors.Is(err, target.ErrConflict) {
+		t.Fatalf("update raced by another change (made: %t): %v, want ErrConflict", hooked, err)
+	}
+	if s := e.inspect(name); specImage(s.Spec) != v1img || s.Spec.Labels["team"] != "web" {
+		t.Fatalf("service after the refused update: image %s, labels %v; want %s and the other change", specImage(s.Spec), s.Spec.Labels, v1img)
 	}
 }

@@ -89,8 +89,8 @@ func Open(cl config.Cluster, o target.Options) (target.Target, error) {
 	return open(cl, o)
 }
 
-func open(cl config.Cluster, o target.Options) (*Target, error) {
-	c, err := dockerapi.New(cl.Docker)
+func open(cl config.Cluster, o target.Options, opts ...dockerapi.Option) (*Target, error) {
+	c, err := dockerapi.New(cl.Docker, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 	}
