@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,6 +302,14 @@ func TestBrokenImageIsRolledBackBySwarmAndAwaitFails(t *testing.T) {
 	if st := state(e.inspect(name)); st != swarm.UpdateStateRollbackStarted && st != swarm.UpdateStateRollbackCompleted {
 		t.Fatalf("update status %q, want Swarm's own rollback", st)
 	}
+	// Deploying the image Swarm brought back is following that rollback.
+	again, err := e.tg.Update(t.Context(), e.get(name), good, target.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := e.await(name, again.ID); !o.Success {
+		t.Fatalf("await the update to the image Swarm rolled back to: %+v, want success", o)
+	}
 	e.rollBack(name, r.ID, good)
 }
 
@@ -588,4 +598,90 @@ func TestChangeDuringTheUpdateCallIsAConflict(t *testing.T) {
 	if s := e.inspect(name); specImage(s.Spec) != v1img || s.Spec.Labels["team"] != "web" {
 		t.Fatalf("service after the refused update: image %s, labels %v; want %s and the other change", specImage(s.Spec), s.Spec.Labels, v1img)
 	}
+}
+
+// cutProxy forwards TCP connections to the engine's unix socket and can
+// cut every connection open.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, socket string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", socket)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func TestWatchResyncsAfterTheStreamIsCut(t *testing.T) {
+	e := newEnv(t)
+	socket, ok := strings.CutPrefix(e.host, "unix://")
+	if !ok {
+		t.Skipf("this test proxies the engine's unix socket; DOCKER_HOST is %s", e.host)
+	}
+	p := newCutProxy(t, socket)
+	tg, err := open(config.Cluster{Name: "swarm-test", Docker: config.Docker{Host: "tcp://" + p.ln.Addr().String()}}, target.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	changes := make(chan target.Change, 64)
+	done := make(chan struct{})
+	go func() { defer close(done); tg.Watch(ctx, changes) }()
+	defer func() { cancel(); <-done }()
+	next := func(ok func(target.Change) bool, what string) {
+		t.Helper()
+		timer := time.NewTimer(deadline)
+		defer timer.Stop()
+		for {
+			select {
+			case ch := <-changes:
+				if ok(ch) {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("no %s within %s", what, deadline)
+			}
+		}
+	}
+	resync := func(ch target.Change) bool { return ch.Resync }
+	next(resync, "resync on connect")
+	p.cut()
+	next(resync, "resync after the reconnect")
+	// And the new stream delivers.
+	name := e.service(e.image("1", healthy), serviceOptions{})
+	next(func(ch target.Change) bool { return ch.Refresh == name }, "refresh after the reconnect")
 }

@@ -285,7 +285,7 @@ func (t *Target) workload(ctx context.Context, s swarm.Service, tasks []swarm.Ta
 		Healthy:  c.running,
 	}
 	if inProgress(s, c) {
-		w.Rollouts = []string{revision(s)}
+		w.Rollouts = []string{rolloutOf(s)}
 	}
 	for _, id := range c.nodes {
 		w.Nodes = append(w.Nodes, t.hostname(ctx, id))

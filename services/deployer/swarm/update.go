@@ -12,11 +12,11 @@ import (
 )
 
 // Rollout ids. An update is followed by the service's version index right
-// after the update call ("42"), the same id Get reports while Swarm is in
-// the middle of it. A rollback carries the image it returns to as well
-// ("rollback:43:registry/app@sha256:…"): Swarm's rollback states also end
-// an update Swarm undid by itself, and only the image tells a rollback
-// that brought the service back from one that went elsewhere.
+// after the update call ("42"). A rollback carries the image it returns to
+// as well ("rollback:43:registry/app@sha256:…"): Swarm's rollback states
+// end an update Swarm undid by itself (a failure of that update) as well
+// as a rollback (a success of the rollback when it brought the image
+// back). Get reports the one Swarm is in the middle of in the same form.
 const rollbackPrefix = "rollback:"
 
 type rolloutRef struct {
@@ -28,6 +28,18 @@ type rolloutRef struct {
 
 func rollbackID(index uint64, image string) string {
 	return rollbackPrefix + strconv.FormatUint(index, 10) + ":" + image
+}
+
+// rolloutOf is the rollout that brings the service to the image of its
+// spec: an update, or a rollback when Swarm's rollback brought that image
+// back (following it as an update would take Swarm's rollback for the
+// update's failure).
+func rolloutOf(s swarm.Service) string {
+	switch state(s) {
+	case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackPaused, swarm.UpdateStateRollbackCompleted:
+		return rollbackID(s.Version.Index, specImage(s.Spec))
+	}
+	return revision(s)
 }
 
 func parseRollout(id string) (rolloutRef, error) {
@@ -64,7 +76,7 @@ func (t *Target) Update(ctx context.Context, w target.Workload, image string, _ 
 		return target.Rollout{}, err
 	}
 	if specImage(s.Spec) == image {
-		return target.Rollout{ID: revision(s), Revision: revision(s)}, nil
+		return target.Rollout{ID: rolloutOf(s), Revision: revision(s)}, nil
 	}
 	if revision(s) != w.Revision {
 		return target.Rollout{}, fmt.Errorf("service %s is at version %s, read at %s: %w", w.ID, revision(s), w.Revision, target.ErrConflict)
