@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer/docker"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
+	"github.com/slipway-cd/slipway/services/deployer/swarm"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -45,6 +47,10 @@ var platforms = map[string]platform{
 			return marathon.Open(cl, o, s.MarathonOptions...)
 		},
 	},
+	config.ClusterDocker: {check: docker.CheckConfig, open: func(_ *Service, cl config.Cluster, o target.Options) (target.Target, error) {
+		return docker.Open(cl, o)
+	}},
+	config.ClusterSwarm: {check: swarm.CheckConfig, open: func(_ *Service, cl config.Cluster, o target.Options) (target.Target, error) { return swarm.Open(cl, o) }},
 }
 
 // platformNames lists the platforms for an error message.

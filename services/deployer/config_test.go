@@ -45,6 +45,20 @@ func TestConfigBuiltInGoDeploysWithTheDefaults(t *testing.T) {
 
 func noEnv(string) (string, bool) { return "", false }
 
+// Every platform's cluster in the forms the docs show passes the check.
+func TestConfigAcceptsEachPlatform(t *testing.T) {
+	doc := `environments: [{name: dev, registry: {host: r}}]
+clusters:
+  - { name: m, environment: dev, marathon: { url: 'https://m.example', auth: { none: true } } }
+  - { name: vch, environment: dev, type: docker, docker: { host: 'tcp://vch.example:2376', apiVersion: '1.25', grace: 5s } }
+  - { name: local, environment: dev, type: docker, docker: { host: 'unix:///var/run/docker.sock' } }
+  - { name: sw, environment: dev, type: swarm, docker: { host: 'unix:///var/run/docker.sock' } }
+`
+	if _, err := config.Parse([]byte(doc), noEnv, deployer.New()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The deployer checks the clusters, and each cluster's platform its own
 // block, each problem under its key path.
 func TestConfigProblemsNameTheKeyPath(t *testing.T) {
@@ -63,6 +77,24 @@ func TestConfigProblemsNameTheKeyPath(t *testing.T) {
 		{"negative timeout", dev + "clusters: [{name: c, environment: dev, marathon: {url: 'https://m.example'}, deploy: {timeout: -1m}}]",
 			"clusters[0].deploy.timeout: must not be negative"},
 		{"concurrency", "deployer: {concurrency: -1}", "deployer.concurrency: must be positive"},
+		{"unknown type", dev + "clusters: [{name: c, environment: dev, type: nomad}]",
+			`clusters[0].type: "nomad" is not a platform this deployer drives (docker, marathon, swarm)`},
+		{"docker block on a marathon cluster", dev + "clusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', auth: {none: true}}, docker: {host: 'unix:///var/run/docker.sock'}}]",
+			"clusters[0].docker: is for clusters of type docker or swarm"},
+		{"marathon block on a docker cluster", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'unix:///var/run/docker.sock'}, marathon: {url: 'https://m.example'}}]",
+			"clusters[0].marathon: is for clusters of type marathon; this cluster's type is docker"},
+		{"docker without host", dev + "clusters: [{name: c, environment: dev, type: docker}]",
+			"clusters[0].docker.host: host is required"},
+		{"swarm host not a socket or tcp", dev + "clusters: [{name: c, environment: dev, type: swarm, docker: {host: 'https://manager:2376'}}]",
+			`clusters[0].docker.host: host "https://manager:2376" must start with unix:// or tcp://`},
+		{"api older than VIC", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'tcp://vch:2376', apiVersion: '1.19'}}]",
+			`clusters[0].docker.apiVersion: "1.19" is older than 1.25`},
+		{"api not a version", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'tcp://vch:2376', apiVersion: 'v1.25'}}]",
+			`clusters[0].docker.apiVersion: "v1.25" must look like 1.25`},
+		{"tls on a socket", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'unix:///var/run/docker.sock', tls: {caFile: /x/ca.pem}}}]",
+			"clusters[0].docker.tls: is for tcp:// hosts"},
+		{"missing TLS files", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'tcp://vch:2376', tls: {caFile: /nonexistent/ca.pem}}}]",
+			"clusters[0].docker.tls: caFile: open /nonexistent/ca.pem"},
 		{"missing CA file", dev + "clusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', caFile: /nonexistent/ca.pem}}]",
 			"clusters[0].marathon: marathon c: caFile"},
 	} {

@@ -60,7 +60,7 @@ func New(cfg config.Docker, opts ...Option) (*client.Client, error) {
 	if hc == nil && cfg.TLS != (config.DockerTLS{}) {
 		tc, err := tlsConfig(cfg.TLS)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tc
@@ -104,17 +104,17 @@ func checkHost(host string) error {
 
 func tlsConfig(t config.DockerTLS) (*tls.Config, error) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, fmt.Errorf("tls: certFile and keyFile go together")
+		return nil, fmt.Errorf("certFile and keyFile go together")
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
 		b, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls.caFile: %w", err)
+			return nil, fmt.Errorf("caFile: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("tls.caFile %s holds no PEM certificate", t.CAFile)
+			return nil, fmt.Errorf("caFile %s holds no PEM certificate", t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
@@ -122,7 +122,7 @@ func tlsConfig(t config.DockerTLS) (*tls.Config, error) {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			// The error of LoadX509KeyPair names files, never key bytes.
-			return nil, fmt.Errorf("tls.certFile/keyFile: %w", err)
+			return nil, fmt.Errorf("certFile/keyFile: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
@@ -141,7 +141,7 @@ func CheckConfig(d config.Docker, path string, p *config.Problems) {
 		if strings.HasPrefix(d.Host, "unix://") {
 			p.Add(path+".tls", "is for tcp:// hosts; a unix socket takes no TLS")
 		} else if _, err := tlsConfig(d.TLS); err != nil {
-			p.Add(path+".tls", "%v", strings.TrimPrefix(err.Error(), "tls: "))
+			p.Add(path+".tls", "%v", err)
 		}
 	}
 	if d.APIVersion != "" {
