@@ -36,6 +36,13 @@ const (
 	defaultOpsPort = 9464
 )
 
+// isEngineSocket reports whether a bind mount's source is a Docker engine's
+// socket: it exists on the machine Compose runs on, not necessarily where
+// the test runs.
+func isEngineSocket(source string) bool {
+	return strings.HasSuffix(source, "/docker.sock")
+}
+
 // slipwayServices are the Compose services that run a Slipway binary, with the
 // package each one's Dockerfile builds.
 var slipwayServices = map[string]string{
@@ -202,6 +209,9 @@ func TestComposeValid(t *testing.T) {
 		for _, v := range s.Volumes {
 			switch v.Type {
 			case types.VolumeTypeBind:
+				if isEngineSocket(v.Source) {
+					continue
+				}
 				if _, err := os.Stat(v.Source); err != nil {
 					t.Errorf("service %s mounts a missing file: %v", s.Name, err)
 				}
@@ -439,9 +449,21 @@ func checkComposeConsistent(t *testing.T, p *types.Project, overrides []string) 
 		}
 	}
 
-	// Clusters: each on its own emulator service, seeded with apps the
-	// emulator accepts, whose images live in the cluster's registry.
+	// Clusters: each Marathon on its own emulator service, seeded with apps
+	// the emulator accepts, whose images live in the cluster's registry;
+	// each Docker engine the deployer's through a mounted socket.
+	docker := 0
 	for _, cl := range cfg.Clusters {
+		switch cl.Platform() {
+		case config.ClusterMarathon:
+		case config.ClusterDocker:
+			docker++
+			checkComposeDockerCluster(t, p, cl, cfg)
+			continue
+		default:
+			t.Errorf("cluster %s: type %s has no counterpart in compose.yaml", cl.Name, cl.Platform())
+			continue
+		}
 		h, port := composeURLHostPort(t, "clusters."+cl.Name+".marathon.url", cl.Marathon.URL)
 		s := composeService(t, p, h)
 		if s.Build == nil || s.Build.Dockerfile != "tools/marathon-emulator/Dockerfile" {
@@ -491,11 +513,58 @@ func checkComposeConsistent(t *testing.T, p *types.Project, overrides []string) 
 			t.Errorf("the deployer does not wait for %s", h)
 		}
 	}
+	if docker == 0 {
+		t.Errorf("slipway.yaml has no cluster of type docker: the deployer should manage this host's containers")
+	}
 	for host := range registries {
 		h, _ := composeHostPort(t, "registry", host)
 		if _, ok := composeService(t, p, "promoter").DependsOn[h]; !ok {
 			t.Errorf("the promoter does not wait for %s", h)
 		}
+	}
+}
+
+// checkComposeDockerCluster checks a cluster of the host's engine: the
+// deployer mounts the socket the cluster names from the same path on the
+// host, may connect to it, and the engine can pull what the deployer
+// deploys, the images of the environment's registry by its host:port.
+func checkComposeDockerCluster(t *testing.T, p *types.Project, cl config.Cluster, cfg *config.Config) {
+	t.Helper()
+	u, err := url.Parse(cl.Docker.Host)
+	if err != nil || u.Scheme != "unix" || u.Path == "" {
+		t.Errorf("cluster %s: docker.host %q, want the unix socket of the host's engine", cl.Name, cl.Docker.Host)
+		return
+	}
+	dep := composeService(t, p, "deployer")
+	mounted := false
+	for _, v := range dep.Volumes {
+		if v.Target != u.Path {
+			continue
+		}
+		mounted = true
+		if v.Type != types.VolumeTypeBind || v.Source != u.Path || !isEngineSocket(v.Source) {
+			t.Errorf("cluster %s: the deployer mounts %s %s at %s, want the host's %s", cl.Name, v.Type, v.Source, v.Target, u.Path)
+		}
+	}
+	if !mounted {
+		t.Errorf("cluster %s: the deployer does not mount %s", cl.Name, u.Path)
+	}
+	// The images run as a non-root user; the socket's group lets it in.
+	if len(dep.GroupAdd) == 0 {
+		t.Errorf("cluster %s: the deployer (user 65532) has no group_add for the socket's group", cl.Name)
+	}
+	var reg config.Registry
+	for _, e := range cfg.Environments {
+		if e.Name == cl.Environment {
+			reg = e.Registry
+		}
+	}
+	h, port := composeHostPort(t, "environments."+cl.Environment+".registry.host", reg.Host)
+	s := composeService(t, p, h)
+	if !slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool {
+		return int(pc.Target) == port && pc.Published == strconv.Itoa(port)
+	}) {
+		t.Errorf("cluster %s: the host's engine pulls %s/…, but service %s does not publish %d as %d on the host", cl.Name, reg.Host, h, port, port)
 	}
 }
 
