@@ -416,3 +416,38 @@ func TestCheckConfigNamesTheDockerKeys(t *testing.T) {
 		t.Errorf("a good block: %v", p)
 	}
 }
+
+func TestAnUpdateOvertakenBeforeItWasConfirmedRecreatesFromTheRunningOne(t *testing.T) {
+	f := newFixture(t)
+	good1, good2, good3 := f.image("1", testkit.BusyboxOptions{}), f.image("2", testkit.BusyboxOptions{}), f.image("3", testkit.BusyboxOptions{})
+	cfg, hc := f.userContainer(good1, f.healthcheck("/"))
+	before := f.run(good1, cfg, hc)
+	tg := f.target()
+	w, err := tg.Get(t.Context(), f.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := tg.Update(t.Context(), w, good2, target.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A newer image comes before the deployer awaited the first.
+	if w, err = tg.Get(t.Context(), f.name); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := tg.Update(t.Context(), w, good3, target.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := f.await(tg, r3.ID); !o.Success {
+		t.Fatalf("Await: %+v", o)
+	}
+	after := f.inspect(f.name)
+	if after.Config.Image != good3 || after.Config.Labels[LabelReplaces] != r2.ID {
+		t.Errorf("%s runs %s replacing %s, want %s replacing %s", f.name, after.Config.Image, after.Config.Labels[LabelReplaces], good3, short(r2.ID))
+	}
+	sameUserSet(t, before, after)
+	if got := f.containers(); !slices.Equal(got, []string{f.name}) {
+		t.Errorf("containers %v, want only %s", got, f.name)
+	}
+}

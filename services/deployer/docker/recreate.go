@@ -50,7 +50,11 @@ func (a abort) Unwrap() error { return a.error }
 
 // Update recreates the container w.ID on image (see the package doc).
 // Called again, it continues from what the host holds: a replacement
-// already created for image is used, not created twice.
+// already created for image is used, not created twice. A replacement for
+// another image is dropped if it never took the name; if it did and is not
+// yet confirmed, it is the container replaced now and the one before it
+// (<name>.slipway-prev) goes. With no recreate in progress it recreates
+// even on the image the container runs (a redeploy).
 func (t *Target) Update(ctx context.Context, w target.Workload, img string, o target.UpdateOptions) (target.Rollout, error) {
 	if o.Deadline.After(time.Now()) {
 		var cancel context.CancelFunc
