@@ -483,18 +483,7 @@ func TestWatchReportsServiceChangesAfterAResync(t *testing.T) {
 	go func() { defer close(done); e.tg.Watch(ctx, changes) }()
 	next := func(ok func(target.Change) bool, what string) {
 		t.Helper()
-		timer := time.NewTimer(deadline)
-		defer timer.Stop()
-		for {
-			select {
-			case ch := <-changes:
-				if ok(ch) {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within %s", what, deadline)
-			}
-		}
+		nextChange(t, changes, ok, what)
 	}
 	next(func(ch target.Change) bool { return ch.Resync }, "resync on connect")
 	name := e.service(img, serviceOptions{})
@@ -664,18 +653,7 @@ func TestWatchResyncsAfterTheStreamIsCut(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	next := func(ok func(target.Change) bool, what string) {
 		t.Helper()
-		timer := time.NewTimer(deadline)
-		defer timer.Stop()
-		for {
-			select {
-			case ch := <-changes:
-				if ok(ch) {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %s within %s", what, deadline)
-			}
-		}
+		nextChange(t, changes, ok, what)
 	}
 	resync := func(ch target.Change) bool { return ch.Resync }
 	next(resync, "resync on connect")
@@ -684,4 +662,21 @@ func TestWatchResyncsAfterTheStreamIsCut(t *testing.T) {
 	// And the new stream delivers.
 	name := e.service(e.image("1", healthy), serviceOptions{})
 	next(func(ch target.Change) bool { return ch.Refresh == name }, "refresh after the reconnect")
+}
+
+// nextChange reads changes until one satisfies ok.
+func nextChange(t *testing.T, changes <-chan target.Change, ok func(target.Change) bool, what string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case ch := <-changes:
+			if ok(ch) {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("no %s within %s", what, deadline)
+		}
+	}
 }

@@ -151,7 +151,7 @@ func (t *Target) RollBack(ctx context.Context, workloadID, rolloutID, fromImage 
 		if err != nil {
 			return target.Rollout{}, err
 		}
-		t.log.Info("service rolled back by Swarm", "service", workloadID, "image", fromImage, "version", revision(after))
+		t.log.Info("Swarm rolls the service back", "service", workloadID, "image", fromImage, "version", revision(after))
 		return target.Rollout{ID: rollbackID(after.Version.Index, fromImage), Revision: revision(after)}, nil
 	}
 }
