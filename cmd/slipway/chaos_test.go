@@ -143,11 +143,19 @@ func (r *chaosRecord) fail(err error) {
 	r.errs = append(r.errs, err)
 }
 
+// sysChaosDockerRepos is how many repositories of the chaos run also run
+// in prd as a container on a real Docker engine: enough for deployments
+// to overlap there, few enough that the engine's pulls and recreates do
+// not dominate the run.
+const sysChaosDockerRepos = 3
+
 // TestChaos pushes images across repositories while service instances
 // are killed and restarted, the tst registry goes away for a while and
 // Marathon answers 503s, then compares every expected promotion,
 // deployment and notification with what happened (see sysResult): none
-// may be lost or happen twice. The report gives the numbers and the time
+// may be lost or happen twice, on Marathon or on the Docker host, where a
+// few repositories' prd stage runs as containers on a real engine. The
+// report gives the numbers and the time
 // from the last push to the last expected effect. make chaos runs it with
 // 1000 pushes across 50 repositories; docs/reliability.md has a run.
 func TestChaos(t *testing.T) {
@@ -155,7 +163,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewSource(c.seed))
 	t.Logf("chaos: seed %d (SLIPWAY_CHAOS_SEED=%d replays the schedule), %d pushes across %d repositories", c.seed, c.seed, c.pushes, c.repos)
 
-	s := startSystem(t, sysOptions{repos: c.repos, replicas: 2, ackWait: c.ackWait})
+	s := startSystem(t, sysOptions{repos: c.repos, replicas: 2, ackWait: c.ackWait, dockerRepos: sysChaosDockerRepos})
 
 	// Every repository once, then at random; versions rise per repository.
 	order := slices.Clone(s.repos)
@@ -222,9 +230,10 @@ func TestChaos(t *testing.T) {
 	drain := r.drainEnd.Sub(lastPush).Round(time.Millisecond)
 	t.Logf("chaos report: seed %d; %d pushes across %d repositories and 3 stages in %s; 2 instances per service; "+
 		"%d kills (%s; connection closed then context cancelled, ack wait %s); tst registry away %s; %d Marathon 503s in %d bursts; "+
+		"%d containers on a Docker host recreated %d times; "+
 		"lost %d, duplicated effects %d, duplicate notification deliveries %d; drained %s after the last push (last: %s)",
 		c.seed, c.pushes, c.repos, lastPush.Sub(start).Round(time.Millisecond), total, strings.Join(kills, ", "), ackWait,
-		rec.outage.Round(time.Millisecond), r.marathon503, rec.bursts, r.lost(), r.duplicatedEffects(),
+		rec.outage.Round(time.Millisecond), r.marathon503, rec.bursts, len(s.docker.repos), r.dockerRecreates, r.lost(), r.duplicatedEffects(),
 		r.tally("notification").duplicated, drain, r.drainLast)
 }
 

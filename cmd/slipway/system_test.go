@@ -73,6 +73,10 @@ type sysOptions struct {
 	// ackWait replaces the consumers' default (how long the server waits
 	// before it redelivers the work of a crashed instance); 0 keeps it.
 	ackWait time.Duration
+	// dockerRepos: the first dockerRepos repositories also run in prd as
+	// a container each on a real Docker engine (see sysDocker), and their
+	// pushes are images the engine can run.
+	dockerRepos int
 }
 
 type system struct {
@@ -86,24 +90,33 @@ type system struct {
 	hook     *sysHook
 	lb       *sysBalancer
 	stream   *sysStream
+	// docker is the Docker host (nil without sysOptions.dockerRepos).
+	docker   *sysDocker
+	clusters []sysCluster
 	repos    []string
 	apps     []sysApp
 	inst     []*sysInstance
 	logOut   io.Writer
 }
 
-// sysApp is one Marathon app that runs a repository's image in one stage.
+// sysApp is one workload that runs a repository's image in one stage: a
+// Marathon app, or a container on the Docker host.
 type sysApp struct {
 	cluster string // Slipway's cluster entry (deployer consumer)
 	env     string
 	id      string
 	repo    string
 	m       *sysMarathon
+	docker  *sysDocker
 }
 
-// sysClusters are the deployer's cluster entries: dev and tst share the
-// integration Marathon, each entry managing the apps of its registry.
-var sysClusters = []struct{ name, env, marathon string }{
+// sysCluster is one of the deployer's cluster entries.
+type sysCluster struct{ name, env, marathon string }
+
+// sysClusters are the deployer's Marathon cluster entries: dev and tst
+// share the integration Marathon, each entry managing the apps of its
+// registry.
+var sysClusters = []sysCluster{
 	{"int-dev", "dev", "int"}, {"int-tst", "tst", "int"}, {"prd", "prd", "prd"},
 }
 
@@ -116,7 +129,8 @@ func startSystem(t *testing.T, opts sysOptions) *system {
 		bus.DefaultAckWait = opts.ackWait
 		t.Cleanup(func() { bus.DefaultAckWait = old })
 	}
-	s := &system{t: t, ns: testkit.NATS(t), reg: map[string]*testkit.Registry{}, marathon: map[string]*sysMarathon{}, logOut: io.Discard}
+	s := &system{t: t, ns: testkit.NATS(t), reg: map[string]*testkit.Registry{}, marathon: map[string]*sysMarathon{}, logOut: io.Discard,
+		clusters: slices.Clone(sysClusters)}
 	if os.Getenv("SLIPWAY_SYSTEM_LOG") != "" {
 		s.logOut = os.Stderr
 	}
@@ -147,6 +161,10 @@ func startSystem(t *testing.T, opts sysOptions) *system {
 				a.id, s.reg[cl.env].Host, repo))
 		}
 	}
+	if n := min(opts.dockerRepos, len(s.repos)); n > 0 {
+		s.docker = startSysDocker(t, s, s.repos[:n])
+		s.clusters = append(s.clusters, sysCluster{name: sysDockerCluster, env: sysDockerEnv})
+	}
 	for name, m := range s.marathon {
 		if err := m.emu.Load([]byte("[" + strings.Join(byMarathon[name], ",") + "]")); err != nil {
 			t.Fatal(err)
@@ -161,7 +179,13 @@ func startSystem(t *testing.T, opts sysOptions) *system {
 		fmt.Fprintf(&envs, "  - { name: %s, registry: { host: %q, insecure: true } }\n", env, s.reg[env].Host)
 		fmt.Fprintf(&sources, "    - { name: %s-registry, format: distribution, environment: %s, auth: { none: true } }\n", env, env)
 	}
-	for _, cl := range sysClusters {
+	for _, cl := range s.clusters {
+		if cl.marathon == "" {
+			// No health check in the sleepers: healthy is running for
+			// the grace.
+			fmt.Fprintf(&clusters, "  - { name: %s, environment: %s, type: docker, docker: { host: %q, grace: 300ms } }\n", cl.name, cl.env, s.docker.host)
+			continue
+		}
 		fmt.Fprintf(&clusters, "  - { name: %s, environment: %s, marathon: { url: %q } }\n", cl.name, cl.env, s.marathon[cl.marathon].url)
 	}
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
@@ -223,7 +247,7 @@ ops: { listen: "off" }
 
 func (s *system) durables() []string {
 	out := []string{promoter.ConsumerName, notifier.ConsumerName("audit-hook")}
-	for _, cl := range sysClusters {
+	for _, cl := range s.clusters {
 		out = append(out, deployer.ConsumerName(cl.name))
 	}
 	return out
@@ -674,11 +698,18 @@ type sysPush struct {
 	at                time.Time
 }
 
-// push pushes a new random image to dev (from the test's goroutine).
+// push pushes a new image to dev (from the test's goroutine): a random
+// one, or one the Docker host can run for a repository that has a
+// container there.
 func (s *system) push(repo string, version int) sysPush {
 	s.t.Helper()
 	tag := fmt.Sprintf("1.0.%d", version)
-	img := testkit.PushRandomImage(s.t, s.reg["dev"].Host+"/"+repo+":"+tag)
+	ref := s.reg["dev"].Host + "/" + repo + ":" + tag
+	if s.docker != nil && s.docker.repos[repo] {
+		d := testkit.PushImage(s.t, ref, s.docker.image(repo, tag))
+		return sysPush{repo: repo, tag: tag, digest: d, at: time.Now()}
+	}
+	img := testkit.PushRandomImage(s.t, ref)
 	d, err := img.Digest()
 	if err != nil {
 		s.t.Fatal(err)
@@ -712,9 +743,12 @@ type sysTally struct {
 //     deployment.succeeded. Lost: an app that does not. Observed: the
 //     (cluster, app, image) deployments that succeeded, the newest and
 //     the intermediate ones. Duplicated: a (cluster, app, image) that
-//     Marathon was updated to more than once, or announced as succeeded
-//     under more than one id. Regressions (an app updated to an older
-//     image than one it had) and deployment.failed are counted apart.
+//     Marathon was updated to more than once (or, on the Docker host, a
+//     container recreated on the same image more than once), or announced
+//     as succeeded under more than one id. A container counts as done when
+//     it runs, on the newest image, with nothing of a recreate left beside
+//     it. Regressions (an app updated to an older image than one it had)
+//     and deployment.failed are counted apart.
 //   - notification: every event of the stream, delivered to the signed
 //     webhook (every event routes there). Lost: an event id never
 //     delivered. Duplicated: deliveries beyond the first of an id; the
@@ -734,6 +768,8 @@ type sysResult struct {
 	drainLast    string    // and which it was
 	marathon503  int
 	conflicts    int // Marathon updates refused: the app was locked
+	// dockerRecreates counts the containers recreated on the Docker host.
+	dockerRecreates int
 }
 
 func (r sysResult) lost() int {
@@ -898,6 +934,16 @@ func (s *system) checkDeployments(l *sysLedger, pushes []sysPush) {
 		l.r.marathon503 += n503
 		l.r.conflicts += n409
 	}
+	var dockerPuts []sysPut
+	if s.docker != nil {
+		var err error
+		dockerPuts, err = s.docker.updates()
+		l.r.dockerRecreates = len(dockerPuts)
+		if err != nil {
+			// Duplicate recreates would go unseen.
+			l.r.unexpected = append(l.r.unexpected, "the Docker engine's event stream broke: "+err.Error())
+		}
+	}
 	for _, a := range s.apps {
 		p, ok := newest[a.repo]
 		if !ok {
@@ -906,13 +952,28 @@ func (s *system) checkDeployments(l *sysLedger, pushes []sysPush) {
 		dep.expected++
 		want := s.reg[a.env].Host + "/" + a.repo + ":" + p.tag + "@" + p.digest
 		lost, _ := l.expect("deployment", "deployed|"+a.cluster+"|"+a.id+"|"+want)
-		if got := a.m.image(a.id); lost == 0 && got != want {
+		platform, updates := "Marathon", puts[a.m]
+		var got string
+		var trouble []string
+		if a.docker != nil {
+			platform, updates = "Docker", dockerPuts
+			got, trouble = a.docker.state(a.id)
+		} else {
+			got = a.m.image(a.id)
+		}
+		if lost == 0 && got != want {
 			lost = 1
 			l.r.lostDetail = append(l.r.lostDetail, fmt.Sprintf("deployment: %s runs %s, want %s", a.id, got, want))
 		}
+		if lost == 0 && len(trouble) > 0 {
+			// On its image but not done: stopped, or a recreate's
+			// containers still beside it.
+			lost = 1
+			l.r.lostDetail = append(l.r.lostDetail, fmt.Sprintf("deployment: %s: %s", a.id, strings.Join(trouble, "; ")))
+		}
 		dep.lost += lost
 		last, times := -1, map[string]int{}
-		for _, u := range puts[a.m] {
+		for _, u := range updates {
 			if u.app != a.id {
 				continue
 			}
@@ -926,7 +987,7 @@ func (s *system) checkDeployments(l *sysLedger, pushes []sysPush) {
 		for img, n := range times {
 			if n > 1 {
 				dep.duplicated += n - 1
-				l.r.dupDetail = append(l.r.dupDetail, fmt.Sprintf("deployment: Marathon updated %s to %s %d times", a.id, img, n))
+				l.r.dupDetail = append(l.r.dupDetail, fmt.Sprintf("deployment: %s updated %s to %s %d times", platform, a.id, img, n))
 			}
 		}
 	}
@@ -1054,6 +1115,9 @@ func (s *system) report(t *testing.T, r sysResult, allowDupDeliveries bool) {
 		fmt.Fprintf(&b, "%-26s %9d %9d %6d %11d  %s\n", x.kind, x.expected, x.observed, x.lost, x.duplicated, x.note)
 	}
 	fmt.Fprintf(&b, "regressions (an app updated to an older image): %d; updates Marathon refused as locked: %d\n", len(r.regressions), r.conflicts)
+	if s.docker != nil {
+		fmt.Fprintf(&b, "Docker host: %d containers (%s), recreated %d times\n", len(s.docker.repos), sysDockerCluster, r.dockerRecreates)
+	}
 	fmt.Fprintf(&b, "failure events (deployment/promotion/notification failed, drift): %d; deployments superseded by a newer one: %d\n", len(r.failed), r.superseded)
 	fmt.Fprintf(&b, "event ids stored twice: %d; effects no push explains: %d; webhook signature failures: %d\n", r.streamDups, len(r.unexpected), r.badSignature)
 	dl, why := s.deadLetters(t.Context())
