@@ -25,7 +25,7 @@ import (
 // dockerHost is a real Docker engine, a real registry it pulls from, and
 // NATS, for the deployer's end-to-end tests on the docker platform.
 type dockerHost struct {
-	t    *testing.T
+	t    testing.TB
 	reg  *testkit.Registry
 	host string // DOCKER_HOST
 	api  *dclient.Client
@@ -33,7 +33,7 @@ type dockerHost struct {
 	port int // the port the test app's httpd listens on (host network)
 }
 
-func newDockerHost(t *testing.T, platform, clusterExtra string) *dockerHost {
+func newDockerHost(t testing.TB, platform, clusterExtra string) *dockerHost {
 	t.Helper()
 	host := testkit.DockerHost(t)
 	api, err := dclient.NewClientWithOpts(dclient.WithHost(host), dclient.WithAPIVersionNegotiation())
@@ -68,7 +68,7 @@ clusters:
 
 var stopTimeout = 1
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

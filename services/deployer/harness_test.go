@@ -103,7 +103,7 @@ func (m *marathonCluster) puts(id string) int {
 type env struct {
 	// metrics is the registry of the deployers the env starts.
 	metrics *prometheus.Registry
-	t       *testing.T
+	t       testing.TB
 	ns      *testkit.NATSServer
 	js      jetstream.JetStream
 	cfg     *config.Config
@@ -260,7 +260,7 @@ func (e *env) promote(repo, tag, dig string) events.Event {
 }
 
 // record records the deployer's events: deployments and drift.
-func record(t *testing.T, js jetstream.JetStream) *testkit.Recorder {
+func record(t testing.TB, js jetstream.JetStream) *testkit.Recorder {
 	t.Helper()
 	return testkit.Record(t, js, "slipway.deployment.>", "slipway.drift.>")
 }
