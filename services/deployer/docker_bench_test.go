@@ -1,7 +1,6 @@
 package deployer_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
@@ -142,14 +140,14 @@ func (h *dockerHost) cliHealthy(name string) {
 // --image`, which waits for the same convergence.
 func BenchmarkSwarmPushToConverged(b *testing.B) {
 	b.Run("slipway", func(b *testing.B) {
-		h := newSwarmBenchHost(b)
+		h := newSwarmHost(b)
 		v0, _ := h.image("apps/api", "1.0.0", "v1.0.0", false)
 		name := h.benchService(v0)
 		last := h.deployEach(b, "apps/api", func(string) {})
 		h.benchConverged(name, last)
 	})
 	b.Run("docker-cli", func(b *testing.B) {
-		h := newSwarmBenchHost(b)
+		h := newSwarmHost(b)
 		v0, _ := h.image("apps/api", "1.0.0", "v1.0.0", false)
 		name := h.benchService(v0)
 		refs, _ := h.benchImages("apps/api", b.N)
@@ -162,14 +160,6 @@ func BenchmarkSwarmPushToConverged(b *testing.B) {
 	})
 }
 
-// newSwarmBenchHost is a dockerHost whose engine is a Swarm manager, with a
-// cluster of type swarm.
-func newSwarmBenchHost(b *testing.B) *dockerHost {
-	b.Helper()
-	testkit.SwarmManager(b)
-	return newDockerHost(b, "swarm", "")
-}
-
 // benchService creates a labelled one-replica service of image on the host
 // network and waits until it converged. Its update stops the old task
 // first (the port is the host's) and watches the new one for 500 ms, the
@@ -177,31 +167,7 @@ func newSwarmBenchHost(b *testing.B) *dockerHost {
 // containers of the docker benchmark.
 func (h *dockerHost) benchService(image string) string {
 	h.t.Helper()
-	name := fmt.Sprintf("bench-api-%d", h.port)
-	one := uint64(1)
-	grace := time.Second
-	spec := swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{"slipway.policy": "all"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: image, StopGracePeriod: &grace},
-			Networks:      []swarm.NetworkAttachmentConfig{{Target: "host"}},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
-		UpdateConfig: &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStopFirst,
-			Monitor: 500 * time.Millisecond, FailureAction: swarm.UpdateFailureActionRollback},
-	}
-	if _, err := h.api.ServiceCreate(h.t.Context(), spec, swarm.ServiceCreateOptions{}); err != nil {
-		h.t.Fatalf("create service %s: %v", name, err)
-	}
-	h.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		if err := h.api.ServiceRemove(ctx, name); err != nil && !cerrdefs.IsNotFound(err) {
-			h.t.Errorf("remove service %s: %v", name, err)
-		}
-	})
-	h.benchConverged(name, image)
-	return name
+	return h.service("bench-api", image, swarmService{labels: managed, monitor: 500 * time.Millisecond})
 }
 
 // benchConverged waits until the service's spec is image and one task of

@@ -43,6 +43,12 @@ func newDockerHost(t testing.TB, platform, clusterExtra string) *dockerHost {
 	t.Cleanup(func() { api.Close() })
 	reg := testkit.NewRegistry(t, testkit.RegistryOptions{})
 	ns := testkit.NATS(t)
+	// The grace after a stop is the docker platform's; a swarm cluster
+	// refuses it (Swarm's update_config governs).
+	grace := ""
+	if platform == config.ClusterDocker {
+		grace = ", grace: 1s"
+	}
 	_, js := ns.Connect(t)
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 nats: { url: %q }
@@ -52,10 +58,10 @@ clusters:
   - name: host1
     environment: dev
     type: %s
-    docker: { host: %q, grace: 1s }
+    docker: { host: %q%s }
     deploy: { timeout: 45s }
     %s
-`, ns.URL, reg.Host, platform, host, clusterExtra), noEnv, deployer.New())
+`, ns.URL, reg.Host, platform, host, grace, clusterExtra), noEnv, deployer.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +70,15 @@ clusters:
 	}
 	e := &env{t: t, ns: ns, js: js, cfg: cfg, rec: record(t, js), metrics: prometheus.NewRegistry()}
 	return &dockerHost{t: t, reg: reg, host: host, api: api, e: e, port: freePort(t)}
+}
+
+// newSwarmHost is a dockerHost whose engine is a Swarm manager, with a
+// cluster of type swarm: skipped (or failed under CI) unless the engine is
+// one.
+func newSwarmHost(t testing.TB) *dockerHost {
+	t.Helper()
+	testkit.SwarmManager(t)
+	return newDockerHost(t, "swarm", "")
 }
 
 var stopTimeout = 1
