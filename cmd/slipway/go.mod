@@ -137,6 +137,22 @@ require github.com/slipway-cd/slipway/services/promoter v0.0.0-00010101000000-00
 
 replace github.com/slipway-cd/slipway/services/promoter => ../../services/promoter
 
-require github.com/slipway-cd/slipway/services/notifier v0.0.0-00010101000000-000000000000
+require (
+	github.com/docker/docker v28.5.2+incompatible
+	github.com/slipway-cd/slipway/services/notifier v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/Azure/go-ansiterm v0.0.0-20261006220739-8c912ac31dd4 // indirect
+	github.com/Microsoft/go-winio v0.6.2 // indirect
+	github.com/containerd/errdefs v1.0.0 // indirect
+	github.com/containerd/errdefs/pkg v0.3.0 // indirect
+	github.com/docker/go-connections v0.7.0 // indirect
+	github.com/docker/go-units v0.5.0 // indirect
+	github.com/moby/docker-image-spec v1.3.1 // indirect
+	github.com/moby/sys/sequential v0.7.0 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.70.0 // indirect
+)
 
 replace github.com/slipway-cd/slipway/services/notifier => ../../services/notifier
