@@ -62,7 +62,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m $(PKGS)
 
 ## chaos: the chaos run at full size (1000 pushes, 50 repositories, 3 stages,
-## instance kills, a registry outage, Marathon 503s); prints the report
+## instance kills, a registry outage, Marathon 503s, a Docker host in prd:
+## needs an engine, see docker-up); prints the report
 CHAOS_PUSHES ?= 1000
 CHAOS_REPOS  ?= 50
 chaos:
