@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 )
@@ -50,7 +51,7 @@ func New(cfg config.Docker, opts ...Option) (*client.Client, error) {
 	if err := checkHost(cfg.Host); err != nil {
 		return nil, err
 	}
-	copts := []client.Opt{client.WithHost(cfg.Host)}
+	copts := []client.Opt{client.WithHost(cfg.Host), client.WithTraceOptions(otelhttp.WithSpanNameFormatter(spanName))}
 	if cfg.APIVersion != "" {
 		copts = append(copts, client.WithVersion(cfg.APIVersion))
 	} else {
