@@ -47,8 +47,8 @@ var platforms = map[string]platform{
 			return marathon.Open(cl, o, s.MarathonOptions...)
 		},
 	},
-	config.ClusterDocker: {check: docker.CheckConfig, open: func(_ *Service, cl config.Cluster, o target.Options) (target.Target, error) {
-		return docker.Open(cl, o)
+	config.ClusterDocker: {check: docker.CheckConfig, open: func(s *Service, cl config.Cluster, o target.Options) (target.Target, error) {
+		return docker.Open(cl, o, s.DockerOptions...)
 	}},
 	config.ClusterSwarm: {check: swarm.CheckConfig, open: func(_ *Service, cl config.Cluster, o target.Options) (target.Target, error) { return swarm.Open(cl, o) }},
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/services/deployer/docker"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
@@ -20,6 +21,9 @@ type Service struct {
 	// MarathonOptions are passed to every cluster's client (tests set
 	// short retry delays).
 	MarathonOptions []marathon.Option
+	// DockerOptions are passed to every docker cluster's target (tests
+	// stop a recreate after a chosen step).
+	DockerOptions []docker.Option
 }
 
 // New returns the deployer service.

@@ -59,7 +59,7 @@ type Target struct {
 	// afterStep, when set (tests), runs after each step of a recreate or
 	// rollback that changed the host; an error ends the operation there,
 	// as a crash would.
-	afterStep func(step string) error
+	afterStep func(workload, step string) error
 
 	mu   sync.Mutex
 	node string // the engine's host name, once known
@@ -79,11 +79,32 @@ func CheckConfig(cl config.Cluster, path string, p *config.Problems) {
 	}
 }
 
+// Option changes a Target that Open makes.
+type Option func(*Target)
+
+// WithStepHook is for tests: hook runs after each step of a recreate or
+// rollback that changed the host, with the workload and the step's name
+// ("pull", "create", "stop-old", "rename-old", "rename-new", "start-new",
+// "remove-old", "remove-stale"; a rollback's "stop-new", "rename-failed",
+// "restore-old", "start-old", "remove-failed"). An error it returns ends
+// the operation right there, standing in for a crash: the step is done,
+// the next is not, and Await does not carry on past it.
+func WithStepHook(hook func(workload, step string) error) Option {
+	return func(t *Target) { t.afterStep = hook }
+}
+
 // Open returns the Target of a docker cluster. It does not contact the
 // engine: a host that is down when the deployer starts must not keep it
 // from starting; List and Get fail until the host answers.
-func Open(cl config.Cluster, o target.Options) (target.Target, error) {
-	return open(cl, o)
+func Open(cl config.Cluster, o target.Options, opts ...Option) (target.Target, error) {
+	t, err := open(cl, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, opt := range opts {
+		opt(t)
+	}
+	return t, nil
 }
 
 func open(cl config.Cluster, o target.Options, opts ...dockerapi.Option) (*Target, error) {

@@ -230,7 +230,7 @@ func (f *fixture) await(tg *Target, id string) target.Outcome {
 // the process died there.
 func (f *fixture) crashAt(step string) *Target {
 	tg := f.target()
-	tg.afterStep = func(s string) error {
+	tg.afterStep = func(_, s string) error {
 		if s == step {
 			return errCrash
 		}

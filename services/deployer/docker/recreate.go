@@ -35,7 +35,7 @@ const (
 func (t *Target) step(name, step string) error {
 	t.log.Debug("docker step done", "workload", name, "step", step)
 	if t.afterStep != nil {
-		if err := t.afterStep(step); err != nil {
+		if err := t.afterStep(name, step); err != nil {
 			return abort{fmt.Errorf("after %s: %w", step, err)}
 		}
 	}
