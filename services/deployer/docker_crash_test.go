@@ -24,7 +24,7 @@ import (
 var recreateSteps = []string{"pull", "create", "stop-old", "rename-old", "rename-new", "start-new", "remove-old"}
 
 // The steps of a rollback of a replacement that runs but never becomes
-// healthy, in order.
+// healthy, in order (one that has exited has no stop-new).
 var rollbackSteps = []string{"stop-new", "rename-failed", "restore-old", "start-old", "remove-failed"}
 
 // A deployer killed right after any step of a recreate, then restarted,
@@ -68,46 +68,59 @@ func TestDockerCrashAfterEachRecreateStepEndsInOneSuccess(t *testing.T) {
 	}
 }
 
-// A deployer killed right after any step of the rollback of an image that
-// never becomes healthy, then restarted, ends the deployment once: one
-// deployment.failed with rolledBack, the old container itself (same id,
-// same configuration) runs healthy under its name again, and nothing else
-// is left. The old container is never removed on the way.
+// A deployer killed right after any step of the rollback of a broken
+// image, then restarted, ends the deployment once: one deployment.failed
+// with rolledBack, the old container itself (same id, same configuration)
+// runs healthy under its name again, and nothing else is left. The old
+// container is never removed on the way. The image is broken either way:
+// its container runs but never becomes healthy, or it exits at once (then
+// the engine may have stopped it for good before the rollback, which has
+// no stop-new step to crash after).
 func TestDockerCrashAfterEachRollbackStepEndsInOneRollback(t *testing.T) {
-	for _, step := range rollbackSteps {
-		t.Run(step, func(t *testing.T) {
-			h := newDockerHost(t, "docker", "")
-			v1ref, _ := h.image("apps/web", "1.0.0", "v1", false)
-			badRef, badDig := h.unhealthyImage("apps/web", "1.1.0")
-			name := "web-crash-" + step
-			oldID := h.run(name, v1ref, map[string]string{"slipway.policy": "all"})
-			before := h.inspect(name)
+	for _, broken := range []struct {
+		kind  string
+		steps []string
+	}{{"unhealthy", rollbackSteps}, {"exits", rollbackSteps[1:]}} {
+		for _, step := range broken.steps {
+			t.Run(broken.kind+"/"+step, func(t *testing.T) {
+				h := newDockerHost(t, "docker", "")
+				v1ref, _ := h.image("apps/web", "1.0.0", "v1", false)
+				var badRef, badDig string
+				if broken.kind == "exits" {
+					badRef, badDig = h.image("apps/web", "1.1.0", "", true)
+				} else {
+					badRef, badDig = h.unhealthyImage("apps/web", "1.1.0")
+				}
+				name := "web-crash-" + broken.kind + "-" + step
+				oldID := h.run(name, v1ref, map[string]string{"slipway.policy": "all"})
+				before := h.inspect(name)
 
-			h.crashAt(name, step, func() error { return h.exists(oldID) },
-				func() { h.pushed("apps/web", "1.1.0", badDig) })
+				h.crashAt(name, step, func() error { return h.exists(oldID) },
+					func() { h.pushed("apps/web", "1.1.0", badDig) })
 
-			h.e.start(deployer.New())
-			failed := deploymentOf(t, h.e.rec.Wait(t, events.TypeDeploymentFailed, 1)[0])
-			h.e.drained()
+				h.e.start(deployer.New())
+				failed := deploymentOf(t, h.e.rec.Wait(t, events.TypeDeploymentFailed, 1)[0])
+				h.e.drained()
 
-			if got := outcomesOf(t, h.e.rec, badRef); !slices.Equal(got, []string{string(events.TypeDeploymentFailed)}) {
-				t.Errorf("outcomes for %s: %v, want exactly one deployment.failed", badRef, got)
-			}
-			if !failed.RolledBack {
-				t.Errorf("deployment.failed: %+v, want rolledBack", failed)
-			}
-			h.healthy(name, v1ref)
-			after := h.inspect(name)
-			if after.ID != oldID {
-				t.Errorf("%s is container %.12s, want the old one %.12s back", name, after.ID, oldID)
-			}
-			if got, want := userConfig(after), userConfig(before); got != want {
-				t.Errorf("configuration changed:\n got %s\nwant %s", got, want)
-			}
-			if got := h.containersNamed(name); !slices.Equal(got, []string{name}) {
-				t.Errorf("containers left: %v, want only %s", got, name)
-			}
-		})
+				if got := outcomesOf(t, h.e.rec, badRef); !slices.Equal(got, []string{string(events.TypeDeploymentFailed)}) {
+					t.Errorf("outcomes for %s: %v, want exactly one deployment.failed", badRef, got)
+				}
+				if !failed.RolledBack {
+					t.Errorf("deployment.failed: %+v, want rolledBack", failed)
+				}
+				h.healthy(name, v1ref)
+				after := h.inspect(name)
+				if after.ID != oldID {
+					t.Errorf("%s is container %.12s, want the old one %.12s back", name, after.ID, oldID)
+				}
+				if got, want := userConfig(after), userConfig(before); got != want {
+					t.Errorf("configuration changed:\n got %s\nwant %s", got, want)
+				}
+				if got := h.containersNamed(name); !slices.Equal(got, []string{name}) {
+					t.Errorf("containers left: %v, want only %s", got, name)
+				}
+			})
+		}
 	}
 }
 

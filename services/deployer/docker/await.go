@@ -31,10 +31,16 @@ func (t *Target) Await(ctx context.Context, workloadID, rolloutID string, deadli
 	// that is down or filters differently.
 	evctx, evcancel := context.WithCancel(wctx)
 	defer evcancel()
-	msgs, errs := t.c.Events(evctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("container", rolloutID),
-	)})
+	var msgs <-chan events.Message
+	var errs <-chan error
+	// The client encodes the filters with the API version it negotiates:
+	// only once it has (see nodeName), or the read races.
+	if _, err := t.nodeName(wctx); err == nil {
+		msgs, errs = t.c.Events(evctx, events.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("container", rolloutID),
+		)})
+	}
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	a := awaiting{name: workloadID, id: rolloutID}

@@ -236,6 +236,12 @@ func (t *Target) read(ctx context.Context, name string) (hostState, error) {
 // workload per name (the temporary containers of a recreate belong to
 // their workload).
 func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
+	// The client reads the API version it negotiates to encode the
+	// filters, before its request would negotiate it: negotiate first, or
+	// this read races with another goroutine's first request.
+	if _, err := t.nodeName(ctx); err != nil {
+		return nil, err
+	}
 	cs, err := t.c.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelPolicy)),
@@ -337,7 +343,10 @@ func (t *Target) Get(ctx context.Context, name string) (target.Workload, error) 
 	return w, nil
 }
 
-// nodeName is the engine's host name (Info.Name), read once.
+// nodeName is the engine's host name (Info.Name), read once. Once it
+// returns, the client has negotiated its API version: calls that read the
+// version before their request (a list or events with filters) are safe
+// from then on.
 func (t *Target) nodeName(ctx context.Context) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,5 +450,38 @@ func TestAnUpdateOvertakenBeforeItWasConfirmedRecreatesFromTheRunningOne(t *test
 	sameUserSet(t, before, after)
 	if got := f.containers(); !slices.Equal(got, []string{f.name}) {
 		t.Errorf("containers %v, want only %s", got, f.name)
+	}
+}
+
+// A fresh Target is used from several goroutines at once, as the deployer
+// does (its watch, its resync, a deployment's Await): the client's first
+// request negotiates the API version, which none of them may read before.
+// The race detector catches a read that comes first.
+func TestAFreshTargetIsSafeToUseFromSeveralGoroutines(t *testing.T) {
+	f := newFixture(t)
+	img := f.image("1.0.0", testkit.BusyboxOptions{})
+	stop := 1
+	c := f.run(img, &container.Config{Cmd: []string{"sleep", "3600"}, Labels: map[string]string{LabelPolicy: "all"}, StopTimeout: &stop}, &container.HostConfig{})
+	for range 10 {
+		tg := f.target()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			tg.Watch(ctx, make(chan target.Change, 16))
+		}()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := tg.List(ctx); err != nil {
+				t.Errorf("List: %v", err)
+			}
+		})
+		wg.Go(func() {
+			// The deadline passes at once: only the start of Await counts.
+			_, _, _ = tg.Await(ctx, f.name, c.ID, time.Now().Add(50*time.Millisecond))
+		})
+		wg.Wait()
+		cancel()
+		<-watching
 	}
 }
