@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -35,9 +36,11 @@ type cluster struct {
 // platform's event stream (none has a resume) and every SyncInterval.
 func (c *cluster) watch(ctx context.Context) {
 	changes := make(chan target.Change, 64)
-	go c.target.Watch(ctx, changes)
-	sync := time.NewTicker(c.settings.SyncInterval)
-	defer sync.Stop()
+	var watching sync.WaitGroup
+	defer watching.Wait() // ctx has ended: Watch returns
+	watching.Go(func() { c.target.Watch(ctx, changes) })
+	every := time.NewTicker(c.settings.SyncInterval)
+	defer every.Stop()
 	c.resync(ctx)
 	for {
 		select {
@@ -45,7 +48,7 @@ func (c *cluster) watch(ctx context.Context) {
 			return
 		case ch := <-changes:
 			c.onChange(ctx, ch)
-		case <-sync.C:
+		case <-every.C:
 			c.resync(ctx)
 		}
 	}

@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -69,17 +70,26 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var consumers []*bus.Consumer
+	// Targets that hold connections (a Docker client) are closed once
+	// nothing uses them any more.
+	var closers []io.Closer
 	defer func() {
 		cancel()
 		for _, c := range consumers {
 			c.Stop()
 		}
 		wg.Wait()
+		for _, c := range closers {
+			_ = c.Close()
+		}
 	}()
 	for i, cl := range cfg.Clusters {
 		tg, err := platforms[cl.Platform()].open(s, cl, target.Options{Log: d.Log.With("cluster", cl.Name), PollInterval: settingsOf(cfg.Deployer).PollInterval})
 		if err != nil {
 			return fmt.Errorf("clusters[%d]: %w", i, err)
+		}
+		if c, ok := tg.(io.Closer); ok {
+			closers = append(closers, c)
 		}
 		if a := cl.Marathon.Auth; cl.Platform() == config.ClusterMarathon && !a.None && a.Basic == nil && a.DCOS == nil && a.Token == "" && a.TokenFile == "" {
 			// Kept working for existing files, but an unauthenticated

@@ -132,7 +132,7 @@ func open(cl config.Cluster, o target.Options, opts ...dockerapi.Option) (*Targe
 func (t *Target) Endpoint() string { return t.endpoint }
 
 // Close releases the client's connections.
-func (t *Target) Close() error { return t.c.Close() }
+func (t *Target) Close() error { return dockerapi.Close(t.c) }
 
 // workloadName maps a container name (with or without the leading "/") to
 // the workload it belongs to: temporary names map to their workload.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer/target"
+	"github.com/slipway-cd/slipway/services/deployer/target/targettest"
 )
 
 // userContainer is a container as a user would run one, with something
@@ -462,26 +462,5 @@ func TestAFreshTargetIsSafeToUseFromSeveralGoroutines(t *testing.T) {
 	img := f.image("1.0.0", testkit.BusyboxOptions{})
 	stop := 1
 	c := f.run(img, &container.Config{Cmd: []string{"sleep", "3600"}, Labels: map[string]string{LabelPolicy: "all"}, StopTimeout: &stop}, &container.HostConfig{})
-	for range 10 {
-		tg := f.target()
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		watching := make(chan struct{})
-		go func() {
-			defer close(watching)
-			tg.Watch(ctx, make(chan target.Change, 16))
-		}()
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			if _, err := tg.List(ctx); err != nil {
-				t.Errorf("List: %v", err)
-			}
-		})
-		wg.Go(func() {
-			// The deadline passes at once: only the start of Await counts.
-			_, _, _ = tg.Await(ctx, f.name, c.ID, time.Now().Add(50*time.Millisecond))
-		})
-		wg.Wait()
-		cancel()
-		<-watching
-	}
+	targettest.UsedAtOnce(t, func() target.Target { return f.target() }, f.name, c.ID)
 }

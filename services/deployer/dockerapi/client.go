@@ -77,6 +77,10 @@ func New(cfg config.Docker, opts ...Option) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", config.RedactURL(cfg.Host), err)
 	}
+	if cfg.APIVersion != "" {
+		// Pinned: nothing to negotiate, Ready needs no ping.
+		negotiated.Store(c, &negotiation{done: true})
+	}
 	return c, nil
 }
 

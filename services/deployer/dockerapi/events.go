@@ -53,6 +53,9 @@ func FollowEvents(ctx context.Context, c *client.Client, log *slog.Logger, f fil
 
 func followOnce(ctx context.Context, c *client.Client, f filters.Args,
 	connected func(system.Info) bool, handle func(events.Message) bool) (answered, stop bool, err error) {
+	if err := Ready(ctx, c); err != nil {
+		return false, false, fmt.Errorf("engine: %w", err)
+	}
 	info, err := c.Info(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("engine info: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/slipway-cd/slipway/services/deployer/dockerapi"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -138,6 +139,9 @@ func swarmSays(what string, s swarm.Service) string {
 func (t *Target) wakeups(ctx context.Context, name string) <-chan struct{} {
 	wake := make(chan struct{}, 1)
 	go func() {
+		if dockerapi.Ready(ctx, t.c) != nil {
+			return // the ticker stands in
+		}
 		msgs, errs := t.c.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
 			filters.Arg("type", string(events.ServiceEventType)),
 			filters.Arg("type", string(events.ContainerEventType)),

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer/dockerapi"
 	"github.com/slipway-cd/slipway/services/deployer/target"
+	"github.com/slipway-cd/slipway/services/deployer/target/targettest"
 )
 
 // deadline bounds every wait on Swarm: convergence on a busy machine with
@@ -679,4 +680,14 @@ func nextChange(t *testing.T, changes <-chan target.Change, ok func(target.Chang
 			t.Fatalf("no %s within %s", what, deadline)
 		}
 	}
+}
+
+// A Target fresh from Open is used at once by several goroutines (the
+// deployer's watch, its resync and a deployment): the Docker client
+// negotiates its API version on its first request and encodes filters
+// and update requests with it, so the first calls must not race on it.
+func TestAFreshTargetIsSafeToUseFromSeveralGoroutines(t *testing.T) {
+	e := newEnv(t)
+	name := e.service(e.image("1.0.0", healthy), serviceOptions{})
+	targettest.UsedAtOnce(t, func() target.Target { return e.open() }, name, "1")
 }

@@ -104,11 +104,17 @@ func open(cl config.Cluster, o target.Options, opts ...dockerapi.Option) (*Targe
 	}, nil
 }
 
+// Close closes the Target's client.
+func (t *Target) Close() error { return dockerapi.Close(t.c) }
+
 // Endpoint is the manager's address.
 func (t *Target) Endpoint() string { return t.host }
 
 // List returns the services with a slipway.policy label.
 func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
+	if err := dockerapi.Ready(ctx, t.c); err != nil {
+		return nil, err
+	}
 	services, err := t.c.ServiceList(ctx, swarm.ServiceListOptions{
 		Filters: filters.NewArgs(filters.Arg("label", policyLabel)),
 	})
@@ -139,6 +145,9 @@ func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
 
 // Get reads one service.
 func (t *Target) Get(ctx context.Context, id string) (target.Workload, error) {
+	if err := dockerapi.Ready(ctx, t.c); err != nil {
+		return target.Workload{}, err
+	}
 	s, tasks, err := t.read(ctx, id)
 	if err != nil {
 		return target.Workload{}, err
@@ -163,6 +172,9 @@ func (t *Target) inspect(ctx context.Context, id string) (swarm.Service, error) 
 
 // read inspects a service and lists its current tasks.
 func (t *Target) read(ctx context.Context, id string) (swarm.Service, []swarm.Task, error) {
+	if err := dockerapi.Ready(ctx, t.c); err != nil {
+		return swarm.Service{}, nil, err
+	}
 	s, err := t.inspect(ctx, id)
 	if err != nil {
 		return s, nil, err

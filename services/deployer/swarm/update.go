@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/slipway-cd/slipway/services/deployer/dockerapi"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -68,6 +69,9 @@ func parseRollout(id string) (rolloutRef, error) {
 // call got that far before a crash) is not updated again: its current
 // version is the rollout to follow.
 func (t *Target) Update(ctx context.Context, w target.Workload, image string, _ target.UpdateOptions) (target.Rollout, error) {
+	if err := dockerapi.Ready(ctx, t.c); err != nil {
+		return target.Rollout{}, err
+	}
 	s, err := t.inspect(ctx, w.ID)
 	if err != nil {
 		return target.Rollout{}, err
@@ -116,6 +120,9 @@ const maxRollbackAttempts = 5
 // service rollback` does), which uses the service's rollback_config. With
 // no update in progress it returns target.ErrOver.
 func (t *Target) RollBack(ctx context.Context, workloadID, rolloutID, fromImage string) (target.Rollout, error) {
+	if err := dockerapi.Ready(ctx, t.c); err != nil {
+		return target.Rollout{}, err
+	}
 	for attempt := 1; ; attempt++ {
 		s, tasks, err := t.read(ctx, workloadID)
 		if err != nil {
