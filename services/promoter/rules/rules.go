@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/match"
 )
 
 // DefaultApprovalTimeout is how long a required approval waits for a decision
@@ -38,10 +38,9 @@ type Rule struct {
 	// approval is required and no timeout is set.
 	Approval config.Approval
 
-	semver    *semver.Constraints // nil: no semver filter
-	semverSrc string
-	regex     *regexp.Regexp // nil: no regex filter
-	regexSrc  string
+	// images is repositories and tags, matched as everywhere else in the
+	// configuration.
+	images *match.Images
 
 	targetRepo    *template.Template
 	targetRepoSrc string
@@ -122,42 +121,11 @@ func compile(p config.Promotion) (*Rule, problems) {
 		probs.add("to", "must differ from from")
 	}
 
-	for i, g := range p.Repositories {
-		field := fmt.Sprintf("repositories[%d]", i)
-		switch {
-		case g == "":
-			probs.add(field, "is empty")
-		case !doublestar.ValidatePattern(g):
-			probs.add(field, "%q is not a valid glob", g)
-		}
+	images, imageProbs := match.Compile(p.Repositories, p.Tags)
+	for _, mp := range imageProbs {
+		probs = append(probs, &FieldError{Field: mp.Field, Err: mp.Err})
 	}
-
-	switch t := p.Tags; {
-	case t.Semver != "" && t.Regex != "":
-		probs.add("tags", "set semver or regex, not both")
-	case t.Semver != "":
-		c, err := semver.NewConstraint(t.Semver)
-		switch {
-		case err == nil:
-		case strings.Contains(err.Error(), t.Semver):
-			probs.add("tags.semver", "%v", err)
-		default:
-			probs.add("tags.semver", "%q: %v", t.Semver, err)
-		}
-		r.semver, r.semverSrc = c, t.Semver
-	case t.Regex != "":
-		// Compile what the user wrote first: only a valid expression can be
-		// wrapped safely ("a)|(b" would compile once wrapped, unanchored).
-		if _, err := regexp.Compile(t.Regex); err != nil {
-			probs.add("tags.regex", "%v", err)
-			break
-		}
-		re, err := regexp.Compile(`^(?:` + t.Regex + `)$`)
-		if err != nil {
-			probs.add("tags.regex", "%v", err)
-		}
-		r.regex, r.regexSrc = re, t.Regex
-	}
+	r.images = images
 
 	r.targetRepoSrc = orDefault(p.TargetRepository, DefaultTargetRepository)
 	r.targetRepo = compileTemplate(&probs, "targetRepository", r.targetRepoSrc)
@@ -237,40 +205,7 @@ func Validate(cfg *config.Config) error {
 // repository:tag (repository without the registry host). When it does not,
 // the reason says why, for logs and `slipway` explanations.
 func (r *Rule) Matches(repository, tag string) (bool, string) {
-	if !r.matchRepository(repository) {
-		return false, fmt.Sprintf("repository %q matches none of %q", repository, r.Repositories)
-	}
-	switch {
-	case r.semver != nil:
-		v, _, ok := parseVersion(tag)
-		if !ok {
-			return false, fmt.Sprintf("tag %q is not a semantic version (tags.semver %q)", tag, r.semverSrc)
-		}
-		if ok, errs := r.semver.Validate(v); !ok {
-			reason := fmt.Sprintf("tag %q does not satisfy tags.semver %q", tag, r.semverSrc)
-			if len(errs) > 0 {
-				reason += ": " + errs[0].Error()
-			}
-			return false, reason
-		}
-	case r.regex != nil:
-		if !r.regex.MatchString(tag) {
-			return false, fmt.Sprintf("tag %q does not match tags.regex %q", tag, r.regexSrc)
-		}
-	}
-	return true, ""
-}
-
-func (r *Rule) matchRepository(repository string) bool {
-	if len(r.Repositories) == 0 {
-		return true
-	}
-	for _, g := range r.Repositories {
-		if doublestar.MatchUnvalidated(g, repository) {
-			return true
-		}
-	}
-	return false
+	return r.images.Matches(repository, tag)
 }
 
 // Target renders targetRepository and targetTag for repository:tag. It does
@@ -319,13 +254,5 @@ func validRepository(s string) bool {
 // parseVersion parses a tag as a full semantic version with an optional
 // leading "v", returning the version and that prefix.
 func parseVersion(tag string) (*semver.Version, string, bool) {
-	s, prefix := tag, ""
-	if rest, ok := strings.CutPrefix(tag, "v"); ok {
-		s, prefix = rest, "v"
-	}
-	v, err := semver.StrictNewVersion(s)
-	if err != nil {
-		return nil, "", false
-	}
-	return v, prefix, true
+	return match.ParseVersion(tag)
 }
