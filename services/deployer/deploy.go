@@ -31,6 +31,10 @@ type Hooks struct {
 	// is in that phase: a test cancels the deployer there to play a crash
 	// while the platform deploys or rolls back.
 	BeforePhase func(cluster, appID, phase string)
+	// Reconciled runs after each reconcile pass of a cluster, with the
+	// pass's error: a benchmark times the passes, and holds the next one
+	// back until it has taken its measurements.
+	Reconciled func(cluster string, err error)
 }
 
 // deploy brings one app to the event's image, once: the record of

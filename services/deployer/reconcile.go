@@ -22,8 +22,12 @@ func (c *cluster) reconcileLoop(ctx context.Context) {
 	t := time.NewTicker(c.settings.ReconcileInterval)
 	defer t.Stop()
 	for {
-		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+		err := c.reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
 			c.log.Warn("reconcile failed", "error", err)
+		}
+		if c.hooks != nil && c.hooks.Reconciled != nil {
+			c.hooks.Reconciled(c.name, err)
 		}
 		select {
 		case <-ctx.Done():
