@@ -12,13 +12,11 @@ package copier
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -26,13 +24,12 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/pkg/platform/tracehttp"
+	"github.com/slipway-cd/slipway/pkg/platform/oci"
 )
 
 // Defaults for Options.
@@ -131,22 +128,18 @@ type Copier struct {
 	backoff       time.Duration
 	log           *slog.Logger
 
-	registries map[string]config.Registry // by normalised host
-	keychain   authn.Keychain
-	secrets    []string // passwords, scrubbed from error messages
-
-	// Shared so that connections are reused across copies.
-	verified, unverified http.RoundTripper
+	// access is the configured registries' credentials and TLS.
+	access *oci.Access
 }
 
 // New returns a Copier.
 func New(opts Options) *Copier {
 	c := &Copier{
-		jobs:       opts.Jobs,
-		retries:    opts.Retries,
-		backoff:    defaultBackoff,
-		log:        opts.Logger,
-		registries: map[string]config.Registry{},
+		jobs:    opts.Jobs,
+		retries: opts.Retries,
+		backoff: defaultBackoff,
+		log:     opts.Logger,
+		access:  oci.NewAccess(opts.Registries),
 	}
 	if c.jobs <= 0 {
 		c.jobs = DefaultJobs
@@ -157,48 +150,7 @@ func New(opts Options) *Copier {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	for _, r := range opts.Registries {
-		c.registries[normHost(r.Host)] = r
-		if r.Password != "" {
-			c.secrets = append(c.secrets, r.Password)
-		}
-	}
-	c.keychain = authn.NewMultiKeychain(configKeychain{c.registries}, authn.DefaultKeychain)
-
-	base, ok := remote.DefaultTransport.(*http.Transport)
-	if !ok {
-		base = http.DefaultTransport.(*http.Transport)
-	}
-	c.verified = base.Clone()
-	insecure := base.Clone()
-	insecure.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // only for hosts configured insecure
-	c.unverified = insecure
 	return c
-}
-
-// normHost is go-containerregistry's spelling of a registry host (e.g.
-// docker.io → index.docker.io), so that configured hosts match references.
-func normHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	if h == "" {
-		return "" // name.NewRegistry would take it for Docker Hub
-	}
-	if r, err := name.NewRegistry(h, name.WeakValidation); err == nil {
-		return r.RegistryStr()
-	}
-	return h
-}
-
-// configKeychain answers with the configured credentials, and with
-// Anonymous otherwise, which makes authn.MultiKeychain ask the next
-// keychain (Docker's config.json).
-type configKeychain struct{ regs map[string]config.Registry }
-
-func (k configKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	if r, ok := k.regs[normHost(res.RegistryStr())]; ok && (r.Username != "" || r.Password != "") {
-		return &authn.Basic{Username: r.Username, Password: r.Password}, nil
-	}
-	return authn.Anonymous, nil
 }
 
 // tracer makes the span of each Copy.
@@ -344,7 +296,7 @@ func (c *Copier) newRun(ctx context.Context, req Request) (*copyRun, error) {
 	r.count = newCounter(c.baseTransport(req.To.Registry))
 	common := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithAuthFromKeychain(c.access.Keychain()),
 		remote.WithJobs(c.jobs),
 		remote.WithRetryBackoff(remote.Backoff{Duration: c.backoff, Factor: 2, Jitter: 0.1, Steps: c.retries}),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
@@ -375,24 +327,9 @@ func (c *Copier) repository(ref Ref) (name.Repository, error) {
 	return repo, nil
 }
 
-func (c *Copier) nameOpts(host string) []name.Option {
-	opts := []name.Option{name.StrictValidation}
-	if c.registries[normHost(host)].Insecure {
-		opts = append(opts, name.Insecure)
-	}
-	return opts
-}
+func (c *Copier) nameOpts(host string) []name.Option { return c.access.NameOptions(host) }
 
-func (c *Copier) baseTransport(host string) http.RoundTripper {
-	base := c.verified
-	if c.registries[normHost(host)].Insecure {
-		base = c.unverified
-	}
-	// Each registry request of a copy is a client span, named by its
-	// method (the conventions' name when no route template is known);
-	// an upload URL's query holds its session, redacted.
-	return tracehttp.Transport(base, config.RedactURL)
-}
+func (c *Copier) baseTransport(host string) http.RoundTripper { return c.access.Transport(host) }
 
 // alreadyThere HEADs the target tag (or digest): when it already names the
 // image, nothing of the image needs writing, and asking about each blob
@@ -422,24 +359,5 @@ func (r *copyRun) errorf(format string, args ...any) error {
 	return fmt.Errorf("copy %s to %s: %w", r.req.From, r.req.To, fmt.Errorf(format, args...))
 }
 
-// scrub removes configured passwords from err's message, should a server or
-// a library ever echo one, keeping err's chain for errors.Is/As.
-func (c *Copier) scrub(err error) error {
-	msg := err.Error()
-	clean := msg
-	for _, s := range c.secrets {
-		clean = strings.ReplaceAll(clean, s, "***")
-	}
-	if clean == msg {
-		return err
-	}
-	return &scrubbedError{msg: clean, err: err}
-}
-
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
+// scrub removes configured passwords from err's message.
+func (c *Copier) scrub(err error) error { return c.access.Scrub(err) }
