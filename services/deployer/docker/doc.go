@@ -1,7 +1,9 @@
 // Package docker is the deploy target of a Docker Engine endpoint: a
 // standalone Docker host or a vSphere Integrated Containers Virtual
-// Container Host (VCH). Its workloads are containers that carry the
-// slipway.policy label; a workload's ID is the container's name.
+// Container Host (VCH). Its workloads are its containers (List and Get
+// report every one, for the inventory); only those that carry the
+// slipway.policy label are ever updated. A workload's ID is the
+// container's name.
 //
 // # Updating by recreating
 //

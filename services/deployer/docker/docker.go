@@ -12,7 +12,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
@@ -232,9 +231,9 @@ func (t *Target) read(ctx context.Context, name string) (hostState, error) {
 	return s, nil
 }
 
-// List returns every container with the slipway.policy label, one
-// workload per name (the temporary containers of a recreate belong to
-// their workload).
+// List returns every container, with or without the slipway.policy
+// label, one workload per name (the temporary containers of a recreate
+// belong to their workload).
 func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
 	// The client reads the API version it negotiates to encode the
 	// filters, before its request would negotiate it: negotiate first, or
@@ -242,18 +241,13 @@ func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
 	if _, err := t.nodeName(ctx); err != nil {
 		return nil, err
 	}
-	cs, err := t.c.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelPolicy)),
-	})
+	cs, err := t.c.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	var names []string
 	for _, c := range cs {
-		// The label filter is the engine's; an endpoint that ignored it
-		// must still not make an unlabelled container a workload.
-		if _, ok := c.Labels[LabelPolicy]; !ok || len(c.Names) == 0 {
+		if len(c.Names) == 0 {
 			continue
 		}
 		if n := workloadName(c.Names[0]); !slices.Contains(names, n) {
@@ -275,9 +269,10 @@ func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
 	return out, nil
 }
 
-// Get reads the workload name. In the middle of a recreate or rollback it
-// reports the container the operation brings under the name, with the
-// operation in Rollouts.
+// Get reads the workload name, with or without the slipway.policy label
+// (Update and RollBack refuse a container without it). In the middle of a
+// recreate or rollback it reports the container the operation brings under
+// the name, with the operation in Rollouts.
 func (t *Target) Get(ctx context.Context, name string) (target.Workload, error) {
 	if name == "" || isTemporary(name) {
 		return target.Workload{}, fmt.Errorf("container %q: %w", name, target.ErrNotFound)
@@ -286,8 +281,8 @@ func (t *Target) Get(ctx context.Context, name string) (target.Workload, error) 
 	if err != nil {
 		return target.Workload{}, err
 	}
-	if !s.managed() {
-		return target.Workload{}, fmt.Errorf("container %s (with a %s label): %w", name, LabelPolicy, target.ErrNotFound)
+	if len(s.all()) == 0 {
+		return target.Workload{}, fmt.Errorf("container %s: %w", name, target.ErrNotFound)
 	}
 	node, err := t.nodeName(ctx)
 	if err != nil {

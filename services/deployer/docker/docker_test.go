@@ -356,7 +356,7 @@ func (f *fixture) listsOnlyTheWorkload(tg *Target) {
 	}
 }
 
-func TestAContainerWithoutThePolicyLabelIsNeverListedNorTouched(t *testing.T) {
+func TestAContainerWithoutThePolicyLabelIsListedButNeverTouched(t *testing.T) {
 	f := newFixture(t)
 	good1, good2 := f.image("1", testkit.BusyboxOptions{}), f.image("2", testkit.BusyboxOptions{})
 	cfg, hc := f.userContainer(good1, nil)
@@ -364,17 +364,26 @@ func TestAContainerWithoutThePolicyLabelIsNeverListedNorTouched(t *testing.T) {
 	before := f.run(good1, cfg, hc)
 	tg := f.target()
 
+	// Listed, for the inventory, as it runs and without the label.
 	ws, err := tg.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	listed := 0
 	for _, w := range ws {
-		if w.ID == f.name {
-			t.Errorf("List has the unlabelled container: %+v", w)
+		if w.ID != f.name {
+			continue
+		}
+		listed++
+		if _, labelled := w.Labels[LabelPolicy]; labelled || w.Image != good1 || w.Revision != before.ID {
+			t.Errorf("List reports %+v, want %s unlabelled at %s", w, good1, before.ID)
 		}
 	}
-	if _, err := tg.Get(t.Context(), f.name); !errors.Is(err, target.ErrNotFound) {
-		t.Errorf("Get: %v, want ErrNotFound", err)
+	if listed != 1 {
+		t.Errorf("List has the unlabelled container %d times, want once", listed)
+	}
+	if w, err := tg.Get(t.Context(), f.name); err != nil || w.Image != good1 {
+		t.Errorf("Get: %+v, %v; want the container at %s", w, err, good1)
 	}
 	w := target.Workload{ID: f.name, Revision: before.ID}
 	if _, err := tg.Update(t.Context(), w, good2, target.UpdateOptions{}); !errors.Is(err, target.ErrNotFound) {

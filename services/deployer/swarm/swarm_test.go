@@ -413,7 +413,7 @@ func TestUpdateAfterACrashContinuesTheFirst(t *testing.T) {
 	e.settled(name, v2img)
 }
 
-func TestServiceWithoutTheLabelIsNeverListedOrTouched(t *testing.T) {
+func TestServiceWithoutTheLabelIsListedButNeverTouched(t *testing.T) {
 	e := newEnv(t)
 	v1img, v2img := e.image("1", healthy), e.image("2", healthy)
 	labelled := e.service(v1img, serviceOptions{})
@@ -427,8 +427,14 @@ func TestServiceWithoutTheLabelIsNeverListedOrTouched(t *testing.T) {
 	for _, w := range list {
 		names = append(names, w.ID)
 	}
-	if !slices.Contains(names, labelled) || slices.Contains(names, unlabelled) {
-		t.Fatalf("listed %v: want %s and not %s", names, labelled, unlabelled)
+	// Both, for the inventory; only the label makes one Slipway's.
+	if !slices.Contains(names, labelled) || !slices.Contains(names, unlabelled) {
+		t.Fatalf("listed %v: want %s and %s", names, labelled, unlabelled)
+	}
+	for _, w := range list {
+		if _, ok := w.Labels[policyLabel]; w.ID == unlabelled && (ok || w.Image != v1img) {
+			t.Fatalf("the unlabelled service is listed as %+v", w)
+		}
 	}
 	w := e.get(unlabelled)
 	before := e.inspect(unlabelled)

@@ -110,20 +110,18 @@ func (t *Target) Close() error { return dockerapi.Close(t.c) }
 // Endpoint is the manager's address.
 func (t *Target) Endpoint() string { return t.host }
 
-// List returns the services with a slipway.policy label.
+// List returns every service that runs containers, with or without a
+// slipway.policy label (Update and RollBack refuse one without it).
 func (t *Target) List(ctx context.Context) ([]target.Workload, error) {
 	if err := dockerapi.Ready(ctx, t.c); err != nil {
 		return nil, err
 	}
-	services, err := t.c.ServiceList(ctx, swarm.ServiceListOptions{
-		Filters: filters.NewArgs(filters.Arg("label", policyLabel)),
-	})
+	services, err := t.c.ServiceList(ctx, swarm.ServiceListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
 	services = slices.DeleteFunc(services, func(s swarm.Service) bool {
-		_, labelled := s.Spec.Labels[policyLabel]
-		return !labelled || s.Spec.TaskTemplate.ContainerSpec == nil
+		return s.Spec.TaskTemplate.ContainerSpec == nil // a plugin service
 	})
 	if len(services) == 0 {
 		return nil, nil

@@ -93,7 +93,10 @@ type Change struct {
 
 // Target is one cluster of a platform.
 type Target interface {
-	// List returns every workload with a slipway.policy label.
+	// List returns every workload of the cluster, with or without a
+	// slipway.policy label: the inventory records the ones without it too
+	// (an auditor asks what runs, not only what Slipway manages). The
+	// deployer only ever deploys, and reports drift of, the labelled ones.
 	List(ctx context.Context) ([]Workload, error)
 	// Get reads one workload now; ErrNotFound when it does not exist.
 	Get(ctx context.Context, id string) (Workload, error)
