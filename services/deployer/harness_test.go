@@ -46,7 +46,7 @@ type marathonCluster struct {
 	auth string
 }
 
-func newCluster(t *testing.T, name string, opts emulator.Options, apps ...string) *marathonCluster {
+func newCluster(t testing.TB, name string, opts emulator.Options, apps ...string) *marathonCluster {
 	t.Helper()
 	if opts.DeployDuration == 0 {
 		opts.DeployDuration = 20 * time.Millisecond
@@ -110,13 +110,13 @@ type env struct {
 	rec     *testkit.Recorder
 }
 
-func newEnv(t *testing.T, clusters ...*marathonCluster) *env {
+func newEnv(t testing.TB, clusters ...*marathonCluster) *env {
 	return newEnvWith(t, "", clusters...)
 }
 
 // newEnvWith is newEnv with extra YAML for each cluster (under its
 // marathon/deploy keys), e.g. `deploy: { timeout: 300ms }`.
-func newEnvWith(t *testing.T, clusterExtra string, clusters ...*marathonCluster) *env {
+func newEnvWith(t testing.TB, clusterExtra string, clusters ...*marathonCluster) *env {
 	t.Helper()
 	ns := testkit.NATS(t)
 	_, js := ns.Connect(t)
