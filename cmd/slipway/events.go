@@ -279,8 +279,7 @@ func tailEvents(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subj
 }
 
 // listEvents prints the messages on subject stored from since to until,
-// and returns once it has printed those stored when it started. Its
-// consumer is ephemeral and acknowledges nothing: the server forgets it.
+// and returns once it has printed those stored when it started.
 func listEvents(ctx context.Context, js jetstream.JetStream, subject string, since, until time.Time, p *eventPrinter) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -288,14 +287,37 @@ func listEvents(ctx context.Context, js jetstream.JetStream, subject string, sin
 	if err != nil {
 		return err
 	}
-	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      &since,
+	printed := 0
+	err = scanStream(ctx, js, stream, []string{subject}, since, until, func(m jetstream.Msg) {
+		p.message(m.Subject(), m.Data())
+		printed++
+	})
+	if err != nil {
+		return err
+	}
+	if printed == 0 && !p.json {
+		p.statusf("no events on %s (stream %s) from %s to %s", subject, stream, since.Local().Format(time.DateTime), until.Local().Format(time.DateTime))
+	}
+	return nil
+}
+
+// scanStream calls fn with each message of stream on subjects stored from
+// since (the first message when since is zero) to until, oldest first, and
+// returns once it has read those stored when it started: it never waits
+// for new ones. Its consumer is ephemeral and acknowledges nothing: the
+// server forgets it.
+func scanStream(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, since, until time.Time, fn func(jetstream.Msg)) error {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
 		InactiveThreshold: time.Minute,
-	})
+	}
+	if !since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := js.CreateConsumer(ctx, stream, cfg)
 	if err != nil {
 		return err
 	}
@@ -305,7 +327,6 @@ func listEvents(ctx context.Context, js jetstream.JetStream, subject string, sin
 		_ = js.DeleteConsumer(dctx, stream, cons.CachedInfo().Name)
 	}()
 	pending := cons.CachedInfo().NumPending
-	printed := 0
 	for pending > 0 {
 		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(10*time.Second))
 		if err != nil {
@@ -318,8 +339,7 @@ func listEvents(ctx context.Context, js jetstream.JetStream, subject string, sin
 				pending = 0
 				break
 			}
-			p.message(m.Subject(), m.Data())
-			printed++
+			fn(m)
 		}
 		if err := batch.Error(); err != nil {
 			return err
@@ -328,9 +348,6 @@ func listEvents(ctx context.Context, js jetstream.JetStream, subject string, sin
 			return fmt.Errorf("stream %s stopped delivering with %d events to go", stream, pending)
 		}
 		pending -= min(n, pending)
-	}
-	if printed == 0 && !p.json {
-		p.statusf("no events on %s (stream %s) from %s to %s", subject, stream, since.Local().Format(time.DateTime), until.Local().Format(time.DateTime))
 	}
 	return nil
 }

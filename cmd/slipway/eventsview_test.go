@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
@@ -28,6 +31,18 @@ func pushEvent(t *testing.T, id, digest string, at time.Time) events.Event {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// eventStream is an embedded NATS server holding Slipway's event stream,
+// and a connection to it.
+func eventStream(t *testing.T) (*testkit.NATSServer, jetstream.JetStream) {
+	t.Helper()
+	ns := testkit.NATS(t)
+	_, js := ns.Connect(t)
+	if _, err := bus.EnsureStream(t.Context(), js, bus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns, js
 }
 
 // waitLine returns the first line from lines that contains want.
@@ -100,12 +115,8 @@ func TestEventsTailSaysWhatItFollowsAndWhenTheConnectionIsLost(t *testing.T) {
 // today shows its date; digests are shortened unless --wide; output to a
 // pipe has no colours.
 func TestEventsListPrintsATimeSpanAndStops(t *testing.T) {
-	ns := testkit.NATS(t)
-	_, js := ns.Connect(t)
+	ns, js := eventStream(t)
 	ctx := t.Context()
-	if _, err := bus.EnsureStream(ctx, js, bus.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	pub := bus.NewPublisher(js, "")
 	digestA, digestB := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("b2", 32)
 	// A was pushed three days ago (delivered late); B now.
@@ -205,5 +216,30 @@ func TestEventLineColours(t *testing.T) {
 	}
 	if stripped := regexp.MustCompile("\033\\[[0-9;]*m").ReplaceAllString(coloured, ""); stripped != plain {
 		t.Errorf("colours change the text: %q vs %q", stripped, plain)
+	}
+}
+
+// TestEventsListReadsTheNATSAddressFromTheConfigAndTakesADate: with
+// --config the NATS address comes from the file, and --since takes a date
+// (local midnight) as well as a duration or a time. A date after today
+// leaves no span to list: a usage error.
+func TestEventsListReadsTheNATSAddressFromTheConfigAndTakesADate(t *testing.T) {
+	ns, js := eventStream(t)
+	ctx := t.Context()
+	if _, err := bus.NewPublisher(js, "").Publish(ctx, pushEvent(t, "dated", "sha256:"+strings.Repeat("d4", 32), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "slipway.yaml")
+	writeFile(t, path, fmt.Sprintf("nats:\n  url: %q\n", ns.URL))
+
+	yesterday := time.Now().AddDate(0, 0, -1).Format(time.DateOnly)
+	out, errOut, code := runCLI(t, ctx, "events", "list", "--config", path, "--since", yesterday)
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "sha256:d4d4d4d4d4d4") {
+		t.Errorf("--since %s: exit %d, stdout %q, stderr %q", yesterday, code, out, errOut)
+	}
+	tomorrow := time.Now().AddDate(0, 0, 1).Format(time.DateOnly)
+	_, errOut, code = runCLI(t, ctx, "events", "list", "--config", path, "--since", tomorrow)
+	if code != 2 || !strings.Contains(errOut, "is not after --since") {
+		t.Errorf("--since %s: exit %d, stderr %q", tomorrow, code, errOut)
 	}
 }

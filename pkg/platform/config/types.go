@@ -150,6 +150,10 @@ type Source struct {
 	Name        string `yaml:"name"`
 	Format      string `yaml:"format"`
 	Environment string `yaml:"environment"`
+	// Routes, instead of Environment, send each push to the environment of
+	// the first route that matches its repository and tag: one registry
+	// for several stages. A push no route matches is ignored (and counted).
+	Routes []SourceRoute `yaml:"routes"`
 	// Registry is the host to use when the payload has none, or to override it.
 	Registry string `yaml:"registry"`
 	// RepositoryPath: the registry serves images as
@@ -164,6 +168,16 @@ type Source struct {
 	// rate, at least 1).
 	RateLimit float64 `yaml:"rateLimit"`
 	Burst     int     `yaml:"burst"`
+}
+
+// SourceRoute sends a source's pushes of matching images to an environment.
+type SourceRoute struct {
+	// Repositories are globs over the repository path; at least one.
+	Repositories []string `yaml:"repositories"`
+	// Tags, when set, selects tags by semver or regex; a push by digest
+	// only matches a route without tags.
+	Tags        TagFilter `yaml:"tags"`
+	Environment string    `yaml:"environment"`
 }
 
 // Auth is how a source proves it is the registry. Exactly one is set.
