@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/match"
 )
 
 // CheckConfig checks the ingest part of c (the listener, its TLS, every
@@ -33,7 +34,13 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 		if s.Format == "" {
 			p.Add(path+".format", "is required")
 		}
-		c.CheckEnvironment(p, path+".environment", s.Environment)
+		switch {
+		case s.Environment != "" && len(s.Routes) > 0:
+			p.Add(path, "set environment or routes, not both")
+		case len(s.Routes) == 0:
+			c.CheckEnvironment(p, path+".environment", s.Environment)
+		}
+		checkRoutes(c, p, path+".routes", s.Routes)
 		checkSourceRegistry(c, p, path+".registry", s)
 		if s.RepositoryPath && s.Format != "artifactory" {
 			p.Add(path+".repositoryPath", "applies to the artifactory format only (its payload carries the repository key)")
@@ -90,10 +97,28 @@ func checkWebhookAuth(p *config.Problems, path string, a *config.Auth) {
 	}
 }
 
+// checkRoutes checks a source's routes: each selects images by at least one
+// repository glob and at most one tag filter, for an environment that
+// exists.
+func checkRoutes(c *config.Config, p *config.Problems, path string, routes []config.SourceRoute) {
+	for i, r := range routes {
+		rpath := fmt.Sprintf("%s[%d]", path, i)
+		if len(r.Repositories) == 0 {
+			p.Add(rpath+".repositories", "name at least one repository glob (\"**\" for every repository)")
+		}
+		_, probs := match.Compile(r.Repositories, r.Tags)
+		for _, mp := range probs {
+			p.Add(rpath+"."+mp.Field, "%v", mp.Err)
+		}
+		c.CheckEnvironment(p, rpath+".environment", r.Environment)
+	}
+}
+
 // checkSourceRegistry checks a source's registry: once the host used when
-// a payload had none or to override it, it may now only name the source's
-// environment's registry (an event's registry is always the environment's;
-// other names of it are aliases).
+// a payload had none or to override it, it may now only name the registry
+// of the source's environment, or of every environment its routes name (an
+// event's registry is always the environment's; other names of it are
+// aliases).
 func checkSourceRegistry(c *config.Config, p *config.Problems, path string, s config.Source) {
 	if s.Registry == "" {
 		return
@@ -102,8 +127,12 @@ func checkSourceRegistry(c *config.Config, p *config.Problems, path string, s co
 		p.Add(path, "%q must be a host[:port], without scheme or path", config.RedactURL(s.Registry))
 		return
 	}
+	named := map[string]bool{s.Environment: true}
+	for _, r := range s.Routes {
+		named[r.Environment] = true
+	}
 	for i, e := range c.Environments {
-		if e.Name == s.Environment && !e.Registry.Names(s.Registry) {
+		if named[e.Name] && !e.Registry.Names(s.Registry) {
 			p.Add(path, "%q is not a name of environment %q's registry %q: declare it in environments[%d].registry.aliases (and drop it here)",
 				s.Registry, e.Name, e.Registry.Host, i)
 		}

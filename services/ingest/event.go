@@ -4,18 +4,14 @@ import (
 	"context"
 
 	"github.com/slipway-cd/slipway/pkg/events"
-	"github.com/slipway-cd/slipway/services/ingest/formats"
 )
 
 // event turns one normalised push into its image.pushed event, filling
 // in what the payload lacked: the registry host, the digest, the time.
-func (h *handler) event(ctx context.Context, src *source, p formats.Push) (events.Event, error) {
+func (h *handler) event(ctx context.Context, src *source, p routed) (events.Event, error) {
 	// The environment's registry, never the payload's host: consumers
 	// pull, copy and deploy from what the event names.
-	registry := src.registry.Host
-	if src.repositoryPath && p.RepositoryKey != "" {
-		p.Repository = p.RepositoryKey + "/" + p.Repository
-	}
+	registry := p.dest.registry.Host
 	if p.Digest == "" {
 		h.resolveDigest(ctx, src, &p)
 	}
@@ -26,11 +22,11 @@ func (h *handler) event(ctx context.Context, src *source, p formats.Push) (event
 		ID:          eventID(src, registry, p),
 		Type:        events.TypeImagePushed,
 		Source:      "/slipway/ingest/" + src.name,
-		Environment: src.environment,
+		Environment: p.dest.environment,
 		Subject:     events.ImageReference(registry, p.Repository, p.Tag, p.Digest),
 		Time:        p.PushedAt,
 		Data: events.ImagePushed{
-			Environment: src.environment,
+			Environment: p.dest.environment,
 			Registry:    registry,
 			Repository:  p.Repository,
 			Tag:         p.Tag,
@@ -61,22 +57,25 @@ func (h *handler) event(ctx context.Context, src *source, p formats.Push) (event
 // asked), all that identifies the push is the sender's delivery: the
 // source and the upstream id (the registry's event id, or the composite key
 // the parser derived).
-func eventID(src *source, registry string, p formats.Push) string {
+//
+// Either way the id names the environment the push was routed to; a push
+// is routed by what the delivery says, so a retry goes where it went.
+func eventID(src *source, registry string, p routed) string {
 	const kind = "image.pushed"
 	if p.Digest != "" {
-		return events.ID(kind, src.environment, registry, p.Repository, p.Tag, p.Digest)
+		return events.ID(kind, p.dest.environment, registry, p.Repository, p.Tag, p.Digest)
 	}
-	return events.ID(kind, src.environment, src.name, p.UpstreamID)
+	return events.ID(kind, p.dest.environment, src.name, p.UpstreamID)
 }
 
 // resolveDigest asks the environment's registry what the tag points to.
 // Failing that, the event goes out without a digest and consumers resolve it
 // themselves; the warning names the image, never the credentials.
-func (h *handler) resolveDigest(ctx context.Context, src *source, p *formats.Push) {
-	m, err := src.resolver.Resolve(ctx, p.Repository, p.Tag)
+func (h *handler) resolveDigest(ctx context.Context, src *source, p *routed) {
+	m, err := p.dest.resolver.Resolve(ctx, p.Repository, p.Tag)
 	if err != nil {
 		h.log.WarnContext(ctx, "publishing without digest: could not resolve the tag",
-			"source", src.name, "image", src.resolver.Host()+"/"+p.Repository+":"+p.Tag, "error", err)
+			"source", src.name, "image", p.dest.resolver.Host()+"/"+p.Repository+":"+p.Tag, "error", err)
 		return
 	}
 	p.Digest = m.Digest

@@ -21,31 +21,34 @@ import (
 // ignored, so that one bad push does not block every push behind it. Either
 // way the metric (outcome="foreign_registry") and a log line naming the
 // source, the host and the expected host tell the operator.
-func (h *handler) refuseForeign(ctx context.Context, src *source, res *formats.Result) (reply, bool) {
-	own := res.Pushes[:0:0]
-	var foreign []string
-	for _, p := range res.Pushes {
-		if p.Registry == "" || src.registry.Names(p.Registry) {
+//
+// Each push is held to the registry of the environment it was routed to.
+// refuseForeign returns the pushes to store and how many it dropped, or
+// the answer when it refuses the delivery.
+func (h *handler) refuseForeign(ctx context.Context, src *source, pushes []routed) ([]routed, int, reply, bool) {
+	own := pushes[:0:0]
+	var foreign []routed
+	for _, p := range pushes {
+		if p.Registry == "" || p.dest.registry.Names(p.Registry) {
 			own = append(own, p)
 		} else {
-			foreign = append(foreign, p.Registry)
+			foreign = append(foreign, p)
 		}
 	}
 	if len(foreign) == 0 {
-		return reply{}, false
+		return pushes, 0, reply{}, false
 	}
+	first := foreign[0]
 	h.metrics.event(src, outcomeForeign, len(foreign))
 	src.foreign.Add(int64(len(foreign)))
 	src.foreignLog.Do(func() {
 		h.log.WarnContext(ctx, "push of a foreign registry refused: declare the host in the environment's registry.aliases if it is another name of the same registry",
-			"source", src.name, "host", foreign[0], "expected_host", src.registry.Host, "aliases", src.registry.Aliases,
-			"environment", src.environment, "refused_since_last_line", src.foreign.Swap(0))
+			"source", src.name, "host", first.Registry, "expected_host", first.dest.registry.Host, "aliases", first.dest.registry.Aliases,
+			"environment", first.dest.environment, "refused_since_last_line", src.foreign.Swap(0))
 	})
 	if formats.RetriesRefusals(src.format) {
-		res.Pushes = own
-		res.Ignored += len(foreign)
-		return reply{}, false
+		return own, len(foreign), reply{}, false
 	}
-	return reply{http.StatusBadRequest, errorBody{fmt.Sprintf(
-		"%s: registry %q is not environment %s's registry; nothing was stored", src.format, foreign[0], src.environment)}}, true
+	return nil, 0, reply{http.StatusBadRequest, errorBody{fmt.Sprintf(
+		"%s: registry %q is not environment %s's registry; nothing was stored", src.format, first.Registry, first.dest.environment)}}, true
 }

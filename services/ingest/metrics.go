@@ -28,6 +28,9 @@ const (
 	// outcomeForeign: the push names a registry that is not the
 	// environment's (neither its host nor an alias); never stored.
 	outcomeForeign = "foreign_registry"
+	// outcomeUnrouted: the source has routes and none matches the push's
+	// repository and tag; never stored.
+	outcomeUnrouted = "unrouted"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"source", "format", "code"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipway_ingest_events_total",
-			Help: "Notifications received by outcome: accepted (stored), duplicate (already stored), ignored (not a tagged manifest push), foreign_registry (names a registry that is not the environment's; refused), failed (not stored).",
+			Help: "Notifications received by outcome: accepted (stored), duplicate (already stored), ignored (not a tagged manifest push), foreign_registry (names a registry that is not the environment's; refused), unrouted (matches none of the source's routes), failed (not stored).",
 		}, []string{"source", "format", "outcome"}),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slipway_ingest_publish_seconds",

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/slipway-cd/slipway/services/ingest/formats"
 )
 
 // maxInFlight bounds the events of one delivery being built (a digest
@@ -29,7 +27,7 @@ const storeFailureHold = 30 * time.Second
 // publishAll stores one event per push, concurrently, and returns once every
 // ack (or failure) is in. Any failure fails the delivery: the sender retries
 // it whole, and the events that were stored die as duplicates.
-func (h *handler) publishAll(ctx context.Context, src *source, pushes []formats.Push) (Counts, error) {
+func (h *handler) publishAll(ctx context.Context, src *source, pushes []routed) (Counts, error) {
 	var counts Counts
 	if len(pushes) == 0 {
 		return counts, nil
@@ -91,7 +89,7 @@ func (h *handler) count(src *source, results []result, total int) (Counts, error
 }
 
 // store builds the event of one push and publishes it, waiting for the ack.
-func (h *handler) store(ctx context.Context, src *source, p formats.Push) (duplicate bool, err error) {
+func (h *handler) store(ctx context.Context, src *source, p routed) (duplicate bool, err error) {
 	e, err := h.event(ctx, src, p)
 	if err != nil {
 		return false, fmt.Errorf("build event for %s:%s: %w", p.Repository, p.Tag, err)

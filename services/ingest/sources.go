@@ -11,27 +11,42 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/match"
 	"github.com/slipway-cd/slipway/services/ingest/auth"
 	"github.com/slipway-cd/slipway/services/ingest/formats"
 	"github.com/slipway-cd/slipway/services/ingest/resolve"
 )
 
-// source is one configured webhook endpoint, checked and ready to serve.
-type source struct {
-	name        string
-	format      string
+// destination is an environment a source's pushes go to.
+type destination struct {
 	environment string
 	// registry is the environment's registry. Every event names its host,
 	// whatever the payload says: a payload may name it only by the host
 	// or an alias (see foreign).
 	registry config.Registry
+	// resolver asks the environment's registry for missing digests.
+	resolver *resolve.Resolver
+}
+
+// sourceRoute sends the pushes of the images it selects to its destination.
+type sourceRoute struct {
+	images *match.Images
+	dest   *destination
+}
+
+// source is one configured webhook endpoint, checked and ready to serve.
+type source struct {
+	name   string
+	format string
+	// dest is where every push goes (environment:); nil when the source
+	// has routes, where the first that matches a push decides.
+	dest   *destination
+	routes []sourceRoute
 	// repositoryPath puts the payload's repository key in front of the
 	// repository (Artifactory's repository-path access method).
 	repositoryPath bool
 	parse          formats.Parser
 	auth           auth.Authenticator
-	// resolver asks the environment's registry for missing digests.
-	resolver *resolve.Resolver
 	// limit bounds the deliveries per second; nil: no limit.
 	limit *rate.Limiter
 	// rejections are logged at most once per rejectLogEvery, with the
@@ -42,6 +57,9 @@ type source struct {
 	// Pushes naming a foreign registry are logged the same way.
 	foreignLog rate.Sometimes
 	foreign    atomic.Int64
+	// And pushes no route matches.
+	unroutedLog rate.Sometimes
+	unrouted    atomic.Int64
 }
 
 // rejectLogEvery is the interval of the "webhook rejected" log line per
@@ -55,11 +73,7 @@ var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // compileSources checks ingest.sources against the formats and environments
 // Slipway knows, and returns them by name. Errors carry the key path.
 func compileSources(cfg *config.Config) (map[string]*source, error) {
-	envs := map[string]config.Environment{}
-	for _, e := range cfg.Environments {
-		envs[e.Name] = e
-	}
-	resolvers := map[string]*resolve.Resolver{}
+	dests := destinations{cfg: cfg, byEnv: map[string]*destination{}}
 	out := map[string]*source{}
 	for i, s := range cfg.Ingest.Sources {
 		key := fmt.Sprintf("ingest.sources[%d]", i)
@@ -73,14 +87,6 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.format: %w", key, err)
 		}
-		env, ok := envs[s.Environment]
-		if !ok {
-			return nil, fmt.Errorf("%s.environment: unknown environment %q (not in environments)", key, s.Environment)
-		}
-		if !events.ValidToken(s.Environment) {
-			// It becomes a subject token; config checks should have caught it.
-			return nil, fmt.Errorf("%s.environment %q cannot be a NATS subject token", key, s.Environment)
-		}
 		a, err := auth.New(s.Auth)
 		switch {
 		case errors.Is(err, auth.ErrRequired):
@@ -88,28 +94,40 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 		case err != nil:
 			return nil, fmt.Errorf("%s.auth: %w", key, err)
 		}
-		if s.Registry != "" && !env.Registry.Names(s.Registry) {
-			return nil, fmt.Errorf("%s.registry %q is not a name of environment %q's registry: declare it in its registry.aliases", key, s.Registry, env.Name)
-		}
-		r, ok := resolvers[env.Name]
-		if !ok {
-			if r, err = resolve.New(env.Registry, cfg.Ingest.ResolveTimeout); err != nil {
-				return nil, fmt.Errorf("environments %q: %w", env.Name, err)
-			}
-			resolvers[env.Name] = r
-		}
-		out[s.Name] = &source{
+		src := &source{
 			name:           s.Name,
 			format:         s.Format,
-			environment:    s.Environment,
-			registry:       env.Registry,
 			repositoryPath: s.RepositoryPath,
 			parse:          parse,
 			auth:           a,
-			resolver:       r,
 			rejectLog:      rate.Sometimes{First: 1, Interval: rejectLogEvery},
 			foreignLog:     rate.Sometimes{First: 1, Interval: rejectLogEvery},
+			unroutedLog:    rate.Sometimes{First: 1, Interval: rejectLogEvery},
 		}
+		if (s.Environment == "") == (len(s.Routes) == 0) {
+			return nil, fmt.Errorf("%s: set exactly one of environment or routes", key)
+		}
+		if s.Environment != "" {
+			if src.dest, err = dests.get(key, key+".environment", s.Environment, s.Registry); err != nil {
+				return nil, err
+			}
+		}
+		for j, r := range s.Routes {
+			rkey := fmt.Sprintf("%s.routes[%d]", key, j)
+			if len(r.Repositories) == 0 {
+				return nil, fmt.Errorf("%s.repositories: name at least one repository glob (\"**\" for every repository)", rkey)
+			}
+			images, probs := match.Compile(r.Repositories, r.Tags)
+			if len(probs) > 0 {
+				return nil, fmt.Errorf("%s.%s: %w", rkey, probs[0].Field, probs[0].Err)
+			}
+			d, err := dests.get(key, rkey+".environment", r.Environment, s.Registry)
+			if err != nil {
+				return nil, err
+			}
+			src.routes = append(src.routes, sourceRoute{images: images, dest: d})
+		}
+		out[s.Name] = src
 		if s.RateLimit > 0 {
 			burst := s.Burst
 			if burst == 0 {
@@ -119,4 +137,39 @@ func compileSources(cfg *config.Config) (map[string]*source, error) {
 		}
 	}
 	return out, nil
+}
+
+// destinations builds one destination per environment, shared by every
+// source and route that names it (one resolver, one connection pool, per
+// registry).
+type destinations struct {
+	cfg   *config.Config
+	byEnv map[string]*destination
+}
+
+// get is the destination of environment name, named at key. registry is the
+// source's (at srcKey) registry key, which must be a name of the
+// environment's registry.
+func (ds destinations) get(srcKey, key, name, registry string) (*destination, error) {
+	env, ok := ds.cfg.Environment(name)
+	if !ok {
+		return nil, fmt.Errorf("%s: unknown environment %q (not in environments)", key, name)
+	}
+	if !events.ValidToken(name) {
+		// It becomes a subject token; config checks should have caught it.
+		return nil, fmt.Errorf("%s %q cannot be a NATS subject token", key, name)
+	}
+	if registry != "" && !env.Registry.Names(registry) {
+		return nil, fmt.Errorf("%s.registry %q is not a name of environment %q's registry: declare it in its registry.aliases", srcKey, registry, env.Name)
+	}
+	if d, ok := ds.byEnv[name]; ok {
+		return d, nil
+	}
+	r, err := resolve.New(env.Registry, ds.cfg.Ingest.ResolveTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("environments %q: %w", env.Name, err)
+	}
+	d := &destination{environment: env.Name, registry: env.Registry, resolver: r}
+	ds.byEnv[name] = d
+	return d, nil
 }

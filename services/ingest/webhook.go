@@ -130,15 +130,17 @@ func (h *handler) receive(ctx context.Context, c echo.Context, src *source, toke
 	}
 	res = formats.Normalize(res)
 	h.metrics.event(src, outcomeIgnored, res.Ignored)
-	if rep, refused := h.refuseForeign(ctx, src, &res); refused {
+	pushes, unrouted := h.routePushes(ctx, src, res.Pushes)
+	pushes, foreign, rep, refused := h.refuseForeign(ctx, src, pushes)
+	if refused {
 		return rep
 	}
 
-	counts, err := h.publishAll(ctx, src, res.Pushes)
-	counts.Ignored = res.Ignored
+	counts, err := h.publishAll(ctx, src, pushes)
+	counts.Ignored = res.Ignored + unrouted + foreign
 	if err != nil {
 		// Whatever was stored becomes a duplicate when the registry retries.
-		h.log.WarnContext(ctx, "webhook not stored; the sender should retry", "source", src.name, "events", len(res.Pushes), "error", err)
+		h.log.WarnContext(ctx, "webhook not stored; the sender should retry", "source", src.name, "events", len(pushes), "error", err)
 		return reply{http.StatusServiceUnavailable, errorBody{"events could not be stored, retry later"}}
 	}
 	h.log.DebugContext(ctx, "webhook stored", "source", src.name, "accepted", counts.Accepted, "duplicates", counts.Duplicates, "ignored", counts.Ignored)
