@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/promoted"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 	"github.com/slipway-cd/slipway/services/promoter/rules"
 )
@@ -28,6 +29,10 @@ type promoter struct {
 	log        *slog.Logger
 	now        func() time.Time
 	metrics    *metrics
+
+	// promoted records each digest being promoted into an environment,
+	// for the clusters that deploy only promoted images.
+	promoted *promoted.Store
 }
 
 // errSoaking is returned while an image has not been in its stage long
@@ -103,7 +108,7 @@ func (p *promoter) apply(ctx context.Context, e events.Event, r *rules.Rule, d e
 	if r.Approval.Required {
 		return p.requestApproval(ctx, e, r, from, to)
 	}
-	return p.copy(ctx, e.ID(), r, from, to)
+	return p.copy(ctx, e.ID(), r, from, to, nil)
 }
 
 // requestApproval records an approval and announces it. Both are
@@ -162,7 +167,7 @@ func (p *promoter) granted(ctx context.Context, e events.Event, d events.Approva
 	if err != nil {
 		return p.fail(ctx, e.ID(), r, rec.From, rec.To, err, false)
 	}
-	return p.copy(ctx, e.ID(), r, from, rec.To)
+	return p.copy(ctx, e.ID(), r, from, rec.To, &rec)
 }
 
 // configured is ref as the promoter reads it: from its environment's
@@ -196,9 +201,22 @@ func (p *promoter) rule(name string) *rules.Rule {
 // redelivered event a no-op. Permanent failures end in one
 // promotion.failed; retryable ones are retried with back-off, and the last
 // attempt's failure is announced before the event goes to the dead letters.
-func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef) error {
+// approved is the approval that allowed the copy; nil when none was needed.
+func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef, approved *approval.Record) error {
 	key := r.Name + "." + events.ID(from.Digest, to.String())
 	if done, err := p.state.done(ctx, key); err != nil || done != nil {
+		return err
+	}
+	// Recorded before the first byte is copied: the target registry
+	// announces the push by webhook as soon as the manifest lands, and a
+	// cluster that deploys only promoted images must find the digest
+	// promoted by then, or it takes the webhook for a direct push.
+	mark := promoted.Record{Environment: r.To, Digest: from.Digest, Repository: to.Repository, Tag: to.Tag,
+		Rule: r.Name, CauseID: causeID, At: p.now().UTC()}
+	if approved != nil {
+		mark.ApprovalID, mark.Approver = approved.ID, approved.DecidedBy
+	}
+	if _, err := p.promoted.Put(ctx, mark); err != nil {
 		return err
 	}
 	start := time.Now()

@@ -23,6 +23,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
+	"github.com/slipway-cd/slipway/pkg/platform/promoted"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/promoter"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
@@ -321,5 +322,57 @@ func TestRejectedApprovalCopiesNothing(t *testing.T) {
 	}
 	if _, err := testkit.TryDigest(tst.Host + "/apps/web:1.0.0"); err == nil {
 		t.Error("copied after a rejection")
+	}
+}
+
+// TestPromotedDigestIsRecordedBeforeTheManifestLands: the target registry
+// sends its push webhook once the manifest is stored, so the record that
+// tells a cluster deploying only promoted images "this digest is being
+// promoted here" must exist by the time the manifest PUT reaches the
+// registry. The registry's front checks the bucket at that moment.
+func TestPromotedDigestIsRecordedBeforeTheManifestLands(t *testing.T) {
+	dev, tst := testkit.NewRegistry(t, testkit.RegistryOptions{}), testkit.NewRegistry(t, testkit.RegistryOptions{})
+	u, _ := url.Parse(tst.URL)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var js atomic.Pointer[jetstream.JetStream]
+	var puts, recordedAtPut atomic.Int64
+	var dig atomic.Pointer[string]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			puts.Add(1)
+			if store, err := promoted.Bind(r.Context(), *js.Load()); err == nil {
+				if _, ok, err := store.Get(r.Context(), "tst", *dig.Load()); err == nil && ok {
+					recordedAtPut.Add(1)
+				}
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	e := newEnv(t, dev.Host, strings.TrimPrefix(front.URL, "http://"), rule, "")
+	js.Store(&e.js)
+	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
+	d := testkit.Digest(t, dev.Host+"/apps/web:1.0.0")
+	dig.Store(&d)
+	e.start(promoter.New())
+	cause := e.pushed("apps/web", "1.0.0", d, time.Now())
+	e.seen.Wait(t, events.TypeImagePromoted, 1)
+
+	if puts.Load() == 0 || recordedAtPut.Load() != puts.Load() {
+		t.Fatalf("%d of %d manifest PUTs found the digest recorded as promoted", recordedAtPut.Load(), puts.Load())
+	}
+	store, err := promoted.Bind(t.Context(), e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, ok, err := store.Get(t.Context(), "tst", d)
+	if err != nil || !ok {
+		t.Fatalf("record: %v %v", ok, err)
+	}
+	if rec.Rule != "dev-to-tst" || rec.Repository != "apps/web" || rec.Tag != "1.0.0" || rec.CauseID != cause.ID() || rec.ApprovalID != "" {
+		t.Errorf("record %+v", rec)
+	}
+	if _, ok, _ := store.Get(t.Context(), "dev", d); ok {
+		t.Error("the digest is recorded as promoted into its source environment")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/promoted"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 	"github.com/slipway-cd/slipway/services/promoter/rules"
 )
@@ -55,6 +56,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
+	marks, err := promoted.Open(ctx, d.JS, replicas, keep)
+	if err != nil {
+		return err
+	}
 	copts := copier.Options{Logger: d.Log}
 	registries := map[string]config.Registry{}
 	for _, e := range cfg.Environments {
@@ -72,7 +77,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
-	p := &promoter{rules: rs, registries: registries, copier: copier.New(copts), approvals: approvals, state: state,
+	p := &promoter{rules: rs, registries: registries, copier: copier.New(copts), approvals: approvals, state: state, promoted: marks,
 		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m}
 
 	var sweeping sync.WaitGroup
