@@ -57,9 +57,9 @@ func TestEveryTypeFollowsTheNamingRule(t *testing.T) {
 			t.Errorf("ParseType(%q) = %q, %v", tc.Type.Short(), got, err)
 		}
 	}
-	// The 11 types of the contract table, and event.deadlettered added to it.
-	if len(events.Types) != 12 {
-		t.Errorf("the contract has 12 event types, Types lists %d", len(events.Types))
+	// The 11 types of the contract table, and event.deadlettered and deployment.refused added to it.
+	if len(events.Types) != 13 {
+		t.Errorf("the contract has 13 event types, Types lists %d", len(events.Types))
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	TypeDeploymentSucceeded Type = "dev.slipway.deployment.succeeded.v1"
 	TypeDeploymentFailed    Type = "dev.slipway.deployment.failed.v1"
 	TypeDriftDetected       Type = "dev.slipway.drift.detected.v1"
+	TypeDeploymentRefused   Type = "dev.slipway.deployment.refused.v1"
 	TypeNotificationFailed  Type = "dev.slipway.notification.failed.v1"
 	TypeEventDeadLettered   Type = "dev.slipway.event.deadlettered.v1"
 )
@@ -43,6 +44,7 @@ var Types = []struct {
 	{TypeDeploymentSucceeded, Deployment{}},
 	{TypeDeploymentFailed, Deployment{}},
 	{TypeDriftDetected, DriftDetected{}},
+	{TypeDeploymentRefused, DeploymentRefused{}},
 	{TypeNotificationFailed, NotificationFailed{}},
 	{TypeEventDeadLettered, EventDeadLettered{}},
 }
@@ -259,6 +261,31 @@ type DriftDetected struct {
 	AppID         string `json:"appId"`
 	ExpectedImage string `json:"expectedImage"`
 	ActualImage   string `json:"actualImage"`
+}
+
+// DeploymentRefused is the data of dev.slipway.deployment.refused.v1: an
+// image was pushed straight into the registry of an environment whose
+// cluster deploys only what a Slipway promotion brought there (accept:
+// promoted), so no workload of that cluster was updated. Announced once per
+// cluster and digest.
+type DeploymentRefused struct {
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment"`
+	// Image is the pushed image, registry/repository:tag@digest.
+	Image      string `json:"image"`
+	Digest     string `json:"digest"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag,omitempty"`
+	// Actor is who pushed, as the image.pushed event says; empty when the
+	// registry did not say.
+	Actor string `json:"actor"`
+	// Source is the ingest source (webhook endpoint) that received the push.
+	Source string `json:"source"`
+	// Reason says why the image was not deployed.
+	Reason string `json:"reason"`
+	// Workloads are the ids of the workloads whose policy would have taken
+	// the image.
+	Workloads []string `json:"workloads"`
 }
 
 // NotificationFailed is the data of dev.slipway.notification.failed.v1: a

@@ -9,6 +9,8 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/match"
+	"github.com/slipway-cd/slipway/pkg/platform/promoted"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -18,6 +20,12 @@ type cluster struct {
 	env      string
 	platform string // marathon | docker | swarm
 	policy   deployPolicy
+	// accept is config.AcceptAny or config.AcceptPromoted (deploy only
+	// images a promotion brought into the environment).
+	accept string
+	// only, when set, is every image the cluster may deploy.
+	only     *match.Images
+	promoted *promoted.Store
 	target   target.Target
 	index    *index
 	store    *store

@@ -86,6 +86,7 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 			continue
 		}
 		checkBlocks(cl, path, p)
+		checkGates(cl, path, p)
 		pl.check(cl, path, p)
 	}
 }

@@ -52,6 +52,9 @@ func (c *cluster) handle(ctx context.Context, e events.Event) error {
 	if err := c.waitSynced(ctx); err != nil {
 		return err
 	}
+	if ok, err := c.gate(ctx, e, t); !ok || err != nil {
+		return err
+	}
 	var jobs []managedApp
 	for _, app := range c.index.lookup(t.image.RepoKey()) {
 		d := app.policy.Accept(app.image, t.image)

@@ -10,6 +10,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/promoted"
 	"github.com/slipway-cd/slipway/services/deployer/docker"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/services/deployer/target"
@@ -57,6 +58,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
+	marks, err := promoted.Open(ctx, d.JS, cfg.NATS.Stream.Replicas, cfg.NATS.Stream.MaxAge)
+	if err != nil {
+		return err
+	}
 	pub := bus.NewPublisher(d.JS, d.Stream)
 	m, err := newMetrics(d.Metrics)
 	if err != nil {
@@ -97,8 +102,13 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			d.Log.Warn("no marathon.auth configured: requests go without authentication; set auth: { none: true } to say so",
 				"cluster", cl.Name)
 		}
+		only, err := onlyOf(cl)
+		if err != nil {
+			return fmt.Errorf("clusters[%d]: %w", i, err)
+		}
 		c := &cluster{
 			name: cl.Name, env: cl.Environment, platform: cl.Platform(), policy: policyOf(cl.Deploy), target: tg,
+			accept: cfg.AcceptOf(cl), only: only, promoted: marks,
 			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), store: st, pub: pub,
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,

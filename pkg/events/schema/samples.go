@@ -125,6 +125,17 @@ func samples() []events.Spec {
 			},
 		},
 		{
+			ID: events.ID("deployment.refused", "vsphere-prd", "sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c"), Type: events.TypeDeploymentRefused,
+			Source: "/slipway/deployer/vsphere-prd", Environment: "prd", Subject: prdReg + "/" + repo + ":1.4.3@sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c",
+			CausationID: events.ID("image.pushed", "prd", prdReg, repo, "1.4.3"), Time: at.Add(170 * time.Minute),
+			Data: events.DeploymentRefused{
+				Cluster: "vsphere-prd", Environment: "prd", Image: prdReg + "/" + repo + ":1.4.3@sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c",
+				Digest: "sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c", Repository: repo, Tag: "1.4.3",
+				Actor: "jdoe", Source: "prd-registry", Reason: "vsphere-prd deploys only images a Slipway promotion brought into prd (accept: promoted); this one was pushed there directly",
+				Workloads: []string{"/payments/api"},
+			},
+		},
+		{
 			ID: events.CausedID(failedID, events.TypeNotificationFailed, "team-slack"), Type: events.TypeNotificationFailed,
 			Source: "/slipway/notifier", Environment: "prd", CausationID: failedID, Time: at.Add(110 * time.Minute),
 			Data: events.NotificationFailed{

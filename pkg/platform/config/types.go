@@ -103,6 +103,29 @@ type TLS struct {
 type Environment struct {
 	Name     string   `yaml:"name"`
 	Registry Registry `yaml:"registry"`
+	// Accept is which images the environment's clusters deploy: any
+	// (default) or promoted, only images a Slipway promotion brought into
+	// the environment. A cluster's deploy.accept overrides it.
+	Accept string `yaml:"accept"`
+}
+
+// What an environment or cluster accepts (environments[].accept,
+// clusters[].deploy.accept).
+const (
+	AcceptAny      = "any"
+	AcceptPromoted = "promoted"
+)
+
+// AcceptOf is what the cluster deploys: its deploy.accept, else its
+// environment's accept, else any.
+func (c *Config) AcceptOf(cl Cluster) string {
+	if cl.Deploy.Accept != "" {
+		return cl.Deploy.Accept
+	}
+	if e, ok := c.Environment(cl.Environment); ok && e.Accept != "" {
+		return e.Accept
+	}
+	return AcceptAny
 }
 
 // Registry is an OCI registry and the credentials Slipway uses with it.
@@ -345,6 +368,18 @@ type DeployPolicy struct {
 	Rollback  *bool         `yaml:"rollback"`
 	PinDigest *bool         `yaml:"pinDigest"`
 	Force     bool          `yaml:"force"`
+	// Accept overrides the environment's accept for this cluster: any or
+	// promoted.
+	Accept string `yaml:"accept"`
+	// Only, when set, is every image the cluster may deploy; anything else
+	// is never deployed there, whatever the workloads' labels say.
+	Only *ImageSelector `yaml:"only"`
+}
+
+// ImageSelector selects images by repository globs and a tag filter.
+type ImageSelector struct {
+	Repositories []string  `yaml:"repositories"`
+	Tags         TagFilter `yaml:"tags"`
 }
 
 // Notify routes events to receivers.

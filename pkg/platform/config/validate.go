@@ -86,6 +86,7 @@ func (c *Config) checkCommon(p *Problems) {
 			p.Add(path+".registry.host", "%q must be a host[:port], without scheme or path", RedactURL(e.Registry.Host))
 		}
 		checkBasicUser(p, path+".registry.username", e.Registry.Username)
+		CheckAccept(p, path+".accept", e.Accept)
 		for j, a := range e.Registry.Aliases {
 			if !ValidHost(a) {
 				p.Add(fmt.Sprintf("%s.registry.aliases[%d]", path, j), "%q must be a host[:port], without scheme or path", RedactURL(a))
@@ -162,5 +163,15 @@ func (c *Config) validateNATS(p *Problems) {
 	}
 	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
 		p.Add("nats.tls", "certFile and keyFile go together")
+	}
+}
+
+// CheckAccept checks an accept setting (environments[].accept,
+// clusters[].deploy.accept): empty, any or promoted.
+func CheckAccept(p *Problems, path, accept string) {
+	switch accept {
+	case "", AcceptAny, AcceptPromoted:
+	default:
+		p.Add(path, "%q must be %s or %s", accept, AcceptAny, AcceptPromoted)
 	}
 }

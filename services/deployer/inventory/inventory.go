@@ -54,6 +54,24 @@ type Record struct {
 	PushedAt time.Time `json:"pushedAt,omitempty"`
 	// Drift is the image found running instead of Image, once reported.
 	Drift string `json:"drift,omitempty"`
+	// Refused is the last image pushed directly into an environment that
+	// deploys only promoted images (accept: promoted) which this workload's
+	// policy would have taken, and was not given. Cleared by the next
+	// deployment to the workload.
+	Refused *Refusal `json:"refused,omitempty"`
+}
+
+// Refusal is an image a workload was not given because it did not arrive
+// through a Slipway promotion.
+type Refusal struct {
+	Image  string `json:"image"`
+	Digest string `json:"digest,omitempty"`
+	// Actor is who pushed it, as the registry reported; empty when it
+	// did not say.
+	Actor string    `json:"actor,omitempty"`
+	At    time.Time `json:"at"`
+	// EventID is the deployment.refused event that announced it.
+	EventID string `json:"eventId"`
 }
 
 // WithWorkload fills in what the platform says of the workload now: its
