@@ -258,9 +258,18 @@ type DriftDetected struct {
 	// deployment events. Optional: older events lack it.
 	Platform string `json:"platform,omitempty" jsonschema:"minLength=1,pattern=^[a-z][a-z0-9]*$"`
 	// AppID is the workload's id on its platform, as in deployment events.
-	AppID         string `json:"appId"`
+	AppID string `json:"appId"`
+	// ExpectedImage is what Slipway last put or found there.
 	ExpectedImage string `json:"expectedImage"`
-	ActualImage   string `json:"actualImage"`
+	// ActualImage is what the workload runs instead; empty when it was
+	// removed.
+	ActualImage string `json:"actualImage"`
+	// Unmanaged is set when the workload left Slipway's management: its
+	// slipway.policy label was removed, or the workload was removed.
+	// Announced once; Slipway no longer deploys to it.
+	Unmanaged bool `json:"unmanaged,omitempty"`
+	// Reason says in words what changed.
+	Reason string `json:"reason,omitempty"`
 }
 
 // DeploymentRefused is the data of dev.slipway.deployment.refused.v1: an

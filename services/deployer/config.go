@@ -21,7 +21,7 @@ import (
 const (
 	DefaultDeployTimeout     = 10 * time.Minute
 	DefaultSyncInterval      = 5 * time.Minute
-	DefaultReconcileInterval = 5 * time.Minute
+	DefaultReconcileInterval = 30 * time.Second
 	DefaultPollInterval      = 5 * time.Second
 	DefaultDeployConcurrency = 16
 )

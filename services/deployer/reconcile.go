@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 	"github.com/slipway-cd/slipway/services/deployer/policy"
+	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
 // reconcileLoop compares what runs with the inventory every
@@ -38,52 +39,165 @@ func (c *cluster) reconcileLoop(ctx context.Context) {
 }
 
 // reconcile records apps Slipway has not seen yet as they run (the
-// baseline), and reports drift.detected once for each app that runs
-// something else than what Slipway last put or found there: somebody
-// changed it by hand.
+// baseline), and reports drift.detected once for each app Slipway manages
+// that runs something else than what Slipway last put or found there
+// (somebody changed it by hand: another tag, repository or registry, a
+// bare digest), and once for each that left management (its
+// slipway.policy label removed, or the app removed).
+//
+// Which apps are this cluster's: those the index manages (labelled, an
+// image of the environment's registry), and those the inventory recorded
+// as managed by this cluster whatever they run now. A labelled app of
+// another registry that this cluster never managed is another
+// environment's on the same platform, and left alone.
 func (c *cluster) reconcile(ctx context.Context) error {
 	apps, err := c.target.List(ctx)
 	if err != nil {
 		return err
 	}
+	listed := make(map[string]bool, len(apps))
 	for _, a := range apps {
-		m := c.index.managed(a)
-		if m == nil || len(a.Rollouts) > 0 || c.updating(ctx, a.ID) || c.unfinished(ctx, a.ID, m.written) {
-			continue // not ours, or a deployment is under way
+		listed[inventory.Key(c.name, a.ID)] = true
+		if err := c.reconcileApp(ctx, a); err != nil {
+			return err
 		}
-		rec, ok, err := c.store.inv.Get(ctx, c.name, a.ID)
+	}
+	return c.reconcileUnlisted(ctx, listed)
+}
+
+// reconcileApp compares one listed app with its inventory record.
+func (c *cluster) reconcileApp(ctx context.Context, a target.Workload) error {
+	m := c.index.managed(a)
+	if len(a.Rollouts) > 0 || c.updating(ctx, a.ID) || (m != nil && c.unfinished(ctx, a.ID, m.written)) {
+		return nil // a deployment is under way
+	}
+	rec, ok, err := c.store.inv.Get(ctx, c.name, a.ID)
+	if err != nil {
+		return err
+	}
+	ours := ok && managedBefore(rec)
+	switch {
+	case m == nil && !ours:
+		return nil // not this cluster's
+	case !ok || !ours: // new, or recorded while unmanaged: the baseline
+		return c.store.inv.Put(ctx, inventory.Record{
+			Cluster: c.name, Environment: c.env, AppID: a.ID, Image: m.written, Digest: m.image.Digest,
+			Policy: m.policy.String(), Platform: c.platform, Revision: a.Revision, UpdatedAt: time.Now().UTC(),
+		}.WithWorkload(&a))
+	case !labelled(a):
+		if rec.LeftManagement == leftRemoved {
+			// Back without its label (a container recreated by hand):
+			// its departure was reported already.
+			rec = rec.WithWorkload(&a)
+			rec.LeftManagement = leftUnlabelled
+			return c.store.inv.Put(ctx, rec)
+		}
+		return c.leave(ctx, rec)
+	case sameImage(rec.Image, a.Image):
+		fresh := rec.WithWorkload(&a)
+		fresh.Drift, fresh.LeftManagement, fresh.Platform = "", "", c.platform
+		if m != nil {
+			fresh.Policy = m.policy.String()
+		}
+		if fresh.Drift != rec.Drift || fresh.LeftManagement != rec.LeftManagement || fresh.Policy != rec.Policy || !sameCounts(rec, fresh) {
+			if rec.LeftManagement != "" {
+				fresh.Revision = a.Revision // back: a later departure is a new one
+			}
+			return c.store.inv.Put(ctx, fresh)
+		}
+	case rec.Drift != a.Image:
+		// apps is a snapshot: a deployment may have ended since it was
+		// taken (lease released, record written), leaving the record
+		// newer than the snapshot. Only an app unchanged since then runs
+		// what the snapshot says.
+		if now, gerr := c.target.Get(ctx, a.ID); gerr != nil || now.Revision != a.Revision {
+			return nil // the next pass looks again
+		}
+		if err := c.emitDrift(ctx, rec, a.Image, ""); err != nil {
+			return err
+		}
+		if rec.LeftManagement != "" {
+			rec.Revision = a.Revision // back: a later departure is a new one
+		}
+		rec.Drift, rec.LeftManagement = a.Image, ""
+		return c.store.inv.Put(ctx, rec)
+	case rec.LeftManagement != "":
+		// Back under its label, still on the drift already reported.
+		rec.LeftManagement, rec.Revision = "", a.Revision
+		return c.store.inv.Put(ctx, rec)
+	}
+	return nil
+}
+
+// reconcileUnlisted looks at the apps the inventory records as managed by
+// this cluster that the listing did not show: removed, or (on a platform
+// that lists only labelled workloads) unlabelled.
+func (c *cluster) reconcileUnlisted(ctx context.Context, listed map[string]bool) error {
+	keys, err := c.store.inv.Keys(ctx, c.name)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if listed[k] {
+			continue
+		}
+		rec, ok, err := c.store.inv.GetKey(ctx, k)
 		if err != nil {
 			return err
 		}
-		switch {
-		case !ok:
-			err = c.store.inv.Put(ctx, inventory.Record{
-				Cluster: c.name, Environment: c.env, AppID: a.ID, Image: m.written, Digest: m.image.Digest,
-				Policy: m.policy.String(), Platform: c.platform, Revision: a.Revision, UpdatedAt: time.Now().UTC(),
-			}.WithWorkload(&a))
-		case sameImage(rec.Image, m.written):
-			if fresh := rec.WithWorkload(&a); rec.Drift != "" || rec.Policy != m.policy.String() || !sameCounts(rec, fresh) {
-				fresh.Drift, fresh.Policy, fresh.Platform = "", m.policy.String(), c.platform
-				err = c.store.inv.Put(ctx, fresh)
-			}
-		case rec.Drift != m.written:
-			// apps is a snapshot: a deployment may have ended since it was
-			// taken (lease released, record written), leaving the record
-			// newer than the snapshot. Only an app unchanged since then
-			// runs what the snapshot says.
-			if now, gerr := c.target.Get(ctx, a.ID); gerr != nil || now.Revision != a.Revision {
-				break // the next pass looks again
-			}
-			if err = c.emitDrift(ctx, rec, m.written); err == nil {
-				rec.Drift = m.written
-				err = c.store.inv.Put(ctx, rec)
-			}
+		if !ok || rec.Cluster != c.name || !managedBefore(rec) || rec.LeftManagement != "" || c.updating(ctx, rec.AppID) {
+			continue
 		}
-		if err != nil {
+		if err := c.leave(ctx, rec); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Why an app left management (inventory.Record.LeftManagement).
+const (
+	leftUnlabelled = "unlabelled"
+	leftRemoved    = "removed"
+)
+
+// leave reports once that an app Slipway managed has lost its
+// slipway.policy label or was removed, and flags its record. The record is
+// kept in both cases, Image still what Slipway expected: a container
+// recreated by hand is removed and then created again, and the new one is
+// judged against that record (drift when it runs something else) instead
+// of being taken as a new app. The decision is made from the app as it is
+// now, not from the listing that led here.
+func (c *cluster) leave(ctx context.Context, rec inventory.Record) error {
+	if rec.LeftManagement != "" {
+		return nil // reported already
+	}
+	why, actual, revision := leftRemoved, "", rec.Revision
+	now, err := c.target.Get(ctx, rec.AppID)
+	switch {
+	case errors.Is(err, target.ErrNotFound):
+	case err != nil:
+		return err
+	case labelled(now):
+		return nil // labelled (again) since the listing: the next pass compares it
+	default:
+		why, actual, revision = leftUnlabelled, now.Image, now.Revision
+		rec = rec.WithWorkload(&now)
+	}
+	if err := c.emitDrift(ctx, rec, actual, why, revision); err != nil {
+		return err
+	}
+	rec.LeftManagement = why
+	return c.store.inv.Put(ctx, rec)
+}
+
+// managedBefore tells whether a record is of an app this cluster managed:
+// Slipway writes the app's policy into every record of a managed app.
+func managedBefore(rec inventory.Record) bool { return rec.Policy != "" }
+
+func labelled(w target.Workload) bool {
+	_, ok := w.Labels[LabelPolicy]
+	return ok
 }
 
 // updating reports whether a deployer holds the app's lease.
@@ -107,24 +221,38 @@ func sameImage(a, b string) bool {
 	return err1 == nil && err2 == nil && ia == ib
 }
 
-func (c *cluster) emitDrift(ctx context.Context, rec inventory.Record, actual string) error {
+// emitDrift announces drift.detected: the app runs actual instead of
+// rec.Image, or (left set) it left management. Its id makes it once per
+// (expected, actual), and once per departure.
+func (c *cluster) emitDrift(ctx context.Context, rec inventory.Record, actual, left string, idParts ...string) error {
+	d := events.DriftDetected{
+		Cluster: c.name, Environment: c.env, AppID: rec.AppID, ExpectedImage: rec.Image, ActualImage: actual,
+		Platform: c.platform, Reason: "the workload runs another image than Slipway put or found there",
+	}
+	switch left {
+	case leftUnlabelled:
+		d.Unmanaged, d.Reason = true, "the "+LabelPolicy+" label was removed: Slipway no longer manages the workload"
+	case leftRemoved:
+		d.Unmanaged, d.Reason = true, "the workload was removed"
+	}
+	id := []string{"drift.detected", c.name, rec.AppID, rec.Image, actual}
+	if left != "" {
+		id = append(append(id, left), idParts...)
+	}
 	e, err := events.New(ctx, events.Spec{
-		ID:          events.ID("drift.detected", c.name, rec.AppID, rec.Image, actual),
+		ID:          events.ID(id...),
 		Type:        events.TypeDriftDetected,
 		Source:      "/slipway/deployer/" + c.name,
 		Environment: c.env,
 		Subject:     c.name + ":" + rec.AppID,
-		Data: events.DriftDetected{
-			Cluster: c.name, Environment: c.env, AppID: rec.AppID, ExpectedImage: rec.Image, ActualImage: actual,
-			Platform: c.platform,
-		},
+		Data:        d,
 	})
 	if err != nil {
 		return err
 	}
 	_, err = c.pub.Publish(ctx, e)
 	if err == nil {
-		c.log.Warn("drift: the app runs another image than Slipway put there", "app", rec.AppID, "expected", rec.Image, "actual", actual)
+		c.log.Warn("drift: "+d.Reason, "app", rec.AppID, "expected", rec.Image, "actual", actual, "unmanaged", d.Unmanaged)
 	}
 	return err
 }

@@ -122,6 +122,7 @@ func samples() []events.Spec {
 			Data: events.DriftDetected{
 				Cluster: "vsphere-prd", Environment: "prd", Platform: events.PlatformMarathon, AppID: "/payments/api",
 				ExpectedImage: prd.String(), ActualImage: prdReg + "/" + repo + ":1.4.2-hotfix",
+				Reason: "the workload runs another image than Slipway put or found there",
 			},
 		},
 		{
@@ -176,7 +177,21 @@ func variants() []events.Spec {
 		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
 		CausationID: failed.CausationID, Time: failed.Time, Data: d,
 	}
-	return append([]events.Spec{superseded}, otherPlatforms()...)
+	return append([]events.Spec{superseded, leftManagement()}, otherPlatforms()...)
+}
+
+// leftManagement is the drift sample's app after someone removed its
+// slipway.policy label: announced once, unmanaged.
+func leftManagement() events.Spec {
+	drift, _ := sampleFor(events.TypeDriftDetected)
+	d := drift.Data.(events.DriftDetected)
+	d.ActualImage, d.Unmanaged = d.ExpectedImage, true
+	d.Reason = "the slipway.policy label was removed: Slipway no longer manages the workload"
+	return events.Spec{
+		ID:   events.ID("drift", "vsphere-prd", "/payments/api", "unlabelled"),
+		Type: events.TypeDriftDetected, Source: drift.Source, Environment: drift.Environment, Subject: drift.Subject,
+		Time: drift.Time.Add(time.Hour), Data: d,
+	}
 }
 
 // otherPlatforms are the Marathon sample's deployment in tst on a Docker

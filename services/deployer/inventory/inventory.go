@@ -53,7 +53,13 @@ type Record struct {
 	// knows: later events with an older push are ignored.
 	PushedAt time.Time `json:"pushedAt,omitempty"`
 	// Drift is the image found running instead of Image, once reported.
+	// Kept until the workload runs Image again or Slipway deploys to it.
 	Drift string `json:"drift,omitempty"`
+	// LeftManagement says why a workload Slipway managed is no longer
+	// managed, once reported: "unlabelled" (its slipway.policy label was
+	// removed) or "removed" (it no longer exists). Image stays what
+	// Slipway expected there; the workload coming back labelled clears it.
+	LeftManagement string `json:"leftManagement,omitempty"`
 	// Refused is the last image pushed directly into an environment that
 	// deploys only promoted images (accept: promoted) which this workload's
 	// policy would have taken, and was not given. Cleared by the next
@@ -139,18 +145,40 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 
 // Get returns the record of an app, and whether there is one.
 func (s *Store) Get(ctx context.Context, cluster, appID string) (Record, bool, error) {
-	e, err := s.kv.Get(ctx, Key(cluster, appID))
+	return s.GetKey(ctx, Key(cluster, appID))
+}
+
+// GetKey returns the record under a key (see Key and Keys), and whether
+// there is one.
+func (s *Store) GetKey(ctx context.Context, key string) (Record, bool, error) {
+	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Record{}, false, nil
 	}
 	if err != nil {
-		return Record{}, false, fmt.Errorf("inventory %s %s: %w", cluster, appID, err)
+		return Record{}, false, fmt.Errorf("inventory %s: %w", key, err)
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, false, fmt.Errorf("inventory %s %s: %w", cluster, appID, err)
+		return Record{}, false, fmt.Errorf("inventory %s: %w", key, err)
 	}
 	return r, true, nil
+}
+
+// Keys returns the keys of one cluster's records, without reading them:
+// the deployer finds the workloads it recorded that a listing no longer
+// shows. A cluster whose name holds dots may see another's keys too; the
+// records say which cluster they are of.
+func (s *Store) Keys(ctx context.Context, cluster string) ([]string, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, cluster+".>")
+	if err != nil {
+		return nil, fmt.Errorf("inventory keys of %s: %w", cluster, err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // Delete forgets an app (it was removed from Marathon).
