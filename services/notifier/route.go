@@ -69,6 +69,11 @@ func attrsOf(e events.Event) attrs {
 			a.label = d.Notify
 			a.superseded = t == events.TypeDeploymentFailed && d.Superseded
 		}
+	case events.TypeDeploymentRefused:
+		if d, err := events.DataAs[events.DeploymentRefused](e); err == nil {
+			a.repository = d.Repository
+			a.cluster = d.Cluster
+		}
 	case events.TypeDriftDetected:
 		if d, err := events.DataAs[events.DriftDetected](e); err == nil {
 			a.repository = render.Repository(d.ExpectedImage)

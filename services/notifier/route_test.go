@@ -107,6 +107,8 @@ func TestRouting(t *testing.T) {
 			deployed(t, events.TypeDeploymentFailed, "prd", "vsphere-prd", img, ""), "hook=-"},
 		{"cluster of a drift", []r{{Match: m{Clusters: []string{"vsphere-prd"}}, Receivers: []string{"hook"}}},
 			ev(t, events.TypeDriftDetected, "prd", "", events.DriftDetected{Cluster: "vsphere-prd", AppID: "/web"}), "hook=-"},
+		{"a refused direct push by type, cluster and repository", []r{{Match: m{Types: []string{"deployment.refused"}, Clusters: []string{"vsphere-*"}, Repositories: []string{"apps/**"}}, Receivers: []string{"hook"}}},
+			ev(t, events.TypeDeploymentRefused, "prd", img, events.DeploymentRefused{Cluster: "vsphere-prd", Repository: "apps/web", Image: img, Actor: "jdoe"}), "hook=-"},
 		{"cluster mismatch", []r{{Match: m{Clusters: []string{"azure-*"}}, Receivers: []string{"hook"}}},
 			deployed(t, events.TypeDeploymentFailed, "prd", "vsphere-prd", img, ""), ""},
 		{"no cluster on a push", []r{{Match: m{Clusters: []string{"*"}}, Receivers: []string{"hook"}}}, pushed(t, "dev", "apps/web"), ""},

@@ -24,6 +24,7 @@ const (
 	StatusApprovalRequested  = "approval requested"
 	StatusApproved           = "approved"
 	StatusRejected           = "rejected"
+	StatusRefused            = "refused"
 	StatusDrift              = "drift"
 	StatusNotificationFailed = "notification failed"
 	StatusDeadLettered       = "dead-lettered"
@@ -153,6 +154,18 @@ func render(e events.Event, data any) notify.Message {
 		f = append(f, "Platform", platform, "Deployment", deploymentID)
 		m.Facts = facts(f...)
 		m.Thread, m.ThreadTitle = thread(img.repository, img.tag, img.digest)
+	case events.DeploymentRefused:
+		by := ""
+		if d.Actor != "" {
+			by = " by " + d.Actor
+		}
+		m = notify.Message{
+			Title:  "not deployed on " + d.Cluster + ": " + Release(d.Repository, d.Tag, d.Digest) + " was pushed directly" + by + ", not promoted",
+			Status: StatusRefused, Severity: notify.Warning,
+			Facts: facts("Cluster", d.Cluster, "Image", d.Image, "Pushed by", d.Actor, "Webhook", d.Source,
+				"Workloads", strings.Join(d.Workloads, ", "), "Reason", d.Reason),
+		}
+		m.Thread, m.ThreadTitle = thread(d.Repository, d.Tag, d.Digest)
 	case events.DriftDetected:
 		title := "drift on " + d.Cluster + ": " + d.AppID
 		if d.ActualImage != "" {

@@ -22,7 +22,8 @@ type Data struct {
 	Event Event
 	// Data is the event's typed data: events.ImagePushed,
 	// events.ApprovalRequested, events.ApprovalDecision, events.ImagePromoted,
-	// events.PromotionFailed, events.Deployment, events.DriftDetected,
+	// events.PromotionFailed, events.Deployment, events.DeploymentRefused,
+	// events.DriftDetected,
 	// events.NotificationFailed or events.EventDeadLettered; a map for a type
 	// this version does not know.
 	Data any
@@ -165,6 +166,8 @@ func decode(e events.Event) (any, bool) {
 		v, err = events.DataAs[events.PromotionFailed](e)
 	case events.TypeDeploymentStarted, events.TypeDeploymentSucceeded, events.TypeDeploymentFailed:
 		v, err = events.DataAs[events.Deployment](e)
+	case events.TypeDeploymentRefused:
+		v, err = events.DataAs[events.DeploymentRefused](e)
 	case events.TypeDriftDetected:
 		v, err = events.DataAs[events.DriftDetected](e)
 	case events.TypeNotificationFailed:

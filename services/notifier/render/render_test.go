@@ -193,6 +193,17 @@ func TestDefaults(t *testing.T) {
 			title: "drift on vsphere-prd: /prd/web runs apps/web 1.3.9, expected apps/web 1.4.0", status: "drift", severity: notify.Warning,
 		},
 		{
+			name: "deployment refused",
+			e: event(t, events.TypeDeploymentRefused, "prd", prdReg+"/apps/web:1.4.0@"+digest, events.DeploymentRefused{
+				Cluster: "vsphere-prd", Environment: "prd", Image: prdReg + "/apps/web:1.4.0@" + digest, Digest: digest,
+				Repository: "apps/web", Tag: "1.4.0", Actor: "jdoe", Source: "prd-registry", Reason: "pushed directly",
+				Workloads: []string{"/prd/web", "/prd/web-canary"},
+			}),
+			title:  "not deployed on vsphere-prd: apps/web 1.4.0 was pushed directly by jdoe, not promoted",
+			status: "refused", severity: notify.Warning, thread: digest,
+			facts: map[string]string{"Pushed by": "jdoe", "Workloads": "/prd/web, /prd/web-canary", "Webhook": "prd-registry"},
+		},
+		{
 			name: "notification failed",
 			e: event(t, events.TypeNotificationFailed, "prd", "", events.NotificationFailed{
 				Receiver: "team-slack", EventID: "e-1", EventType: string(events.TypeDeploymentSucceeded), Error: "500", Attempts: 8,
