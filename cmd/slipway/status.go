@@ -75,10 +75,23 @@ func printStatus(out io.Writer, records []inventory.Record) error {
 		if r.Drift != "" {
 			note = "drift: runs " + r.Drift
 		}
+		if r.Refused != nil {
+			note = strings.TrimPrefix(note+"; "+refusedNote(r.Refused), "; ")
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Environment, r.AppID, platformOf(r),
 			shortenDigests(r.Image), r.Policy, instancesOf(r), nodesOf(r), r.UpdatedAt.Local().Format("2006-01-02 15:04"), note)
 	}
 	return w.Flush()
+}
+
+// refusedNote names the direct push a workload was not given because its
+// environment deploys only promoted images, and who pushed it.
+func refusedNote(r *inventory.Refusal) string {
+	by := r.Actor
+	if by == "" {
+		by = "an unnamed pusher"
+	}
+	return "refused direct push " + shortenDigests(r.Image) + " by " + by
 }
 
 // platformOf names the record's platform; records written before Slipway
