@@ -164,6 +164,11 @@ type ImagePromoted struct {
 	BytesCopied     int64    `json:"bytesCopied"`
 	ReferrersCopied int      `json:"referrersCopied"`
 	DurationMs      int64    `json:"durationMs"`
+	// ApprovalID is the approval that allowed the promotion, when its rule
+	// requires one; ApprovedBy is who granted it. Both are absent from
+	// promotions that needed no approval, and from older events.
+	ApprovalID string `json:"approvalId,omitempty"`
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
 
 // PromotionFailed is the data of dev.slipway.promotion.failed.v1.

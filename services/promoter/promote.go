@@ -254,7 +254,7 @@ func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from
 		Subject: to.String(), CausationID: causeID,
 		Data: events.ImagePromoted{Promotion: r.Name, From: from, To: to, BlobsCopied: res.BlobsCopied,
 			BlobsSkipped: res.BlobsSkipped, BytesCopied: res.BytesCopied, ReferrersCopied: res.ReferrersCopied,
-			DurationMs: time.Since(start).Milliseconds()},
+			DurationMs: time.Since(start).Milliseconds(), ApprovalID: approvalID(approved), ApprovedBy: approver(approved)},
 	})
 	if err != nil {
 		return err
@@ -290,4 +290,20 @@ func (p *promoter) fail(ctx context.Context, causeID string, r *rules.Rule, from
 	p.metrics.promotions.WithLabelValues(r.Name, "failed").Inc()
 	p.log.Warn("promotion failed", "rule", r.Name, "from", from.String(), "to", to.String(), "retryable", retryable, "error", cause)
 	return nil
+}
+
+// approvalID and approver name the approval that allowed a promotion, for
+// image.promoted; empty when none was needed.
+func approvalID(a *approval.Record) string {
+	if a == nil {
+		return ""
+	}
+	return a.ID
+}
+
+func approver(a *approval.Record) string {
+	if a == nil {
+		return ""
+	}
+	return a.DecidedBy
 }
