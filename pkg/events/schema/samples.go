@@ -177,7 +177,24 @@ func variants() []events.Spec {
 		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
 		CausationID: failed.CausationID, Time: failed.Time, Data: d,
 	}
-	return append([]events.Spec{superseded, leftManagement()}, otherPlatforms()...)
+	return append([]events.Spec{superseded, leftManagement(), approvedPromotion()}, otherPlatforms()...)
+}
+
+// approvedPromotion is the promotion to prd the release manager approved:
+// it names the approval and who granted it.
+func approvedPromotion() events.Spec {
+	tst, _ := sampleFor(events.TypeImagePromoted)
+	p := tst.Data.(events.ImagePromoted)
+	granted, _ := sampleFor(events.TypeApprovalGranted)
+	decision := granted.Data.(events.ApprovalDecision)
+	p.Promotion, p.From = decision.Promotion, p.To
+	p.To.Environment, p.To.Registry = "prd", "registry.prd.example"
+	p.ApprovalID, p.ApprovedBy = decision.ApprovalID, decision.By
+	return events.Spec{
+		ID:   events.CausedID(granted.ID, events.TypeImagePromoted, decision.Promotion),
+		Type: events.TypeImagePromoted, Source: tst.Source, Environment: "prd", Subject: p.To.String(),
+		CausationID: granted.ID, Time: granted.Time.Add(40 * time.Second), Data: p,
+	}
 }
 
 // leftManagement is the drift sample's app after someone removed its
