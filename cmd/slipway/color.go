@@ -50,7 +50,7 @@ func typeColor(t events.Type) string {
 		return red
 	case events.TypeImagePromoted, events.TypeDeploymentSucceeded, events.TypeApprovalGranted:
 		return green
-	case events.TypeApprovalRequested, events.TypeDriftDetected:
+	case events.TypeApprovalRequested, events.TypeDriftDetected, events.TypeComplianceViolated:
 		return yellow
 	case events.TypeImagePushed, events.TypeDeploymentStarted:
 		return cyan

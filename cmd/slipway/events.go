@@ -441,6 +441,10 @@ func eventDetail(e events.Event) string {
 		if d, err := events.DataAs[events.DriftDetected](e); err == nil {
 			detail = fmt.Sprintf("expected %s, runs %s", d.ExpectedImage, d.ActualImage)
 		}
+	case events.TypeComplianceViolated:
+		if d, err := events.DataAs[events.ComplianceViolated](e); err == nil {
+			detail = fmt.Sprintf("breaks %s (%s): %s", d.Rule, d.Kind, d.Detail)
+		}
 	case events.TypeNotificationFailed:
 		if d, err := events.DataAs[events.NotificationFailed](e); err == nil {
 			detail = fmt.Sprintf("%s after %d attempts: %s", d.Receiver, d.Attempts, d.Error)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,75 +16,298 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-cd/slipway/pkg/platform/config"
+	"github.com/slipway-cd/slipway/pkg/platform/match"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
+	"github.com/slipway-cd/slipway/services/deployer/policy"
 )
+
+// Output formats of status and where.
+const (
+	formatTable = "table"
+	formatJSON  = "json"
+	formatCSV   = "csv"
+)
+
+// statusFilter selects inventory records; every set field must hold.
+type statusFilter struct {
+	env, cluster, image, repository, digest, node string
+	unmanaged, drift                              bool
+
+	repo *match.Images // repository, compiled
+}
+
+func (f *statusFilter) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.env, "env", "", "only workloads of this environment")
+	fs.StringVar(&f.cluster, "cluster", "", "only workloads of this cluster")
+	fs.StringVar(&f.image, "image", "", "only workloads whose image contains this text or is this image reference")
+	fs.StringVar(&f.repository, "repository", "", `only workloads of repositories matching this glob ("apps/**"; with or without the registry host)`)
+	fs.StringVar(&f.digest, "digest", "", "only workloads running this digest (a prefix will do, with or without sha256:)")
+	fs.StringVar(&f.node, "node", "", "only workloads with an instance on this node")
+	fs.BoolVar(&f.unmanaged, "unmanaged", false, "only workloads Slipway does not manage (no slipway.policy label)")
+	fs.BoolVar(&f.drift, "drift", false, "only workloads that drifted from what Slipway put there, or left its management")
+}
+
+func (f *statusFilter) compile(cmd *cobra.Command) error {
+	if f.repository == "" {
+		return nil
+	}
+	m, probs := match.Compile([]string{f.repository}, config.TagFilter{})
+	if len(probs) > 0 {
+		return usageErrorf(cmd, "--repository: %v", probs[0].Err)
+	}
+	f.repo = m
+	return nil
+}
+
+func (f *statusFilter) keep(r inventory.Record) bool {
+	switch {
+	case f.env != "" && r.Environment != f.env,
+		f.cluster != "" && r.Cluster != f.cluster,
+		f.unmanaged && r.Managed,
+		f.drift && r.Drift == "" && r.LeftManagement == "",
+		f.digest != "" && !digestMatches(r.Digest, f.digest),
+		f.image != "" && !imageMatches(r.Image, f.image),
+		f.node != "" && !slices.ContainsFunc(r.Nodes, func(n string) bool { return nodeMatches(n, f.node) }),
+		f.repo != nil && !f.repo.MatchesRepository(r.Repository) && !f.repo.MatchesRepository(r.Registry+"/"+r.Repository):
+		return false
+	}
+	return true
+}
+
+// digestMatches: want is a digest or a prefix of one, with or without its
+// algorithm ("sha256:ab12", "ab12").
+func digestMatches(digest, want string) bool {
+	if digest == "" || want == "" {
+		return false
+	}
+	if strings.Contains(want, ":") {
+		return strings.HasPrefix(digest, want)
+	}
+	_, hex, _ := strings.Cut(digest, ":")
+	return strings.HasPrefix(hex, want)
+}
+
+// imageMatches: want is part of the image as written, or a reference that
+// names the same image once both are normalised (nginx is
+// docker.io/library/nginx:latest); a reference without a tag or digest
+// names every tag of the repository.
+func imageMatches(image, want string) bool {
+	if strings.Contains(image, want) {
+		return true
+	}
+	got, err1 := policy.ParseImage(image)
+	ref, err2 := policy.ParseImage(want)
+	if err1 != nil || err2 != nil || got.Registry != ref.Registry || got.Repository != ref.Repository {
+		return false
+	}
+	bare := !strings.Contains(want[strings.LastIndex(want, "/")+1:], ":") && ref.Digest == ""
+	return bare || ((ref.Tag == "" || ref.Tag == got.Tag) && (ref.Digest == "" || ref.Digest == got.Digest))
+}
+
+// nodeMatches: a node is named in full or by its short host name
+// ("agent-1" for agent-1.example.local).
+func nodeMatches(node, want string) bool {
+	return node == want || strings.HasPrefix(node, want+".")
+}
+
+// formatFlag is --format with --json as its alias.
+type formatFlag struct {
+	format  string
+	asJSON  bool
+	choices []string
+}
+
+func (f *formatFlag) add(cmd *cobra.Command, choices ...string) {
+	f.choices = choices
+	cmd.Flags().StringVar(&f.format, "format", formatTable, "output: "+strings.Join(choices, ", "))
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON (same as --format json)")
+}
+
+func (f *formatFlag) resolve(cmd *cobra.Command) (string, error) {
+	if !slices.Contains(f.choices, f.format) {
+		return "", usageErrorf(cmd, "--format: %q is not one of %s", f.format, strings.Join(f.choices, ", "))
+	}
+	if f.asJSON {
+		if cmd.Flags().Changed("format") && f.format != formatJSON {
+			return "", usageErrorf(cmd, "--json and --format %s contradict each other", f.format)
+		}
+		return formatJSON, nil
+	}
+	return f.format, nil
+}
 
 func statusCmd() *cobra.Command {
 	var nf natsFlags
-	var asJSON bool
+	var filter statusFilter
+	var format formatFlag
 	cmd := &cobra.Command{
-		Use:   "status [--config FILE | --nats URL] [--json]",
-		Short: "Show what runs where: the inventory of every cluster's managed apps",
+		Use:   "status [--config FILE | --nats URL] [--env E] [--cluster C] [--image I] [--repository GLOB] [--digest D] [--node N] [--unmanaged] [--drift] [--format table|json|csv]",
+		Short: "Show what runs where: every workload of every cluster, managed or not, its image, digest, nodes and last deployment",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, _, err := nf.dial("slipway status")
+			out, err := format.resolve(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			var records []inventory.Record
-			inv, err := inventory.Bind(ctx, conn.JS)
-			switch {
-			case errors.Is(err, jetstream.ErrBucketNotFound):
-				// No deployer has written yet: nothing is recorded, which
-				// is no error.
-			case err != nil:
+			if err := filter.compile(cmd); err != nil {
 				return err
-			default:
-				if records, err = inv.List(ctx); err != nil {
-					return err
-				}
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if records == nil {
-					records = []inventory.Record{}
-				}
-				return enc.Encode(records)
+			records, err := loadInventory(cmd.Context(), nf, "slipway status")
+			if err != nil {
+				return err
+			}
+			recorded := len(records) > 0
+			records = slices.DeleteFunc(records, func(r inventory.Record) bool { return !filter.keep(r) })
+			switch out {
+			case formatJSON:
+				return writeJSON(cmd.OutOrStdout(), records)
+			case formatCSV:
+				return writeCSV(cmd.OutOrStdout(), records)
+			}
+			if recorded && len(records) == 0 {
+				return printStatusNone(cmd.OutOrStdout(), "(no workload matches)")
 			}
 			return printStatus(cmd.OutOrStdout(), records)
 		},
 	}
 	nf.add(cmd.Flags())
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the records as JSON")
+	filter.add(cmd)
+	format.add(cmd, formatTable, formatJSON, formatCSV)
 	return cmd
 }
 
-func printStatus(out io.Writer, records []inventory.Record) error {
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CLUSTER\tENV\tAPP\tPLATFORM\tIMAGE\tPOLICY\tINSTANCES\tNODES\tUPDATED\tNOTE")
-	if len(records) == 0 {
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintln(out, "(nothing recorded yet: the deployer records the apps that opt in with the slipway.policy label)")
+// loadInventory reads every inventory record. Before any deployer wrote
+// one there is no bucket, which is no error: nothing is recorded.
+func loadInventory(parent context.Context, nf natsFlags, name string) ([]inventory.Record, error) {
+	conn, _, err := nf.dial(name)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
+	defer cancel()
+	inv, err := inventory.Bind(ctx, conn.JS)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return inv.List(ctx)
+}
+
+func writeJSON(out io.Writer, records []inventory.Record) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if records == nil {
+		records = []inventory.Record{}
+	}
+	return enc.Encode(records)
+}
+
+// csvHeader names the CSV columns, one row per workload; nodes are joined
+// with ';'.
+var csvHeader = []string{
+	"cluster", "environment", "platform", "appId", "managed", "policy", "image", "registry", "repository", "tag",
+	"digest", "digestReason", "wanted", "running", "healthy", "nodes", "revision", "updatedAt", "drift",
+	"leftManagement", "lastDeploymentImage", "lastDeploymentOutcome", "lastDeploymentAt", "lastDeploymentEventId",
+	"causeId", "approvalId", "approver",
+}
+
+func writeCSV(out io.Writer, records []inventory.Record) error {
+	w := csv.NewWriter(out)
+	if err := w.Write(csvHeader); err != nil {
 		return err
 	}
 	for _, r := range records {
-		note := ""
-		if r.Drift != "" {
-			note = "drift: runs " + r.Drift
+		d := r.LastDeployment
+		if d == nil {
+			d = &inventory.Deployment{}
 		}
-		if r.Refused != nil {
-			note = strings.TrimPrefix(note+"; "+refusedNote(r.Refused), "; ")
+		at := ""
+		if !d.At.IsZero() {
+			at = d.At.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Environment, r.AppID, platformOf(r),
-			shortenDigests(r.Image), r.Policy, instancesOf(r), nodesOf(r), r.UpdatedAt.Local().Format("2006-01-02 15:04"), note)
+		if err := w.Write([]string{
+			r.Cluster, r.Environment, platformOf(r), r.AppID, strconv.FormatBool(r.Managed), r.Policy, r.Image,
+			r.Registry, r.Repository, r.Tag, r.Digest, r.DigestReason, strconv.Itoa(r.Wanted), strconv.Itoa(r.Running),
+			strconv.Itoa(r.Healthy), strings.Join(r.Nodes, ";"), r.Revision, r.UpdatedAt.UTC().Format(time.RFC3339),
+			r.Drift, r.LeftManagement, d.ToImage, d.Outcome, at, d.EventID, d.CauseID, d.ApprovalID, d.Approver,
+		}); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	return w.Error()
+}
+
+const statusHeader = "CLUSTER\tENV\tAPP\tPLATFORM\tIMAGE\tDIGEST\tPOLICY\tINSTANCES\tNODES\tDEPLOYMENT\tUPDATED\tNOTE"
+
+// printStatusNone prints the table's headers and why it has no rows.
+func printStatusNone(out io.Writer, why string) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, statusHeader)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(out, why)
+	return err
+}
+
+func printStatus(out io.Writer, records []inventory.Record) error {
+	if len(records) == 0 {
+		return printStatusNone(out, "(nothing recorded yet: the deployer records every workload of its clusters at each reconcile)")
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, statusHeader)
+	for _, r := range records {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cluster, r.Environment, r.AppID, platformOf(r),
+			shortenDigests(r.Image), shortDigest(r.Digest), orDash(r.Policy), instancesOf(r), nodesOf(r), deploymentOf(r),
+			r.UpdatedAt.Local().Format("2006-01-02 15:04"), noteOf(r))
 	}
 	return w.Flush()
+}
+
+// noteOf says what an auditor should look at: a workload Slipway does not
+// manage, drift, a departure from management, a refused direct push.
+func noteOf(r inventory.Record) string {
+	var notes []string
+	if !r.Managed && r.LeftManagement == "" {
+		notes = append(notes, "unmanaged")
+	}
+	if r.LeftManagement != "" {
+		notes = append(notes, "left management: "+r.LeftManagement)
+	}
+	if r.Drift != "" {
+		notes = append(notes, "drift: runs "+shortenDigests(r.Drift))
+	}
+	if r.Refused != nil {
+		notes = append(notes, refusedNote(r.Refused))
+	}
+	return strings.Join(notes, "; ")
+}
+
+// shortDigest shows a digest as docker does: its first 12 hex digits.
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return orDash(d)
+}
+
+// deploymentOf is the last deployment's outcome, and its image when it is
+// not the one the workload is recorded with.
+func deploymentOf(r inventory.Record) string {
+	d := r.LastDeployment
+	if d == nil {
+		return "-"
+	}
+	if d.ToImage != r.Image {
+		return d.Outcome + " " + shortenDigests(d.ToImage)
+	}
+	return d.Outcome
 }
 
 // refusedNote names the direct push a workload was not given because its
@@ -115,7 +341,7 @@ func instancesOf(r inventory.Record) string {
 
 // maxNodesListed is how many nodes a table row names before it only counts
 // them, so a service spread over a large cluster keeps the row readable;
-// --json lists them all.
+// --format json and csv list them all.
 const maxNodesListed = 3
 
 func nodesOf(r inventory.Record) string {

@@ -57,9 +57,10 @@ func TestEveryTypeFollowsTheNamingRule(t *testing.T) {
 			t.Errorf("ParseType(%q) = %q, %v", tc.Type.Short(), got, err)
 		}
 	}
-	// The 11 types of the contract table, and event.deadlettered and deployment.refused added to it.
-	if len(events.Types) != 13 {
-		t.Errorf("the contract has 13 event types, Types lists %d", len(events.Types))
+	// The 11 types of the contract table, and event.deadlettered,
+	// deployment.refused and compliance.violated added to it.
+	if len(events.Types) != 14 {
+		t.Errorf("the contract has 14 event types, Types lists %d", len(events.Types))
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	TypeDeploymentSucceeded Type = "dev.slipway.deployment.succeeded.v1"
 	TypeDeploymentFailed    Type = "dev.slipway.deployment.failed.v1"
 	TypeDriftDetected       Type = "dev.slipway.drift.detected.v1"
+	TypeComplianceViolated  Type = "dev.slipway.compliance.violated.v1"
 	TypeDeploymentRefused   Type = "dev.slipway.deployment.refused.v1"
 	TypeNotificationFailed  Type = "dev.slipway.notification.failed.v1"
 	TypeEventDeadLettered   Type = "dev.slipway.event.deadlettered.v1"
@@ -44,6 +45,7 @@ var Types = []struct {
 	{TypeDeploymentSucceeded, Deployment{}},
 	{TypeDeploymentFailed, Deployment{}},
 	{TypeDriftDetected, DriftDetected{}},
+	{TypeComplianceViolated, ComplianceViolated{}},
 	{TypeDeploymentRefused, DeploymentRefused{}},
 	{TypeNotificationFailed, NotificationFailed{}},
 	{TypeEventDeadLettered, EventDeadLettered{}},
@@ -300,6 +302,27 @@ type DeploymentRefused struct {
 	// Workloads are the ids of the workloads whose policy would have taken
 	// the image.
 	Workloads []string `json:"workloads"`
+}
+
+// ComplianceViolated is the data of dev.slipway.compliance.violated.v1: a
+// managed workload breaks one of its environment's compliance rules. It is
+// announced once per (cluster, workload, rule) until the workload complies
+// again; a violation that comes back after that is announced again.
+type ComplianceViolated struct {
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment"`
+	// AppID is the workload's id on its platform, as in deployment events.
+	AppID string `json:"appId"`
+	// Rule is the rule's name in compliance[], Kind what it checks
+	// (ownRegistry, promoted, pinnedDigest, referrers or maxAge).
+	Rule string `json:"rule"`
+	Kind string `json:"kind" jsonschema:"enum=ownRegistry,enum=promoted,enum=pinnedDigest,enum=referrers,enum=maxAge"`
+	// Image is the image as the workload's definition writes it.
+	Image string `json:"image"`
+	// Digest is the digest the workload runs, when known.
+	Digest string `json:"digest,omitempty"`
+	// Detail says what is wrong, in words for an auditor.
+	Detail string `json:"detail"`
 }
 
 // NotificationFailed is the data of dev.slipway.notification.failed.v1: a

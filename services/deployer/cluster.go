@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/match"
 	"github.com/slipway-cd/slipway/pkg/platform/promoted"
+	"github.com/slipway-cd/slipway/services/deployer/digests"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -37,6 +38,11 @@ type cluster struct {
 	// judged against an empty index.
 	synced  chan struct{}
 	metrics *metrics
+
+	// digests resolves tag-only images for the inventory; audit is what
+	// the inventory's part of reconcile remembers between passes.
+	digests *digests.Resolver
+	audit   auditState
 }
 
 // watch keeps the index current until ctx ends: the platform's changes as

@@ -79,6 +79,7 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t offer, app m
 			PushedAt: t.pushedAt, Policy: fresh.policy.String(), Notify: fresh.notify, Platform: c.platform,
 			Timeout: c.timeoutOf(fresh), StartedAt: time.Now().UTC(),
 		}
+		rec.ApprovalID, rec.Approver = approvalOf(cause)
 		var created bool
 		if rev, created, err = c.store.create(ctx, key, rec); err != nil {
 			return err
@@ -245,6 +246,9 @@ func (c *cluster) update(ctx context.Context, rec *record) error {
 	if err := c.emit(ctx, events.TypeDeploymentStarted, rec, nil); err != nil {
 		return err
 	}
+	if err := c.noteDeployment(ctx, rec, inventory.InProgress, events.TypeDeploymentStarted); err != nil {
+		return err
+	}
 	rec.Phase = phaseFollowing
 	return nil
 }
@@ -350,6 +354,7 @@ func (c *cluster) succeed(ctx context.Context, rec *record) error {
 		Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.ToImage, Digest: rec.Digest,
 		Policy: rec.Policy, Platform: c.platform, Revision: rec.revision(), UpdatedAt: time.Now().UTC(),
 		EventID: rec.CauseID, PushedAt: rec.PushedAt,
+		LastDeployment: c.lastDeployment(rec, inventory.Succeeded, events.TypeDeploymentSucceeded),
 	}.WithWorkload(c.workloadNow(ctx, rec.AppID))); err != nil {
 		return err
 	}
@@ -465,6 +470,9 @@ func (c *cluster) fail(ctx context.Context, rec *record, rolledBack bool) error 
 	case rolledBack:
 		outcome = "rolled_back"
 	}
+	if err := c.noteDeployment(ctx, rec, outcome, events.TypeDeploymentFailed); err != nil {
+		return err
+	}
 	rec.Phase, rec.Outcome, rec.RolledBack = phaseDone, outcome, rolledBack
 	c.observe(rec, outcome)
 	return nil
@@ -479,7 +487,7 @@ func (c *cluster) emit(ctx context.Context, t events.Type, rec *record, fill fun
 		fill(&d)
 	}
 	e, err := events.New(ctx, events.Spec{
-		ID:          events.CausedID(rec.CauseID, t, c.name, rec.AppID, rec.ToImage),
+		ID:          c.eventID(rec, t),
 		Type:        t,
 		Source:      "/slipway/deployer/" + c.name,
 		Environment: c.env,

@@ -62,7 +62,11 @@ func (c *cluster) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.reconcileUnlisted(ctx, listed)
+	if err := c.reconcileUnlisted(ctx, listed); err != nil {
+		return err
+	}
+	// The inventory's own part: unmanaged workloads, digests, the gone.
+	return c.recordInventory(ctx, apps, listed)
 }
 
 // reconcileApp compares one listed app with its inventory record.

@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/promoted"
+	"github.com/slipway-cd/slipway/services/deployer/digests"
 	"github.com/slipway-cd/slipway/services/deployer/docker"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
 	"github.com/slipway-cd/slipway/services/deployer/target"
@@ -63,6 +64,8 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		return err
 	}
 	pub := bus.NewPublisher(d.JS, d.Stream)
+	// One resolver for every cluster: its cache serves them all.
+	resolver := digests.New(cfg.Environments, digests.Options{})
 	m, err := newMetrics(d.Metrics)
 	if err != nil {
 		return err
@@ -113,6 +116,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,
 		}
+		c.digests = resolver
 		wg.Go(func() { c.watch(ctx) })
 		wg.Go(func() { c.reconcileLoop(ctx) })
 		cons, err := d.Consume(ctx, bus.ConsumerConfig{

@@ -42,6 +42,10 @@ type record struct {
 	AppID       string        `json:"appId"`
 	Phase       string        `json:"phase"`
 	CauseID     string        `json:"causeId"`
+	// ApprovalID and Approver name the approval of the promotion being
+	// deployed, when it needed one (the inventory shows them).
+	ApprovalID string `json:"approvalId,omitempty"`
+	Approver   string `json:"approver,omitempty"`
 	FromImage   string        `json:"fromImage"`
 	ToImage     string        `json:"toImage"`
 	Digest      string        `json:"digest,omitempty"`

@@ -69,6 +69,11 @@ func attrsOf(e events.Event) attrs {
 			a.label = d.Notify
 			a.superseded = t == events.TypeDeploymentFailed && d.Superseded
 		}
+	case events.TypeComplianceViolated:
+		if d, err := events.DataAs[events.ComplianceViolated](e); err == nil {
+			a.repository = render.Repository(d.Image)
+			a.cluster = d.Cluster
+		}
 	case events.TypeDeploymentRefused:
 		if d, err := events.DataAs[events.DeploymentRefused](e); err == nil {
 			a.repository = d.Repository

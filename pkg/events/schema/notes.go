@@ -30,6 +30,7 @@ var notes = map[events.Type]note{
 	events.TypeDeploymentSucceeded: {"The redeployed workload became healthy.", "the cluster's", "`cluster:appId`"},
 	events.TypeDeploymentFailed:    {"A redeploy failed or timed out, and may have been rolled back; or a newer image overtook it (`superseded`).", "the cluster's", "`cluster:appId`"},
 	events.TypeDriftDetected:       {"A workload runs an image other than the one Slipway last deployed.", "the cluster's", ""},
+	events.TypeComplianceViolated:  {"A managed workload breaks a compliance rule of its environment (announced once until it complies again).", "the cluster's", "`cluster:appId`"},
 	events.TypeDeploymentRefused:   {"An image pushed straight into the registry of an environment that deploys only promoted images (`accept: promoted`) was not deployed on a cluster.", "the cluster's", "pushed " + imageSubject},
 	events.TypeNotificationFailed:  {"A notification receiver could not be reached after the last attempt.", "the undelivered event's", ""},
 	events.TypeEventDeadLettered:   {"A consumer gave up on a message and stored it in the dead-letter stream.", "the dead-lettered message's (`" + bus.UnknownEnvironment + "` when its subject has none)", "the dead-lettered event's `subject`, when it has one"},

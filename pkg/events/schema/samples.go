@@ -126,6 +126,16 @@ func samples() []events.Spec {
 			},
 		},
 		{
+			ID: events.ID("compliance.violated", "vsphere-prd", "/payments/api", "own-registry", prdReg+"/"+repo+":1.4.2-hotfix"), Type: events.TypeComplianceViolated,
+			Source: "/slipway/deployer/vsphere-prd", Environment: "prd", Subject: "vsphere-prd:/payments/api", Time: at.Add(166 * time.Minute),
+			Data: events.ComplianceViolated{
+				Cluster: "vsphere-prd", Environment: "prd", AppID: "/payments/api", Rule: "own-registry", Kind: "ownRegistry",
+				Image:  "docker.io/library/nginx:1.27@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+				Digest: "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+				Detail: "runs an image of docker.io, not of prd's registry " + prdReg,
+			},
+		},
+		{
 			ID: events.ID("deployment.refused", "vsphere-prd", "sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c"), Type: events.TypeDeploymentRefused,
 			Source: "/slipway/deployer/vsphere-prd", Environment: "prd", Subject: prdReg + "/" + repo + ":1.4.3@sha256:9d2f0c4b7e61a8f35c0e2b9d4a7f1c6e8b3d5a0f2c4e6b8d1a3c5e7f9b0d2a4c",
 			CausationID: events.ID("image.pushed", "prd", prdReg, repo, "1.4.3"), Time: at.Add(170 * time.Minute),

@@ -26,6 +26,7 @@ const (
 	StatusRejected           = "rejected"
 	StatusRefused            = "refused"
 	StatusDrift              = "drift"
+	StatusViolation          = "compliance violation"
 	StatusNotificationFailed = "notification failed"
 	StatusDeadLettered       = "dead-lettered"
 )
@@ -177,6 +178,15 @@ func render(e events.Event, data any) notify.Message {
 		m = notify.Message{
 			Title: title, Status: StatusDrift, Severity: notify.Warning,
 			Facts: facts("Cluster", d.Cluster, "App", d.AppID, "Expected image", d.ExpectedImage, "Actual image", d.ActualImage),
+		}
+	case events.ComplianceViolated:
+		title := "compliance: " + d.Cluster + ": " + d.AppID + " breaks " + d.Rule
+		if d.Detail != "" {
+			title += " — " + d.Detail
+		}
+		m = notify.Message{
+			Title: title, Status: StatusViolation, Severity: notify.Warning,
+			Facts: facts("Cluster", d.Cluster, "App", d.AppID, "Rule", d.Rule, "Checks", d.Kind, "Image", d.Image, "Digest", d.Digest),
 		}
 	case events.NotificationFailed:
 		what := events.Type(d.EventType).Short()

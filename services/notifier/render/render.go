@@ -23,7 +23,7 @@ type Data struct {
 	// Data is the event's typed data: events.ImagePushed,
 	// events.ApprovalRequested, events.ApprovalDecision, events.ImagePromoted,
 	// events.PromotionFailed, events.Deployment, events.DeploymentRefused,
-	// events.DriftDetected,
+	// events.DriftDetected, events.ComplianceViolated,
 	// events.NotificationFailed or events.EventDeadLettered; a map for a type
 	// this version does not know.
 	Data any
@@ -170,6 +170,8 @@ func decode(e events.Event) (any, bool) {
 		v, err = events.DataAs[events.DeploymentRefused](e)
 	case events.TypeDriftDetected:
 		v, err = events.DataAs[events.DriftDetected](e)
+	case events.TypeComplianceViolated:
+		v, err = events.DataAs[events.ComplianceViolated](e)
 	case events.TypeNotificationFailed:
 		v, err = events.DataAs[events.NotificationFailed](e)
 	case events.TypeEventDeadLettered:

@@ -193,6 +193,16 @@ func TestDefaults(t *testing.T) {
 			title: "drift on vsphere-prd: /prd/web runs apps/web 1.3.9, expected apps/web 1.4.0", status: "drift", severity: notify.Warning,
 		},
 		{
+			name: "compliance violated",
+			e: event(t, events.TypeComplianceViolated, "prd", "vsphere-prd:/prd/web", events.ComplianceViolated{
+				Cluster: "vsphere-prd", Environment: "prd", AppID: "/prd/web", Rule: "own-registry", Kind: "ownRegistry",
+				Image: "docker.io/library/nginx:1.27", Detail: "runs an image of docker.io, not of prd's registry " + prdReg,
+			}),
+			title:  "compliance: vsphere-prd: /prd/web breaks own-registry — runs an image of docker.io, not of prd's registry " + prdReg,
+			status: "compliance violation", severity: notify.Warning,
+			facts: map[string]string{"Rule": "own-registry", "Checks": "ownRegistry", "Image": "docker.io/library/nginx:1.27"},
+		},
+		{
 			name: "deployment refused",
 			e: event(t, events.TypeDeploymentRefused, "prd", prdReg+"/apps/web:1.4.0@"+digest, events.DeploymentRefused{
 				Cluster: "vsphere-prd", Environment: "prd", Image: prdReg + "/apps/web:1.4.0@" + digest, Digest: digest,

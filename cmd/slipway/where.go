@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-cd/slipway/services/deployer/inventory"
+	"github.com/slipway-cd/slipway/services/deployer/policy"
+)
+
+func whereCmd() *cobra.Command {
+	var nf natsFlags
+	var format formatFlag
+	cmd := &cobra.Command{
+		Use:   "where DIGEST|IMAGE [--config FILE | --nats URL] [--format table|json]",
+		Short: "Show every place (environment, cluster, workload, nodes) that runs a digest or an image; exit 1 when none does",
+		Long: `where looks the inventory up across every environment and cluster.
+
+DIGEST is a digest or a prefix of one (sha256:ab12…, ab12…). IMAGE is an
+image reference: with a digest it stands for that digest; with a tag alone
+it stands for the digests the inventory knows that tag by (resolved from
+the environment's registry for workloads that name the tag alone), so a
+workload pinned to the same digest under another tag is found too.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return usageErrorf(cmd, "missing DIGEST or IMAGE")
+			case len(args) > 1:
+				return usageErrorf(cmd, "unexpected argument %q: %s takes one DIGEST or IMAGE", args[1], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := format.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			records, err := loadInventory(cmd.Context(), nf, "slipway where")
+			if err != nil {
+				return err
+			}
+			found := where(records, args[0])
+			if len(found) == 0 {
+				return fmt.Errorf("no workload runs %s (as far as the inventory knows)", args[0])
+			}
+			if out == formatJSON {
+				return writeJSON(cmd.OutOrStdout(), found)
+			}
+			return printWhere(cmd.OutOrStdout(), found)
+		},
+	}
+	nf.add(cmd.Flags())
+	format.add(cmd, formatTable, formatJSON)
+	return cmd
+}
+
+// where returns the records that run what: a digest (or a prefix of one),
+// or an image reference (its digest, or the digests its tag is recorded
+// with, and the workloads that name it when their digest is unknown).
+func where(records []inventory.Record, what string) []inventory.Record {
+	if looksLikeDigest(what) {
+		return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool { return !digestMatches(r.Digest, what) })
+	}
+	ref, err := policy.ParseImage(what)
+	if err != nil {
+		return nil
+	}
+	digests := []string{}
+	if ref.Digest != "" {
+		digests = append(digests, ref.Digest)
+	} else {
+		for _, r := range records {
+			if img, err := policy.ParseImage(r.Image); err == nil && sameTag(img, ref) && r.Digest != "" && !slices.Contains(digests, r.Digest) {
+				digests = append(digests, r.Digest)
+			}
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool {
+		if r.Digest != "" && slices.Contains(digests, r.Digest) {
+			return false
+		}
+		img, err := policy.ParseImage(r.Image)
+		return err != nil || r.Digest != "" || ref.Digest != "" || !sameTag(img, ref)
+	})
+}
+
+func sameTag(a, b policy.Image) bool {
+	return a.Registry == b.Registry && a.Repository == b.Repository && a.Tag == b.Tag
+}
+
+// looksLikeDigest: algorithm:hex, or hex alone (at least 6 digits, so
+// that a short image name is not taken for one).
+func looksLikeDigest(s string) bool {
+	if alg, hex, ok := strings.Cut(s, ":"); ok {
+		return (alg == "sha256" || alg == "sha512") && isHex(hex)
+	}
+	return len(s) >= 6 && isHex(s)
+}
+
+func isHex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+func printWhere(out io.Writer, records []inventory.Record) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ENV\tCLUSTER\tAPP\tNODES\tIMAGE\tDIGEST\tMANAGED")
+	for _, r := range records {
+		managed := "yes"
+		if !r.Managed {
+			managed = "no"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Environment, r.Cluster, r.AppID, orDash(strings.Join(r.Nodes, ",")),
+			shortenDigests(r.Image), shortDigest(r.Digest), managed)
+	}
+	return w.Flush()
+}
