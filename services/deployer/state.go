@@ -42,10 +42,6 @@ type record struct {
 	AppID       string        `json:"appId"`
 	Phase       string        `json:"phase"`
 	CauseID     string        `json:"causeId"`
-	// ApprovalID and Approver name the approval of the promotion being
-	// deployed, when it needed one (the inventory shows them).
-	ApprovalID string `json:"approvalId,omitempty"`
-	Approver   string `json:"approver,omitempty"`
 	FromImage   string        `json:"fromImage"`
 	ToImage     string        `json:"toImage"`
 	Digest      string        `json:"digest,omitempty"`
@@ -54,6 +50,11 @@ type record struct {
 	Notify      string        `json:"notify,omitempty"`
 	Timeout     time.Duration `json:"timeout"`
 	StartedAt   time.Time     `json:"startedAt"`
+
+	// ApprovalID and Approver name the approval of the promotion being
+	// deployed, when it needed one (the inventory shows them).
+	ApprovalID string `json:"approvalId,omitempty"`
+	Approver   string `json:"approver,omitempty"`
 
 	// Platform is the cluster's (marathon when empty: records written
 	// before there were other platforms).
