@@ -39,6 +39,9 @@ type cluster struct {
 	synced  chan struct{}
 	metrics *metrics
 
+	// compliance is the environment's compliance rules; nil without any.
+	compliance *clusterCompliance
+
 	// digests resolves tag-only images for the inventory; audit is what
 	// the inventory's part of reconcile remembers between passes.
 	digests *digests.Resolver

@@ -89,6 +89,7 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 		checkGates(cl, path, p)
 		pl.check(cl, path, p)
 	}
+	checkCompliance(c, p)
 }
 
 // checkBlocks refuses a connection block of another platform than the

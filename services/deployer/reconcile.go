@@ -27,6 +27,7 @@ func (c *cluster) reconcileLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("reconcile failed", "error", err)
 		}
+		c.checkCompliance(ctx)
 		if c.hooks != nil && c.hooks.Reconciled != nil {
 			c.hooks.Reconciled(c.name, err)
 		}

@@ -63,6 +63,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
+	comp, err := openCompliance(ctx, d.JS, cfg)
+	if err != nil {
+		return err
+	}
 	pub := bus.NewPublisher(d.JS, d.Stream)
 	// One resolver for every cluster: its cache serves them all.
 	resolver := digests.New(cfg.Environments, digests.Options{})
@@ -116,6 +120,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m,
 		}
+		c.compliance = comp.forCluster(cl)
 		c.digests = resolver
 		wg.Go(func() { c.watch(ctx) })
 		wg.Go(func() { c.reconcileLoop(ctx) })

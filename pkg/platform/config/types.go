@@ -17,6 +17,10 @@ type Config struct {
 	Deployer     Deployer      `yaml:"deployer"`
 	Ops          Ops           `yaml:"ops"`
 	Log          Log           `yaml:"log"`
+
+	// Compliance rules are checked against what runs on every cluster of
+	// their environments at each deployer reconcile.
+	Compliance []ComplianceRule `yaml:"compliance"`
 }
 
 // Ops is the listener for /healthz, /readyz and /metrics of a process whose
@@ -299,6 +303,29 @@ type Cluster struct {
 	Docker   Docker       `yaml:"docker"`
 	Deploy   DeployPolicy `yaml:"deploy"`
 }
+
+// ComplianceRule is one rule every managed workload of its environments
+// must keep; a workload that breaks it is a violation, announced once.
+type ComplianceRule struct {
+	Name         string   `yaml:"name"`
+	Environments []string `yaml:"environments"`
+	// Rule is the kind: ownRegistry, promoted, pinnedDigest, referrers or
+	// maxAge (the Rule* constants).
+	Rule string `yaml:"rule"`
+	// ArtifactTypes must each be attached to the image (rule referrers).
+	ArtifactTypes []string `yaml:"artifactTypes"`
+	// MaxAge is the oldest an image may be (rule maxAge).
+	MaxAge time.Duration `yaml:"maxAge"`
+}
+
+// Compliance rule kinds.
+const (
+	RuleOwnRegistry  = "ownRegistry"
+	RulePromoted     = "promoted"
+	RulePinnedDigest = "pinnedDigest"
+	RuleReferrers    = "referrers"
+	RuleMaxAge       = "maxAge"
+)
 
 // Cluster types.
 const (
