@@ -47,7 +47,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("slipway {{.Version}}\n")
-	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), historyCmd(), approvalsCmd(), statusCmd(), whereCmd(), dlqCmd(), configCmd(), versionCmd())
+	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), historyCmd(), approvalsCmd(), statusCmd(), whereCmd(), complianceCmd(), dlqCmd(), configCmd(), versionCmd())
 	conventions(root)
 	return root
 }
