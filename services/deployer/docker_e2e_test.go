@@ -98,6 +98,12 @@ func freePort(t testing.TB) int {
 // one whose server exits at once.
 func (h *dockerHost) image(repo, tag, page string, broken bool) (ref, digest string) {
 	h.t.Helper()
+	return h.imageIn(h.reg, repo, tag, page, broken)
+}
+
+// imageIn is image, pushed to another registry.
+func (h *dockerHost) imageIn(reg *testkit.Registry, repo, tag, page string, broken bool) (ref, digest string) {
+	h.t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", h.port)
 	cmd := []string{"httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", h.port), "-h", "/www"}
 	if broken {
@@ -111,7 +117,7 @@ func (h *dockerHost) image(repo, tag, page string, broken bool) (ref, digest str
 			Interval: 200 * time.Millisecond, Timeout: 2 * time.Second, Retries: 3,
 		},
 	})
-	tagged := h.reg.Host + "/" + repo + ":" + tag
+	tagged := reg.Host + "/" + repo + ":" + tag
 	digest = testkit.PushImage(h.t, tagged, img)
 	return tagged + "@" + digest, digest
 }
@@ -383,11 +389,8 @@ func TestDockerChangeByHandIsDrift(t *testing.T) {
 	h.removeAll("web-drift")
 	h.run("web-drift", v9ref, map[string]string{"slipway.policy": "all"})
 
-	drift := h.e.rec.Wait(t, events.TypeDriftDetected, 1)[0]
-	d, err := events.DataAs[events.DriftDetected](drift)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A pass between the rm and the run reports the removal first.
+	d := waitDrift(t, h.e, "drift to 0.9.0", func(d events.DriftDetected) bool { return !d.Unmanaged })
 	if d.AppID != "web-drift" || d.ExpectedImage != v1ref || d.ActualImage != v9ref || d.Platform != "docker" {
 		t.Errorf("drift data: %+v", d)
 	}
