@@ -11,7 +11,6 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
-	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
@@ -30,7 +29,7 @@ func TestPromotionChain(t *testing.T) {
 	for _, env := range []string{"dev", "tst", "prd"} {
 		reg[env] = testkit.NewRegistry(t, testkit.RegistryOptions{NotifyURL: "http://" + addr + "/webhooks/" + env + "-registry"})
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 nats: { url: %q }
 environments:
   - { name: dev, registry: { host: %q, insecure: true } }
@@ -54,15 +53,8 @@ approvers:
   - { name: release-manager, token: rm-t0ken }
   - { name: developer, token: dev-t0ken }
 ops: { listen: "off" }
-`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, addr)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, js := ns.Connect(t)
-	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
-		t.Fatal(err)
-	}
-	got := testkit.Record(t, js, "slipway.>")
+`, ns.URL, reg["dev"].Host, reg["tst"].Host, reg["prd"].Host, addr))
+	js, got := recordStream(t, ns, cfg, "slipway.>")
 	startIngest(t, cfg)
 	runService(t, cfg, promoter.New())
 	testkit.WaitFor(t, "the promoter's consumer", func() bool {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
@@ -75,11 +77,7 @@ ops: { listen: "off" }
 	})
 	cfg := configFor(reg.Host)
 	cfg.Ingest.Listen = ingestAddr
-	_, js := ns.Connect(t)
-	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
-		t.Fatal(err)
-	}
-	got := testkit.Record(t, js, "slipway.deployment.>")
+	js, got := recordStream(t, ns, cfg, "slipway.deployment.>")
 	startIngest(t, cfg)
 	old := reg.Host + "/apps/web:" + oldTag
 	appsOne, appsTwo := apps(reg.Host)
@@ -170,6 +168,17 @@ func (m *marathonServer) load(t *testing.T, apps ...string) {
 	}
 }
 
+// recordStream creates the event stream cfg describes on ns and records the
+// events of subjects from then on.
+func recordStream(t *testing.T, ns *testkit.NATSServer, cfg *config.Config, subjects ...string) (jetstream.JetStream, *testkit.Recorder) {
+	t.Helper()
+	_, js := ns.Connect(t)
+	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	return js, testkit.Record(t, js, subjects...)
+}
+
 // startIngest runs ingest as its own process and returns its base URL once
 // it is ready.
 func startIngest(t *testing.T, cfg *config.Config) string {
@@ -213,6 +222,13 @@ func runService(t *testing.T, cfg *config.Config, services ...app.Service) <-cha
 		}
 	})
 	return done
+}
+
+// putImage changes the app's image through Marathon's API, overriding any
+// deployment in progress, as a person (or another deployer) would.
+func (m *marathonServer) putImage(t *testing.T, id, image string) {
+	t.Helper()
+	testkit.PutJSON(t, m.url+"/v2/apps"+id+"?force=true", `{"container":{"type":"DOCKER","docker":{"image":"`+image+`"}}}`)
 }
 
 func (m *marathonServer) image(t *testing.T, id string) string {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
-	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/promoter"
@@ -32,7 +31,7 @@ func TestForeignRegistryPushGoesNowhere(t *testing.T) {
 	tst := testkit.NewRegistry(t, testkit.RegistryOptions{})
 	foreign := testkit.NewRegistry(t, testkit.RegistryOptions{})
 	marathon.load(t, fmt.Sprintf(`{"id":"/tst/web","instances":1,"labels":{"slipway.policy":"all"},"container":{"type":"DOCKER","docker":{"image":"%s/apps/web:1.0.0"}}}`, tst.Host))
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 nats: { url: %q }
 environments:
   - { name: dev, registry: { host: %q, insecure: true } }
@@ -46,15 +45,8 @@ clusters:
   - { name: int, environment: tst, marathon: { url: %q } }
 deployer: { pollInterval: 100ms }
 ops: { listen: "off" }
-`, ns.URL, dev.Host, tst.Host, addr, marathon.url)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, js := ns.Connect(t)
-	if _, err := bus.EnsureStream(t.Context(), js, cfg.StreamConfig()); err != nil {
-		t.Fatal(err)
-	}
-	got := testkit.Record(t, js, "slipway.>")
+`, ns.URL, dev.Host, tst.Host, addr, marathon.url))
+	js, got := recordStream(t, ns, cfg, "slipway.>")
 	base := startIngest(t, cfg)
 	runService(t, cfg, promoter.New(), deployer.New())
 	for _, c := range []string{promoter.ConsumerName, deployer.ConsumerName("int")} {

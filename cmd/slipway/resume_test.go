@@ -213,22 +213,8 @@ func (s *devStack) crashWhileDeploying(tag string) (string, events.Event) {
 // deploy puts image on /int/web the way another deployer replica would,
 // overriding any deployment in progress.
 func (s *devStack) deploy(image string) {
-	t := s.t
-	t.Helper()
-	body := `{"container":{"type":"DOCKER","docker":{"image":"` + image + `"}}}`
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, s.mara.url+"/v2/apps/int/web?force=true", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		t.Fatalf("PUT %s: %s", image, resp.Status)
-	}
+	s.t.Helper()
+	s.mara.putImage(s.t, "/int/web", image)
 }
 
 // puts lists the PUTs the cluster received.

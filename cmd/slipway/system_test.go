@@ -257,12 +257,7 @@ func (s *system) durables() []string {
 // and has nothing waiting for an ack: no redelivery can still come.
 func (s *system) quiet(ctx context.Context) bool {
 	for _, c := range s.durables() {
-		cons, err := s.js.Consumer(ctx, bus.DefaultStream, c)
-		if err != nil {
-			return false
-		}
-		info, err := cons.Info(ctx)
-		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+		if !consumerDone(ctx, s.js, c) {
 			return false
 		}
 	}

@@ -2,8 +2,10 @@ package testkit
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,4 +79,25 @@ func Readyz(t testing.TB, url string) (int, map[string]string) {
 		t.Fatalf("%s: %v", url, err)
 	}
 	return resp.StatusCode, body.Failed
+}
+
+// PutJSON sends a PUT with a JSON body, as an operator's tool would (a
+// change to a Marathon app by hand, say), and fails the test unless it
+// succeeds.
+func PutJSON(t testing.TB, url, body string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("PUT %s: %d %s", url, resp.StatusCode, b)
+	}
 }
