@@ -11,12 +11,14 @@ package digests
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/oci"
@@ -27,6 +29,9 @@ const (
 	DefaultTTL     = 5 * time.Minute
 	DefaultMaxSize = 10000
 	DefaultTimeout = 5 * time.Second
+	// DefaultDownFor is how long a registry that did not answer is not
+	// asked again.
+	DefaultDownFor = 30 * time.Second
 )
 
 // Options tune a Resolver.
@@ -37,6 +42,11 @@ type Options struct {
 	MaxSize int
 	// Timeout bounds one HEAD.
 	Timeout time.Duration
+	// DownFor is how long a registry that did not answer at all (no
+	// connection, or no answer within Timeout) is not asked again: one
+	// timeout per registry, not one per tag of a pass over thousands of
+	// workloads.
+	DownFor time.Duration
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
@@ -57,6 +67,7 @@ type Resolver struct {
 	mu    sync.Mutex
 	cache map[string]*list.Element // normalised reference → entry
 	lru   *list.List               // front: most recently used
+	down  map[string]time.Time     // host → when it may be asked again
 }
 
 type entry struct {
@@ -92,7 +103,10 @@ func New(envs []config.Environment, o Options) *Resolver {
 			regs = append(regs, alias)
 		}
 	}
-	return &Resolver{access: oci.NewAccess(regs), o: o, cache: map[string]*list.Element{}, lru: list.New()}
+	if o.DownFor <= 0 {
+		o.DownFor = DefaultDownFor
+	}
+	return &Resolver{access: oci.NewAccess(regs), o: o, cache: map[string]*list.Element{}, lru: list.New(), down: map[string]time.Time{}}
 }
 
 // Resolve returns the digest image runs: the one its reference pins, or
@@ -114,9 +128,16 @@ func (r *Resolver) Resolve(ctx context.Context, image string) Result {
 	if res, ok := r.cached(key); ok {
 		return res
 	}
-	res := r.head(ctx, image, host)
+	if until, down := r.isDown(host); down {
+		return Result{Reason: fmt.Sprintf("registry %s did not answer; not asked again before %s", host, until.UTC().Format(time.RFC3339))}
+	}
+	res, answered := r.head(ctx, image, host)
 	if ctx.Err() != nil {
 		return res // cut short by the caller: not the registry's answer
+	}
+	if !answered {
+		r.markDown(host)
+		return res // not the registry's answer either: not cached per tag
 	}
 	r.store(key, res)
 	return res
@@ -133,10 +154,12 @@ func (r *Resolver) Asks(image string) bool {
 	return !pinned && r.access.Configured(ref.Context().RegistryStr())
 }
 
-func (r *Resolver) head(ctx context.Context, image, host string) Result {
+// head asks the registry; answered is false when it did not answer at all
+// (an answer of 404 or 401 is an answer).
+func (r *Resolver) head(ctx context.Context, image, host string) (res Result, answered bool) {
 	ref, err := name.ParseReference(image, append(r.access.NameOptions(host), name.WeakValidation)...)
 	if err != nil {
-		return Result{Reason: fmt.Sprintf("the image reference cannot be parsed: %v", err)}
+		return Result{Reason: fmt.Sprintf("the image reference cannot be parsed: %v", err)}, true
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
@@ -146,10 +169,31 @@ func (r *Resolver) head(ctx context.Context, image, host string) Result {
 		remote.WithTransport(r.access.Transport(host)),
 		remote.WithUserAgent("slipway-deployer"),
 	)
-	if err != nil {
-		return Result{Reason: "the registry did not resolve the tag: " + r.access.Scrub(err).Error()}
+	var answer *transport.Error
+	if err != nil && !errors.As(err, &answer) {
+		return Result{Reason: fmt.Sprintf("registry %s did not answer: %v", host, r.access.Scrub(err))}, false
 	}
-	return Result{Digest: d.Digest.String()}
+	if err != nil {
+		return Result{Reason: "the registry did not resolve the tag: " + r.access.Scrub(err).Error()}, true
+	}
+	return Result{Digest: d.Digest.String()}, true
+}
+
+func (r *Resolver) isDown(host string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.down[host]
+	if ok && !r.o.Now().Before(until) {
+		delete(r.down, host)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+func (r *Resolver) markDown(host string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down[host] = r.o.Now().Add(r.o.DownFor)
 }
 
 func (r *Resolver) cached(key string) (Result, bool) {

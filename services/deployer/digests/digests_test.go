@@ -110,3 +110,47 @@ func TestTheCacheKeepsAtMostMaxSizeAnswers(t *testing.T) {
 		t.Errorf("the cache holds %d answers, want 2", n)
 	}
 }
+
+// A configured registry that does not answer costs one timeout, not one
+// per tag: after a lookup that got no answer, the resolver does not ask
+// that host again for a while (the reconcile pass that reads 5,000
+// workloads would otherwise wait the timeout once per tag).
+func TestARegistryThatDoesNotAnswerIsNotAskedForEveryTag(t *testing.T) {
+	var conns atomic.Int64
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Add(1)
+		select { // a registry that accepts and never answers
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	var c clock
+	start := time.Now()
+	c.now.Store(&start)
+	r := digests.New([]config.Environment{{Name: "prd", Registry: config.Registry{Host: host, Insecure: true}}},
+		digests.Options{Timeout: 200 * time.Millisecond, Now: c.Now})
+
+	first := r.Resolve(t.Context(), host+"/apps/web:1.0.0")
+	if first.Digest != "" || first.Reason == "" {
+		t.Fatalf("first lookup: %+v, want no digest and a reason", first)
+	}
+	asked := conns.Load()
+	for _, tag := range []string{"1.0.1", "1.0.2", "1.0.3"} {
+		res := r.Resolve(t.Context(), host+"/apps/web:"+tag)
+		if res.Digest != "" || !strings.Contains(res.Reason, "did not answer") {
+			t.Errorf("%s: %+v, want a reason saying the registry did not answer", tag, res)
+		}
+	}
+	if n := conns.Load(); n != asked {
+		t.Errorf("the silent registry got %d more requests for the other tags, want none", n-asked)
+	}
+	c.add(digests.DefaultDownFor + time.Second)
+	r.Resolve(t.Context(), host+"/apps/web:1.0.4")
+	if conns.Load() == asked {
+		t.Error("after the pause the registry was not asked again")
+	}
+}
