@@ -25,6 +25,10 @@ func (n errViolations) Error() string {
 	return fmt.Sprintf("%d compliance violations", int(n))
 }
 
+// errNotChecked: no deployer has checked the rules yet; nothing is known
+// to comply, so the command exits 1.
+var errNotChecked = errors.New("no compliance check has run yet: no deployer has checked compliance[] rules on this system, so nothing is known to comply")
+
 func complianceCmd() *cobra.Command {
 	var (
 		nf     natsFlags
@@ -36,7 +40,8 @@ func complianceCmd() *cobra.Command {
 		Short: "List the compliance rules that running workloads break (exit 1 when any does)",
 		Long: `Lists the violations of the compliance rules (compliance[] in the configuration)
 that the deployer found at its last reconcile pass: one line per workload and
-rule. Exits 0 when there is none, 1 when there is any, 2 when used wrongly.`,
+rule. Exits 0 when there is none, 1 when there is any or when no deployer has
+checked the rules yet (nothing is known to comply), 2 when used wrongly.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
@@ -53,9 +58,9 @@ rule. Exits 0 when there is none, 1 when there is any, 2 when used wrongly.`,
 			st, err := compliance.Bind(ctx, conn.JS)
 			switch {
 			case errors.Is(err, compliance.ErrNoBucket):
-				// Nothing checked is no violation found, but it is no
-				// proof of compliance either: say so where a person looks.
-				fmt.Fprintln(cmd.ErrOrStderr(), "no compliance check has run yet: no deployer has checked compliance[] rules on this system")
+				// Nothing checked is no proof of compliance: an audit
+				// gate must not pass on it, so it fails like a violation.
+				return errNotChecked
 			case err != nil:
 				return err
 			default:

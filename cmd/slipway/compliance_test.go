@@ -10,17 +10,16 @@ import (
 	"github.com/slipway-cd/slipway/services/deployer/compliance"
 )
 
-// Before any deployer checked compliance, the command finds nothing, exits
-// 0 and says on stderr that nothing was checked, for the table and JSON.
-func TestComplianceBeforeAnyCheckSaysNothingWasChecked(t *testing.T) {
+// Before any deployer checked compliance, nothing is known to comply: the
+// command exits 1 (an audit gate must not pass) and says why, for the
+// table and JSON alike, printing no "no violations".
+func TestComplianceBeforeAnyCheckFailsSayingNothingWasChecked(t *testing.T) {
 	ns := testkit.NATS(t)
-	out, errOut, code := runCLI(t, t.Context(), "compliance", "--nats", ns.URL)
-	if code != 0 || strings.TrimSpace(out) != "no violations" || !strings.Contains(errOut, "no compliance check has run yet") {
-		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	out, errOut, code = runCLI(t, t.Context(), "compliance", "--nats", ns.URL, "--format", "json")
-	if code != 0 || strings.TrimSpace(out) != "[]" || !strings.Contains(errOut, "no compliance check has run yet") {
-		t.Errorf("json: exit %d, stdout %q, stderr %q", code, out, errOut)
+	for _, format := range []string{"table", "json"} {
+		out, errOut, code := runCLI(t, t.Context(), "compliance", "--nats", ns.URL, "--format", format)
+		if code != 1 || strings.TrimSpace(out) != "" || !strings.Contains(errOut, "no compliance check has run yet") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1, nothing on stdout, the reason on stderr", format, code, out, errOut)
+		}
 	}
 }
 
