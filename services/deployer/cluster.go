@@ -38,6 +38,9 @@ type cluster struct {
 	// judged against an empty index.
 	synced  chan struct{}
 	metrics *metrics
+	// siblings are the other cluster entries on the same endpoint (see
+	// siblings.go).
+	siblings []string
 
 	// compliance is the environment's compliance rules; nil without any.
 	compliance *clusterCompliance

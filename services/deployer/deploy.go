@@ -69,6 +69,11 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t offer, app m
 		return err
 	}
 	if rec == nil {
+		if owner := c.claimedBy(ctx, app.id); owner != "" {
+			c.log.Info("not deploying: the app is managed by another cluster entry on this endpoint (changed there by hand: its drift)",
+				"app", app.id, "image", toImage, "managed_by", owner)
+			return nil
+		}
 		if ok, why := c.accepts(ctx, fresh, t); !ok {
 			c.log.Debug("not deploying", "app", app.id, "image", toImage, "reason", why)
 			return nil

@@ -85,6 +85,9 @@ func (c *cluster) reconcileApp(ctx context.Context, a target.Workload) error {
 	case m == nil && !ours:
 		return nil // not this cluster's
 	case !ok || !ours: // new, or recorded while unmanaged: the baseline
+		if owner := c.claimedBy(ctx, a.ID); owner != "" {
+			return nil // another entry on this endpoint manages it (moved there by hand: its drift)
+		}
 		return c.store.inv.Put(ctx, inventory.Record{
 			Cluster: c.name, Environment: c.env, AppID: a.ID, Image: m.written, Digest: m.image.Digest,
 			Policy: m.policy.String(), Platform: c.platform, Revision: a.Revision, UpdatedAt: time.Now().UTC(),

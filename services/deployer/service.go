@@ -95,6 +95,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			_ = c.Close()
 		}
 	}()
+	siblings := siblingsOf(cfg.Clusters)
 	for i, cl := range cfg.Clusters {
 		tg, err := platforms[cl.Platform()].open(s, cl, target.Options{Log: d.Log.With("cluster", cl.Name), PollInterval: settingsOf(cfg.Deployer).PollInterval})
 		if err != nil {
@@ -118,7 +119,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			accept: cfg.AcceptOf(cl), only: only, promoted: marks,
 			index: newIndex(d.Log.With("cluster", cl.Name), registryOf(cfg, cl.Environment)), store: st, pub: pub,
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
-			synced: make(chan struct{}), metrics: m,
+			synced: make(chan struct{}), metrics: m, siblings: siblings[cl.Name],
 		}
 		c.compliance = comp.forCluster(cl)
 		c.digests = resolver
