@@ -29,7 +29,7 @@ import (
 // created with one.
 func TestDocsConfigExamplesPassConfigCheck(t *testing.T) {
 	var pages []string
-	for _, glob := range []string{"../../README.md", "../../docs/*.md", "../../docs/registries/*.md", "../../docs/platforms/*.md", "../../deploy/*/README.md"} {
+	for _, glob := range []string{"../../README.md", "../../docs/*.md", "../../docs/registries/*.md", "../../docs/platforms/*.md", "../../docs/guides/*.md", "../../deploy/*/README.md"} {
 		m, err := filepath.Glob(glob)
 		if err != nil {
 			t.Fatal(err)
