@@ -107,6 +107,11 @@ type clusterCompliance struct {
 	*complianceChecks
 	env   config.Environment
 	rules []config.ComplianceRule
+	// onlyPromotions says why being in the environment's registry does
+	// not count for the promoted rule ("" when it does): the cluster
+	// takes only promoted images, or the registry serves another
+	// environment too, so any push of theirs is in it.
+	onlyPromotions string
 }
 
 // forCluster returns the checks of cl; nil when its environment has no
@@ -127,6 +132,15 @@ func (cc *complianceChecks) forCluster(cl config.Cluster) *clusterCompliance {
 	}
 	if len(out.rules) == 0 {
 		return nil
+	}
+	if cc.cfg.AcceptOf(cl) == config.AcceptPromoted {
+		out.onlyPromotions = cl.Name + " takes only promoted images"
+	}
+	for _, other := range cc.cfg.Environments {
+		if other.Name != env.Name && env.Registry.Names(other.Registry.Host) {
+			out.onlyPromotions = fmt.Sprintf("%s shares its registry %s with %s, so a push of either is in it", env.Name, env.Registry.Host, other.Name)
+			break
+		}
 	}
 	return out
 }
@@ -331,6 +345,9 @@ func (ev *evaluation) check(ctx context.Context, r config.ComplianceRule, w targ
 		ok, err := ev.promoted(ctx, digest)
 		if err != nil || ok {
 			return "", digest, err
+		}
+		if why := ev.cc.onlyPromotions; why != "" {
+			return fmt.Sprintf("%s was not promoted into %s by Slipway (%s: only a promotion counts)", short(digest), ev.cc.env.Name, why), digest, nil
 		}
 		there, err := ev.exists(ctx, envReg.Host, inEnv)
 		if err != nil || there {

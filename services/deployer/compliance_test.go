@@ -321,3 +321,26 @@ compliance:
 		t.Errorf("a valid rule was refused:\n%v", err)
 	}
 }
+
+// When two environments share one registry, every push of either is in
+// "the environment's registry": being there proves nothing, so the
+// promoted rule counts only what the promoter recorded. A digest pushed
+// straight to the shared registry is a violation.
+func TestPromotedRuleOnASharedRegistryCountsOnlyPromotions(t *testing.T) {
+	shared := testkit.NewRegistry(t, testkit.RegistryOptions{})
+	direct := pushBuilt(t, shared.Host+"/apps/orders:1.2.0", time.Now())
+	c := newCluster(t, "azure-int", emulator.Options{},
+		appJSON("/dev/orders", shared.Host+"/apps/orders:1.2.0@"+direct, map[string]string{"slipway.policy": "all"}))
+	e := newComplianceEnv(t, shared.Host, shared.Host, `
+compliance:
+  - { name: promoted-only, environments: [dev], rule: promoted }
+`, c)
+	var p passes
+	p.n = map[*deployer.Service]int{}
+	e.start(p.service())
+	p.wait(t)
+	p.wait(t)
+	if got := violations(t, e.js); !slices.Equal(got, []string{"/dev/orders promoted-only"}) {
+		t.Errorf("violations %q, want the directly pushed digest reported", got)
+	}
+}
