@@ -8,6 +8,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
+	"github.com/slipway-cd/slipway/services/deployer/policy"
 	"github.com/slipway-cd/slipway/services/deployer/target"
 )
 
@@ -102,8 +103,14 @@ func (c *cluster) settleDigest(ctx context.Context, a target.Workload) error {
 		return nil
 	}
 	rec, ok, err := c.store.inv.Get(ctx, c.name, a.ID)
-	if err != nil || !ok || !managedBefore(rec) || !sameImage(rec.Image, a.Image) {
-		return err // no record yet, or drift: the next pass looks again
+	if err != nil || !ok || !managedBefore(rec) {
+		return err // no record yet: the next pass looks again
+	}
+	if rec.Drift != "" && rec.Drift == a.Image {
+		return c.settleDriftDigest(ctx, a, rec)
+	}
+	if !sameImage(rec.Image, a.Image) {
+		return nil // drift not reported yet: the next pass looks again
 	}
 	if rec.Digest == "" {
 		c.resolve(ctx, &rec)
@@ -118,6 +125,34 @@ func (c *cluster) settleDigest(ctx context.Context, a target.Workload) error {
 		c.audit.settled[a.ID] = a.Image
 	}
 	return nil
+}
+
+// settleDriftDigest fills in the digest a drifted workload runs when its
+// registry did not answer as the drift was recorded.
+func (c *cluster) settleDriftDigest(ctx context.Context, a target.Workload, rec inventory.Record) error {
+	if rec.DriftDigest == "" {
+		if rec.DriftDigest = c.runningDigest(ctx, a.Image); rec.DriftDigest != "" {
+			if err := c.store.inv.Put(ctx, rec); err != nil {
+				return err
+			}
+		}
+	}
+	if rec.DriftDigest != "" || c.digests == nil || !c.digests.Asks(a.Image) {
+		c.audit.settled[a.ID] = a.Image
+	}
+	return nil
+}
+
+// runningDigest is the digest image runs: the one it pins, or the one a
+// configured registry answers for its tag; "" when unknown.
+func (c *cluster) runningDigest(ctx context.Context, image string) string {
+	if c.digests == nil {
+		if img, err := policy.ParseImage(image); err == nil {
+			return img.Digest
+		}
+		return ""
+	}
+	return c.digests.Resolve(ctx, image).Digest
 }
 
 func (c *cluster) resolve(ctx context.Context, rec *inventory.Record) {

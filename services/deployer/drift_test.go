@@ -123,12 +123,16 @@ func TestChangeByHandToAnyImageIsDrift(t *testing.T) {
 	cases := []struct {
 		name, actual string
 		retaken      bool
+		// runs is the digest the inventory records the app runs: the
+		// pinned one; a tag of a registry nobody reaches (or configured)
+		// leaves it unknown.
+		runs string
 	}{
-		{"another tag: retaken by a push its policy accepts", registry + "/apps/web:1.0.5", true},
-		{"another repository: not retaken by its old repository", registry + "/apps/other:1.0.0", false},
-		{"another registry: not retaken", "nginx:1.27", false},
-		{"another environment's registry: not retaken", tstRegistry + "/apps/web:1.0.0", false},
-		{"a bare digest: not retaken by a version policy", registry + "/apps/web@" + digest("by-hand"), false},
+		{"another tag: retaken by a push its policy accepts", registry + "/apps/web:1.0.5", true, ""},
+		{"another repository: not retaken by its old repository", registry + "/apps/other:1.0.0", false, ""},
+		{"another registry: not retaken", "nginx:1.27", false, ""},
+		{"another environment's registry: not retaken", tstRegistry + "/apps/web:1.0.0", false, ""},
+		{"a bare digest: not retaken by a version policy", registry + "/apps/web@" + digest("by-hand"), false, digest("by-hand")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,8 +146,9 @@ func TestChangeByHandToAnyImageIsDrift(t *testing.T) {
 			if d.AppID != "/dev/web" || d.ExpectedImage != expected || d.Unmanaged || d.Platform != "marathon" || d.Reason == "" {
 				t.Errorf("drift data: %+v", d)
 			}
-			if r, _ := inventoryRecord(t, e, "azure-int", "/dev/web"); r.Image != expected || r.Drift != tc.actual {
-				t.Errorf("inventory: image %s, drift %q; want %s flagged with %s", r.Image, r.Drift, expected, tc.actual)
+			if r, _ := inventoryRecord(t, e, "azure-int", "/dev/web"); r.Image != expected || r.Drift != tc.actual || r.DriftDigest != tc.runs {
+				t.Errorf("inventory: image %s, drift %q (digest %q); want %s flagged with %s (digest %q)",
+					r.Image, r.Drift, r.DriftDigest, expected, tc.actual, tc.runs)
 			}
 			c.passes(t, 3)
 			if n := len(drifts(t, e)); n != 1 {
@@ -173,6 +178,42 @@ func TestChangeByHandToAnyImageIsDrift(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An app moved by hand to a tag alone of a configured registry (here
+// another environment's) records the digest that tag stands for, asked of
+// that registry: `slipway where` finds the app where it runs by hand.
+// Putting the expected image back clears it with the drift.
+func TestDriftToATagRecordsTheDigestTheTagRuns(t *testing.T) {
+	dev := testkit.NewRegistry(t, testkit.RegistryOptions{})
+	ci := testkit.NewRegistry(t, testkit.RegistryOptions{})
+	expected := dev.Host + "/apps/web:1.0.0"
+	pushBuilt(t, expected, time.Now())
+	actual := ci.Host + "/tools/debug:latest"
+	runs := pushBuilt(t, actual, time.Now())
+
+	c := newListedCluster(t, appJSON("/dev/web", expected, map[string]string{"slipway.policy": "all"}))
+	e := newComplianceEnv(t, dev.Host, ci.Host, "", c.marathonCluster)
+	e.start(deployer.New())
+	testkit.WaitFor(t, "the baseline in the inventory", func() bool { return inventoryHas(t, e.env, "azure-int", "/dev/web", expected) })
+
+	setImage(t, c.marathonCluster, "/dev/web", actual)
+	waitDrift(t, e.env, "drift to "+actual, func(d events.DriftDetected) bool { return d.ActualImage == actual })
+	var r inventory.Record
+	testkit.WaitFor(t, "the drift in the inventory", func() bool { // written once it was announced
+		r, _ = inventoryRecord(t, e.env, "azure-int", "/dev/web")
+		return r.Drift != ""
+	})
+	if r.Drift != actual || r.DriftDigest != runs || r.Image != expected || r.Digest == runs {
+		t.Errorf("inventory: image %s (digest %s), drift %s (digest %q); want %s kept, drift %s running %s",
+			r.Image, r.Digest, r.Drift, r.DriftDigest, expected, actual, runs)
+	}
+
+	setImage(t, c.marathonCluster, "/dev/web", expected)
+	testkit.WaitFor(t, "the drift and its digest cleared", func() bool {
+		r, _ := inventoryRecord(t, e.env, "azure-int", "/dev/web")
+		return r.Image == expected && r.Drift == "" && r.DriftDigest == ""
+	})
 }
 
 // Putting the expected image back by hand clears the drift flag.

@@ -127,7 +127,8 @@ func (c *cluster) reconcileApp(ctx context.Context, a target.Workload) error {
 		if rec.LeftManagement != "" {
 			rec.Revision = a.Revision // back: a later departure is a new one
 		}
-		rec.Drift, rec.LeftManagement = a.Image, ""
+		// The digest it runs now, so that `slipway where` finds it there.
+		rec.Drift, rec.DriftDigest, rec.LeftManagement = a.Image, c.runningDigest(ctx, a.Image), ""
 		return c.store.inv.Put(ctx, rec)
 	case rec.LeftManagement != "":
 		// Back under its label, still on the drift already reported.

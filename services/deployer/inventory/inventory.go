@@ -75,6 +75,12 @@ type Record struct {
 	// Drift is the image found running instead of Image, once reported.
 	// Kept until the workload runs Image again or Slipway deploys to it.
 	Drift string `json:"drift,omitempty"`
+	// DriftDigest is the digest the workload runs while it drifted: the
+	// one Drift pins, or the one the registry answered for Drift's tag (a
+	// configured environment's registry only). Empty when unknown; cleared
+	// with Drift. Digest stays the expected one: an auditor looking for
+	// where a digest runs matches both.
+	DriftDigest string `json:"driftDigest,omitempty"`
 	// Refused is the last image pushed directly into an environment that
 	// deploys only promoted images (accept: promoted) which this workload's
 	// policy would have taken, and was not given. Cleared by the next
@@ -128,6 +134,14 @@ func (r *Record) complete() {
 		r.Registry, r.Repository, r.Tag = img.Registry, img.Repository, img.Tag
 		if r.Digest == "" && img.Digest != "" {
 			r.Digest, r.DigestReason = img.Digest, ""
+		}
+	}
+	switch {
+	case r.Drift == "":
+		r.DriftDigest = ""
+	case r.DriftDigest == "":
+		if img, err := policy.ParseImage(r.Drift); err == nil {
+			r.DriftDigest = img.Digest
 		}
 	}
 }
