@@ -440,6 +440,19 @@ func eventDetail(e events.Event) string {
 	case events.TypeDriftDetected:
 		if d, err := events.DataAs[events.DriftDetected](e); err == nil {
 			detail = fmt.Sprintf("expected %s, runs %s", d.ExpectedImage, d.ActualImage)
+			if left := d.LeftManagement(); left != "" {
+				detail = left
+			}
+		}
+	case events.TypeDeploymentRefused:
+		// The subject is the pushed image; what the line must add is where
+		// it was refused and who pushed it.
+		if d, err := events.DataAs[events.DeploymentRefused](e); err == nil {
+			workloads := "workloads"
+			if len(d.Workloads) == 1 {
+				workloads = "workload"
+			}
+			detail = fmt.Sprintf("refused direct push by %s on %s (%d %s)", orDash(d.Actor), d.Cluster, len(d.Workloads), workloads)
 		}
 	case events.TypeComplianceViolated:
 		if d, err := events.DataAs[events.ComplianceViolated](e); err == nil {

@@ -173,6 +173,7 @@ type workloadData struct {
 	SupersededBy  string   `json:"supersededBy"`
 	ExpectedImage string   `json:"expectedImage"` // drift.detected
 	ActualImage   string   `json:"actualImage"`   // drift.detected
+	Unmanaged     bool     `json:"unmanaged"`     // drift.detected: the workload left management
 	Image         string   `json:"image"`         // deployment.refused, compliance.violated
 	Rule          string   `json:"rule"`          // compliance.violated
 	Detail        string   `json:"detail"`        // compliance.violated
@@ -292,6 +293,9 @@ func (b *historyBuilder) add(m jetstream.Msg) {
 	case events.TypeDriftDetected:
 		entry.Outcome, entry.FromImage, entry.ToImage = outcomeDrift, d.ExpectedImage, d.ActualImage
 		entry.Reason = "changed outside Slipway"
+		if left := (events.DriftDetected{Unmanaged: d.Unmanaged, ActualImage: d.ActualImage}).LeftManagement(); left != "" {
+			entry.Reason = left
+		}
 	default:
 		switch short {
 		case shortRefused:
@@ -459,8 +463,9 @@ func printHistory(out io.Writer, entries []historyEntry) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tCLUSTER\tOUTCOME\tIMAGE\tDURATION\tREASON\tCAUSE")
 	for _, e := range entries {
-		image := e.ToImage
-		if e.FromImage != "" && e.FromImage != e.ToImage {
+		// A removed workload runs nothing: the image it ran stands alone.
+		image := orElse(e.ToImage, e.FromImage)
+		if e.FromImage != "" && e.ToImage != "" && e.FromImage != e.ToImage {
 			image = e.FromImage + " → " + e.ToImage
 		}
 		duration := "-"

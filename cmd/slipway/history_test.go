@@ -265,11 +265,13 @@ func TestHistoryOfAnUnknownWorkloadExitsOne(t *testing.T) {
 	}
 }
 
-// TestHistoryShowsRefusedPushesAndViolations: a push the workload's
-// cluster refused (accept: promoted) shows with who pushed it, and a
-// compliance violation with its rule and detail; another cluster's
-// refusal for another workload does not.
-func TestHistoryShowsRefusedPushesAndViolations(t *testing.T) {
+// TestHistoryShowsRefusedPushesViolationsAndDepartures: a push the
+// workload's cluster refused (accept: promoted) shows with who pushed it, a
+// compliance violation with its rule and detail, and the workload leaving
+// management (its label removed on one cluster, removed on another) as
+// such, not as a change made outside Slipway; another cluster's refusal for
+// another workload does not show.
+func TestHistoryShowsRefusedPushesViolationsAndDepartures(t *testing.T) {
 	ns, js := eventStream(t)
 	ctx := t.Context()
 	pub := bus.NewPublisher(js, "")
@@ -287,6 +289,13 @@ func TestHistoryShowsRefusedPushesAndViolations(t *testing.T) {
 		{ID: "violated", Type: "dev.slipway.compliance.violated.v1", Environment: "prd", Subject: "prd-a:/apps/web",
 			Data: map[string]any{"cluster": "prd-a", "appId": "/apps/web", "rule": "pinned", "image": "registry.prd.example/apps/web:1.4.0",
 				"detail": "runs a tag, not a digest"}},
+		{ID: "unlabelled", Type: events.TypeDriftDetected, Environment: "prd", Subject: "prd-a:/apps/web",
+			Data: events.DriftDetected{Cluster: "prd-a", AppID: "/apps/web", ExpectedImage: "registry.prd.example/apps/web:1.4.0",
+				ActualImage: "registry.prd.example/apps/web:1.4.0", Unmanaged: true,
+				Reason: "the slipway.policy label was removed: Slipway no longer manages the workload"}},
+		{ID: "removed", Type: events.TypeDriftDetected, Environment: "prd", Subject: "prd-b:/apps/web",
+			Data: events.DriftDetected{Cluster: "prd-b", AppID: "/apps/web", ExpectedImage: "registry.prd.example/apps/web:1.3.0",
+				Unmanaged: true, Reason: "the workload was removed"}},
 	} {
 		spec.Source = "/slipway/test"
 		e, err := events.New(ctx, spec)
@@ -302,8 +311,8 @@ func TestHistoryShowsRefusedPushesAndViolations(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if len(got) != 2 {
-		t.Fatalf("%d entries, want the refusal on prd-a and the violation:\n%s", len(got), out)
+	if len(got) != 4 {
+		t.Fatalf("%d entries, want the refusal on prd-a, the violation and two departures:\n%s", len(got), out)
 	}
 	if r := got[0]; r.Outcome != "refused" || r.Kind != "deployment.refused" || r.Cluster != "prd-a" || r.AppID != "/apps/web" || r.ToImage != image ||
 		r.Reason != "prd accepts only promoted images" || r.Cause == nil || r.Cause.Push == nil || r.Cause.Push.Actor != "mallory" {
@@ -311,5 +320,34 @@ func TestHistoryShowsRefusedPushesAndViolations(t *testing.T) {
 	}
 	if v := got[1]; v.Outcome != "violation" || v.Kind != "compliance.violated" || v.Reason != "pinned: runs a tag, not a digest" {
 		t.Errorf("violation %s", mustJSON(t, v))
+	}
+	if d := got[2]; d.Outcome != "drift" || d.Cluster != "prd-a" || d.Reason != "left management: label removed" {
+		t.Errorf("label removed %s", mustJSON(t, d))
+	}
+	if d := got[3]; d.Outcome != "drift" || d.Cluster != "prd-b" || d.Reason != "left management: removed" ||
+		d.FromImage != "registry.prd.example/apps/web:1.3.0" || d.ToImage != "" {
+		t.Errorf("removed %s", mustJSON(t, d))
+	}
+
+	out, errOut, code = runCLI(t, ctx, "history", "apps/web", "--nats", ns.URL)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 5 {
+		t.Fatalf("exit %d, want a header and 4 rows, stdout:\n%s\nstderr %q", code, out, errOut)
+	}
+	for i, want := range [][]string{
+		{"prd-a", "refused", "apps/web:9.9.9@sha256:", "prd accepts only promoted images", "pushed by mallory to prd"},
+		{"prd-a", "violation", "pinned: runs a tag, not a digest"},
+		{"prd-a", "drift", "registry.prd.example/apps/web:1.4.0 ", "left management: label removed"},
+		{"prd-b", "drift", "registry.prd.example/apps/web:1.3.0 ", "left management: removed"},
+	} {
+		line := lines[i+1]
+		for _, w := range want {
+			if !strings.Contains(line, w) {
+				t.Errorf("row %d %q lacks %q", i+1, line, w)
+			}
+		}
+		if strings.Contains(line, "changed outside Slipway") || strings.Contains(line, "→") {
+			t.Errorf("row %d %q", i+1, line)
+		}
 	}
 }

@@ -183,6 +183,62 @@ func TestFormatLine(t *testing.T) {
 	}
 }
 
+// TestFormatLineSaysWhoPushedARefusedImageAndHowAWorkloadLeftManagement:
+// a refused push names its pusher, cluster and how many workloads it was
+// for; a drift that is a departure says so instead of comparing images.
+func TestFormatLineSaysWhoPushedARefusedImageAndHowAWorkloadLeftManagement(t *testing.T) {
+	image := "registry.prd.example/apps/web:9.9.9@sha256:" + strings.Repeat("99", 32)
+	expected := "registry.prd.example/apps/web:1.4.0"
+	for _, tc := range []struct {
+		name    string
+		typ     events.Type
+		subject string
+		data    any
+		want    []string
+		notWant []string
+	}{
+		{name: "refused", typ: events.TypeDeploymentRefused, subject: image,
+			data: events.DeploymentRefused{Cluster: "prd-a", Environment: "prd", Image: image, Actor: "mallory",
+				Reason: "prd accepts only promoted images", Workloads: []string{"/apps/web", "/apps/api"}},
+			want: []string{"deployment.refused", image, "refused direct push by mallory on prd-a (2 workloads)"}},
+		{name: "refused, pusher unknown", typ: events.TypeDeploymentRefused, subject: image,
+			data: events.DeploymentRefused{Cluster: "prd-a", Environment: "prd", Image: image, Workloads: []string{"/apps/web"}},
+			want: []string{"refused direct push by - on prd-a (1 workload)"}},
+		{name: "label removed", typ: events.TypeDriftDetected, subject: "prd-a:/apps/web",
+			data: events.DriftDetected{Cluster: "prd-a", AppID: "/apps/web", ExpectedImage: expected, ActualImage: expected,
+				Unmanaged: true, Reason: "the slipway.policy label was removed: Slipway no longer manages the workload"},
+			want: []string{"drift.detected", "prd-a:/apps/web  left management: label removed"}, notWant: []string{"runs"}},
+		{name: "removed", typ: events.TypeDriftDetected, subject: "prd-a:/apps/web",
+			data: events.DriftDetected{Cluster: "prd-a", AppID: "/apps/web", ExpectedImage: expected, Unmanaged: true,
+				Reason: "the workload was removed"},
+			want: []string{"prd-a:/apps/web  left management: removed"}, notWant: []string{"runs", "label"}},
+		{name: "image changed", typ: events.TypeDriftDetected, subject: "prd-a:/apps/web",
+			data: events.DriftDetected{Cluster: "prd-a", AppID: "/apps/web", ExpectedImage: expected, ActualImage: "docker.io/library/nginx:1.27"},
+			want: []string{"expected " + expected + ", runs docker.io/library/nginx:1.27"}, notWant: []string{"left management"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := events.New(context.Background(), events.Spec{
+				ID: events.ID(t.Name()), Type: tc.typ, Source: "/slipway/deployer/prd-a", Environment: "prd",
+				Subject: tc.subject, Data: tc.data,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := formatLine(e)
+			for _, want := range tc.want {
+				if !strings.Contains(line, want) {
+					t.Errorf("%q lacks %q", line, want)
+				}
+			}
+			for _, not := range tc.notWant {
+				if strings.Contains(line, not) {
+					t.Errorf("%q has %q", line, not)
+				}
+			}
+		})
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -169,7 +169,11 @@ func render(e events.Event, data any) notify.Message {
 		m.Thread, m.ThreadTitle = thread(d.Repository, d.Tag, d.Digest)
 	case events.DriftDetected:
 		title := "drift on " + d.Cluster + ": " + d.AppID
-		if d.ActualImage != "" {
+		switch left := d.LeftManagement(); {
+		case left != "":
+			// Not a change of image: the workload is no longer Slipway's.
+			title = d.Cluster + ": " + d.AppID + " " + left
+		case d.ActualImage != "":
 			title += " runs " + releaseOf(d.ActualImage)
 			if d.ExpectedImage != "" {
 				title += ", expected " + releaseOf(d.ExpectedImage)
@@ -177,7 +181,8 @@ func render(e events.Event, data any) notify.Message {
 		}
 		m = notify.Message{
 			Title: title, Status: StatusDrift, Severity: notify.Warning,
-			Facts: facts("Cluster", d.Cluster, "App", d.AppID, "Expected image", d.ExpectedImage, "Actual image", d.ActualImage),
+			Facts: facts("Cluster", d.Cluster, "App", d.AppID, "Expected image", d.ExpectedImage, "Actual image", d.ActualImage,
+				"Reason", d.Reason),
 		}
 	case events.ComplianceViolated:
 		title := "compliance: " + d.Cluster + ": " + d.AppID + " breaks " + d.Rule

@@ -193,6 +193,26 @@ func TestDefaults(t *testing.T) {
 			title: "drift on vsphere-prd: /prd/web runs apps/web 1.3.9, expected apps/web 1.4.0", status: "drift", severity: notify.Warning,
 		},
 		{
+			// Its label taken off, the workload still runs the image Slipway
+			// put there: not a change of image, a departure.
+			name: "drift: label removed",
+			e: event(t, events.TypeDriftDetected, "prd", "vsphere-prd:/prd/web", events.DriftDetected{
+				Cluster: "vsphere-prd", AppID: "/prd/web", ExpectedImage: prdReg + "/apps/web:1.4.0", ActualImage: prdReg + "/apps/web:1.4.0",
+				Unmanaged: true, Reason: "the slipway.policy label was removed: Slipway no longer manages the workload",
+			}),
+			title: "vsphere-prd: /prd/web left management: label removed", status: "drift", severity: notify.Warning,
+			facts: map[string]string{"Reason": "the slipway.policy label was removed: Slipway no longer manages the workload"},
+		},
+		{
+			name: "drift: workload removed",
+			e: event(t, events.TypeDriftDetected, "prd", "vsphere-prd:/prd/web", events.DriftDetected{
+				Cluster: "vsphere-prd", AppID: "/prd/web", ExpectedImage: prdReg + "/apps/web:1.4.0", Unmanaged: true,
+				Reason: "the workload was removed",
+			}),
+			title: "vsphere-prd: /prd/web left management: removed", status: "drift", severity: notify.Warning,
+			facts: map[string]string{"Expected image": prdReg + "/apps/web:1.4.0", "Actual image": ""},
+		},
+		{
 			name: "compliance violated",
 			e: event(t, events.TypeComplianceViolated, "prd", "vsphere-prd:/prd/web", events.ComplianceViolated{
 				Cluster: "vsphere-prd", Environment: "prd", AppID: "/prd/web", Rule: "own-registry", Kind: "ownRegistry",
