@@ -226,6 +226,74 @@ ops: { listen: "off" }
 	}
 }
 
+// A managed workload changed by hand runs another digest than the one its
+// record expects: where and status --digest/--image/--repository find it
+// by the digest and image it runs by hand (as well as by the expected
+// ones), and say it runs them by hand.
+func TestWhereFindsADriftedWorkloadByTheDigestItRunsByHand(t *testing.T) {
+	ns := testkit.NATS(t)
+	_, js := ns.Connect(t)
+	inv, err := inventory.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected, byHand := "sha256:"+strings.Repeat("e", 64), "sha256:"+strings.Repeat("a", 64)
+	other := "sha256:" + strings.Repeat("c", 64)
+	for _, r := range []inventory.Record{
+		{Cluster: "mar-prd", Environment: "prd", AppID: "/shop/web", Image: "registry.prd.example/apps/web:1.4.0",
+			Digest: expected, Policy: "all", Drift: "registry.int.example/tools/debug:latest", DriftDigest: byHand},
+		{Cluster: "mar-int", Environment: "int", AppID: "/tools/debug", Image: "registry.int.example/tools/debug@" + byHand},
+		{Cluster: "mar-int", Environment: "int", AppID: "/shop/web", Image: "registry.int.example/apps/web:1.5.0",
+			Digest: other, Policy: "all"},
+	} {
+		if err := inv.Put(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := []string{"mar-int/tools/debug", "mar-prd/shop/web"}
+	for _, what := range []string{byHand, byHand[7:19], "registry.int.example/tools/debug:latest"} {
+		out, errOut, code := runCLI(t, t.Context(), "where", what, "--nats", ns.URL, "--format", "json")
+		if got := placesOf(t, out); code != 0 || !slices.Equal(got, both) {
+			t.Errorf("where %s: exit %d %s, %v; want %v", what, code, errOut, got, both)
+		}
+	}
+	if out, _, code := runCLI(t, t.Context(), "where", expected, "--nats", ns.URL, "--format", "json"); code != 0 ||
+		!slices.Equal(placesOf(t, out), []string{"mar-prd/shop/web"}) {
+		t.Errorf("where of the expected digest: exit %d\n%s; want the drifted workload, flagged", code, out)
+	}
+
+	table, errOut, code := runCLI(t, t.Context(), "where", byHand, "--nats", ns.URL)
+	if code != 0 {
+		t.Fatalf("where table: exit %d %s", code, errOut)
+	}
+	for _, row := range tableRows(t, table) {
+		drifted := row["CLUSTER"] == "mar-prd"
+		if note := row["NOTE"]; drifted != strings.Contains(note, "by hand") ||
+			drifted && !strings.Contains(note, "registry.int.example/tools/debug:latest ("+byHand[7:19]+")") {
+			t.Errorf("where table, %s%s: NOTE %q; want the drift marked with the image and digest run by hand only there\n%s",
+				row["CLUSTER"], row["APP"], note, table)
+		}
+	}
+
+	for _, tc := range []struct {
+		filter []string
+		want   []string
+	}{
+		{[]string{"--digest", byHand}, both},
+		{[]string{"--image", "registry.int.example/tools/debug:latest"}, []string{"mar-prd/shop/web"}}, // the other names no tag
+		{[]string{"--repository", "tools/**"}, both},
+	} {
+		filter := tc.filter
+		out, errOut, code := runCLI(t, t.Context(), append([]string{"status", "--nats", ns.URL, "--format", "json"}, filter...)...)
+		if got := placesOf(t, out); code != 0 || !slices.Equal(got, tc.want) {
+			t.Errorf("status %v: exit %d %s, %v; want %v", filter, code, errOut, got, tc.want)
+		}
+		if filter[0] == "--digest" && !strings.Contains(out, `"driftDigest": "`+byHand+`"`) {
+			t.Errorf("status %v --format json carries no driftDigest:\n%s", filter, out)
+		}
+	}
+}
+
 // placesOf reads cluster+appId of the records of a JSON answer, sorted.
 func placesOf(t *testing.T, out string) []string {
 	t.Helper()

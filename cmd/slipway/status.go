@@ -67,13 +67,40 @@ func (f *statusFilter) keep(r inventory.Record) bool {
 		f.cluster != "" && r.Cluster != f.cluster,
 		f.unmanaged && r.Managed,
 		f.drift && r.Drift == "" && r.LeftManagement == "",
-		f.digest != "" && !digestMatches(r.Digest, f.digest),
-		f.image != "" && !imageMatches(r.Image, f.image),
+		f.digest != "" && !runsAny(r, func(x running) bool { return digestMatches(x.digest, f.digest) }),
+		f.image != "" && !runsAny(r, func(x running) bool { return imageMatches(x.image, f.image) }),
 		f.node != "" && !slices.ContainsFunc(r.Nodes, func(n string) bool { return nodeMatches(n, f.node) }),
-		f.repo != nil && !f.repo.MatchesRepository(r.Repository) && !f.repo.MatchesRepository(r.Registry+"/"+r.Repository):
+		f.repo != nil && !runsAny(r, func(x running) bool {
+			return f.repo.MatchesRepository(x.repository) || f.repo.MatchesRepository(x.registry+"/"+x.repository)
+		}):
 		return false
 	}
 	return true
+}
+
+// running is an image a record shows at a workload, with its digest: the
+// one Slipway put or found there and, once the workload drifted, the one
+// it runs by hand instead. Filters and `where` match either, so that an
+// auditor finds every place a digest runs, and the expected one too.
+type running struct {
+	image, digest, registry, repository string
+}
+
+func runningOf(r inventory.Record) []running {
+	out := []running{{image: r.Image, digest: r.Digest, registry: r.Registry, repository: r.Repository}}
+	if r.Drift != "" {
+		x := running{image: r.Drift, digest: r.DriftDigest}
+		if img, err := policy.ParseImage(r.Drift); err == nil {
+			x.registry, x.repository = img.Registry, img.Repository
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// runsAny tells whether ok holds for an image the record shows.
+func runsAny(r inventory.Record, ok func(running) bool) bool {
+	return slices.ContainsFunc(runningOf(r), ok)
 }
 
 // digestMatches: want is a digest or a prefix of one, with or without its
@@ -212,7 +239,7 @@ func writeJSON(out io.Writer, records []inventory.Record) error {
 var csvHeader = []string{
 	"cluster", "environment", "platform", "appId", "managed", "policy", "image", "registry", "repository", "tag",
 	"digest", "digestReason", "wanted", "running", "healthy", "nodes", "revision", "updatedAt", "drift",
-	"leftManagement", "lastDeploymentImage", "lastDeploymentOutcome", "lastDeploymentAt", "lastDeploymentEventId",
+	"driftDigest", "leftManagement", "lastDeploymentImage", "lastDeploymentOutcome", "lastDeploymentAt", "lastDeploymentEventId",
 	"causeId", "approvalId", "approver",
 }
 
@@ -234,7 +261,7 @@ func writeCSV(out io.Writer, records []inventory.Record) error {
 			r.Cluster, r.Environment, platformOf(r), r.AppID, strconv.FormatBool(r.Managed), r.Policy, r.Image,
 			r.Registry, r.Repository, r.Tag, r.Digest, r.DigestReason, strconv.Itoa(r.Wanted), strconv.Itoa(r.Running),
 			strconv.Itoa(r.Healthy), strings.Join(r.Nodes, ";"), r.Revision, r.UpdatedAt.UTC().Format(time.RFC3339),
-			r.Drift, r.LeftManagement, d.ToImage, d.Outcome, at, d.EventID, d.CauseID, d.ApprovalID, d.Approver,
+			r.Drift, r.DriftDigest, r.LeftManagement, d.ToImage, d.Outcome, at, d.EventID, d.CauseID, d.ApprovalID, d.Approver,
 		}); err != nil {
 			return err
 		}
@@ -281,12 +308,21 @@ func noteOf(r inventory.Record) string {
 		notes = append(notes, "left management: "+r.LeftManagement)
 	}
 	if r.Drift != "" {
-		notes = append(notes, "drift: runs "+shortenDigests(r.Drift))
+		notes = append(notes, "drift: runs "+driftOf(r)+" by hand")
 	}
 	if r.Refused != nil {
 		notes = append(notes, refusedNote(r.Refused))
 	}
 	return strings.Join(notes, "; ")
+}
+
+// driftOf is the image a drifted workload runs, with the digest it runs
+// when the image names a tag alone.
+func driftOf(r inventory.Record) string {
+	if r.DriftDigest == "" || strings.Contains(r.Drift, r.DriftDigest) {
+		return shortenDigests(r.Drift)
+	}
+	return shortenDigests(r.Drift) + " (" + shortDigest(r.DriftDigest) + ")"
 }
 
 // shortDigest shows a digest as docker does: its first 12 hex digits.

@@ -25,7 +25,11 @@ DIGEST is a digest or a prefix of one (sha256:ab12…, ab12…). IMAGE is an
 image reference: with a digest it stands for that digest; with a tag alone
 it stands for the digests the inventory knows that tag by (resolved from
 the environment's registry for workloads that name the tag alone), so a
-workload pinned to the same digest under another tag is found too.`,
+workload pinned to the same digest under another tag is found too.
+
+A managed workload changed by hand (drift) is found by the image and
+digest it runs by hand as well as by those Slipway expected there; its
+NOTE says what it runs by hand.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 0:
@@ -61,10 +65,14 @@ workload pinned to the same digest under another tag is found too.`,
 
 // where returns the records that run what: a digest (or a prefix of one),
 // or an image reference (its digest, or the digests its tag is recorded
-// with, and the workloads that name it when their digest is unknown).
+// with, and the workloads that name it when their digest is unknown). A
+// drifted workload is matched on what it runs by hand as well as on what
+// Slipway expected there (see running).
 func where(records []inventory.Record, what string) []inventory.Record {
 	if looksLikeDigest(what) {
-		return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool { return !digestMatches(r.Digest, what) })
+		return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool {
+			return !runsAny(r, func(x running) bool { return digestMatches(x.digest, what) })
+		})
 	}
 	ref, err := policy.ParseImage(what)
 	if err != nil {
@@ -75,17 +83,21 @@ func where(records []inventory.Record, what string) []inventory.Record {
 		digests = append(digests, ref.Digest)
 	} else {
 		for _, r := range records {
-			if img, err := policy.ParseImage(r.Image); err == nil && sameTag(img, ref) && r.Digest != "" && !slices.Contains(digests, r.Digest) {
-				digests = append(digests, r.Digest)
+			for _, x := range runningOf(r) {
+				if img, err := policy.ParseImage(x.image); err == nil && sameTag(img, ref) && x.digest != "" && !slices.Contains(digests, x.digest) {
+					digests = append(digests, x.digest)
+				}
 			}
 		}
 	}
 	return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool {
-		if r.Digest != "" && slices.Contains(digests, r.Digest) {
-			return false
-		}
-		img, err := policy.ParseImage(r.Image)
-		return err != nil || r.Digest != "" || ref.Digest != "" || !sameTag(img, ref)
+		return !runsAny(r, func(x running) bool {
+			if x.digest != "" {
+				return slices.Contains(digests, x.digest)
+			}
+			img, err := policy.ParseImage(x.image)
+			return err == nil && ref.Digest == "" && sameTag(img, ref)
+		})
 	})
 }
 
@@ -108,14 +120,16 @@ func isHex(s string) bool {
 
 func printWhere(out io.Writer, records []inventory.Record) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ENV\tCLUSTER\tAPP\tNODES\tIMAGE\tDIGEST\tMANAGED")
+	fmt.Fprintln(w, "ENV\tCLUSTER\tAPP\tNODES\tIMAGE\tDIGEST\tMANAGED\tNOTE")
 	for _, r := range records {
 		managed := "yes"
 		if !r.Managed {
 			managed = "no"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Environment, r.Cluster, r.AppID, orDash(strings.Join(r.Nodes, ",")),
-			shortenDigests(r.Image), shortDigest(r.Digest), managed)
+		// IMAGE and DIGEST are what Slipway expected; NOTE says what a
+		// drifted workload runs by hand instead.
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Environment, r.Cluster, r.AppID, orDash(strings.Join(r.Nodes, ",")),
+			shortenDigests(r.Image), shortDigest(r.Digest), managed, noteOf(r))
 	}
 	return w.Flush()
 }
