@@ -168,12 +168,6 @@ func TestStatusBeforeAnyDeployerPrintsAnEmptyTable(t *testing.T) {
 // Marathon's and has no counts to show. --json carries the records' fields
 // as stored, every node included.
 func TestStatusShowsPlatformNodesAndInstancesOfEveryWorkload(t *testing.T) {
-	ns := testkit.NATS(t)
-	_, js := ns.Connect(t)
-	inv, err := inventory.Open(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 11, 21, 10, 15, 0, 0, time.UTC)
 	records := []inventory.Record{
 		{Cluster: "dcos-prod", Environment: "prod", AppID: "/prod/web", Image: "registry.example/apps/web:1.4.0",
@@ -188,11 +182,7 @@ func TestStatusShowsPlatformNodesAndInstancesOfEveryWorkload(t *testing.T) {
 			Policy: "all", Platform: "docker", Revision: "c0ffee", Nodes: []string{"vch-1"},
 			Wanted: 1, Running: 1, Healthy: 0, UpdatedAt: at},
 	}
-	for _, r := range records {
-		if err := inv.Put(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ns := withInventory(t, records...)
 
 	out, errOut, code := runCLI(t, t.Context(), "status", "--nats", ns.URL)
 	if code != 0 {
@@ -245,6 +235,24 @@ func TestStatusShowsPlatformNodesAndInstancesOfEveryWorkload(t *testing.T) {
 			t.Errorf("--json record %d: %+v, want %+v", i, g, r)
 		}
 	}
+}
+
+// withInventory starts a NATS server whose inventory holds records, as a
+// deployer would have written them.
+func withInventory(t *testing.T, records ...inventory.Record) *testkit.NATSServer {
+	t.Helper()
+	ns := testkit.NATS(t)
+	_, js := ns.Connect(t)
+	inv, err := inventory.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if err := inv.Put(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
 }
 
 // tableRows splits a tabwriter table into its rows, each cell under the

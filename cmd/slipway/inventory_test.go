@@ -231,25 +231,15 @@ ops: { listen: "off" }
 // by the digest and image it runs by hand (as well as by the expected
 // ones), and say it runs them by hand.
 func TestWhereFindsADriftedWorkloadByTheDigestItRunsByHand(t *testing.T) {
-	ns := testkit.NATS(t)
-	_, js := ns.Connect(t)
-	inv, err := inventory.Open(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	expected, byHand := "sha256:"+strings.Repeat("e", 64), "sha256:"+strings.Repeat("a", 64)
 	other := "sha256:" + strings.Repeat("c", 64)
-	for _, r := range []inventory.Record{
-		{Cluster: "mar-prd", Environment: "prd", AppID: "/shop/web", Image: "registry.prd.example/apps/web:1.4.0",
+	ns := withInventory(t,
+		inventory.Record{Cluster: "mar-prd", Environment: "prd", AppID: "/shop/web", Image: "registry.prd.example/apps/web:1.4.0",
 			Digest: expected, Policy: "all", Drift: "registry.int.example/tools/debug:latest", DriftDigest: byHand},
-		{Cluster: "mar-int", Environment: "int", AppID: "/tools/debug", Image: "registry.int.example/tools/debug@" + byHand},
-		{Cluster: "mar-int", Environment: "int", AppID: "/shop/web", Image: "registry.int.example/apps/web:1.5.0",
+		inventory.Record{Cluster: "mar-int", Environment: "int", AppID: "/tools/debug", Image: "registry.int.example/tools/debug@" + byHand},
+		inventory.Record{Cluster: "mar-int", Environment: "int", AppID: "/shop/web", Image: "registry.int.example/apps/web:1.5.0",
 			Digest: other, Policy: "all"},
-	} {
-		if err := inv.Put(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	both := []string{"mar-int/tools/debug", "mar-prd/shop/web"}
 	for _, what := range []string{byHand, byHand[7:19], "registry.int.example/tools/debug:latest"} {
 		out, errOut, code := runCLI(t, t.Context(), "where", what, "--nats", ns.URL, "--format", "json")
