@@ -304,7 +304,11 @@ func noteOf(r inventory.Record) string {
 	if !r.Managed && r.LeftManagement == "" {
 		notes = append(notes, "unmanaged")
 	}
-	if r.LeftManagement != "" {
+	switch r.LeftManagement {
+	case "":
+	case "unlabelled": // the words events list, history and the notifier use
+		notes = append(notes, "left management: label removed")
+	default:
 		notes = append(notes, "left management: "+r.LeftManagement)
 	}
 	if r.Drift != "" {
