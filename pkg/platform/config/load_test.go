@@ -211,3 +211,27 @@ func TestStreamMaxBytes(t *testing.T) {
 		}
 	}
 }
+
+// Two environments on one registry must reach it the same way: Slipway
+// keeps one set of credentials per registry host, and would use one
+// environment's with the other's requests. Same credentials are fine; the
+// message never shows a password.
+func TestSharedRegistryNeedsTheSameCredentials(t *testing.T) {
+	noVars := func(string) (string, bool) { return "", false }
+	same := `environments:
+  - { name: int, registry: { host: "acr.example", username: ci, password: s3cret } }
+  - { name: prd, registry: { host: "acr.example", username: ci, password: s3cret } }
+`
+	if _, err := Parse([]byte(same), noVars); err != nil {
+		t.Errorf("same credentials: %v", err)
+	}
+	other := strings.Replace(same, "username: ci, password: s3cret } }\n", "username: deployer, password: 0ther } }\n", 2)
+	other = strings.Replace(other, "username: deployer, password: 0ther", "username: ci, password: s3cret", 1)
+	_, err := Parse([]byte(other), noVars)
+	if err == nil || !strings.Contains(err.Error(), `environments[1].registry: shares registry acr.example with environment "int"`) {
+		t.Fatalf("error = %v, want environments[1].registry refused", err)
+	}
+	if strings.Contains(err.Error(), "0ther") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the message shows a password: %v", err)
+	}
+}

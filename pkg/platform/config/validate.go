@@ -93,6 +93,7 @@ func (c *Config) checkCommon(p *Problems) {
 			}
 		}
 	}
+	c.checkSharedRegistries(p)
 	approvers := map[string]bool{}
 	for i, a := range c.Approvers {
 		path := fmt.Sprintf("approvers[%d]", i)
@@ -118,6 +119,27 @@ func (c *Config) checkCommon(p *Problems) {
 	case "", "text", "json":
 	default:
 		p.Add("log.format", "%q must be text or json", c.Log.Format)
+	}
+}
+
+// checkSharedRegistries refuses two environments that share a registry
+// (one's host is a name of the other's) but reach it differently: Slipway
+// keeps one way in per registry host (its credentials and TLS), so one of
+// the two would silently be used with the other's.
+func (c *Config) checkSharedRegistries(p *Problems) {
+	for i, e := range c.Environments {
+		for j := 0; j < i; j++ {
+			o := c.Environments[j]
+			if e.Registry.Host == "" || !o.Registry.Names(e.Registry.Host) {
+				continue
+			}
+			if e.Registry.Username != o.Registry.Username || e.Registry.Password != o.Registry.Password ||
+				e.Registry.PasswordFile != o.Registry.PasswordFile || e.Registry.Insecure != o.Registry.Insecure {
+				p.Add(fmt.Sprintf("environments[%d].registry", i),
+					"shares registry %s with environment %q but with other credentials or insecure setting; Slipway reaches a registry one way: give both the same",
+					RedactURL(e.Registry.Host), o.Name)
+			}
+		}
 	}
 }
 
