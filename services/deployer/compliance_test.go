@@ -59,6 +59,9 @@ type passes struct {
 
 func (p *passes) service() *deployer.Service {
 	svc := deployer.New()
+	p.mu.Lock()
+	p.n[svc] = 0 // counted from its first pass: wait must not pass before it
+	p.mu.Unlock()
 	svc.Hooks = &deployer.Hooks{Reconciled: func(string, error) {
 		p.mu.Lock()
 		p.n[svc]++

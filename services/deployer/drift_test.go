@@ -146,6 +146,12 @@ func TestChangeByHandToAnyImageIsDrift(t *testing.T) {
 			if d.AppID != "/dev/web" || d.ExpectedImage != expected || d.Unmanaged || d.Platform != "marathon" || d.Reason == "" {
 				t.Errorf("drift data: %+v", d)
 			}
+			// The event is announced before the record is flagged (a crash
+			// between them then announces again rather than never).
+			testkit.WaitFor(t, "the drift flagged in the inventory", func() bool {
+				r, _ := inventoryRecord(t, e, "azure-int", "/dev/web")
+				return r.Drift != ""
+			})
 			if r, _ := inventoryRecord(t, e, "azure-int", "/dev/web"); r.Image != expected || r.Drift != tc.actual || r.DriftDigest != tc.runs {
 				t.Errorf("inventory: image %s, drift %q (digest %q); want %s flagged with %s (digest %q)",
 					r.Image, r.Drift, r.DriftDigest, expected, tc.actual, tc.runs)
@@ -249,6 +255,10 @@ func TestAppLosingItsLabelIsReportedOnceAsLeavingManagement(t *testing.T) {
 	if d.AppID != "/dev/web" || d.ExpectedImage != expected || d.ActualImage != expected || !strings.Contains(d.Reason, "label") {
 		t.Errorf("drift data: %+v", d)
 	}
+	testkit.WaitFor(t, "the departure flagged in the inventory", func() bool {
+		r, _ := inventoryRecord(t, e, "azure-int", "/dev/web")
+		return r.LeftManagement != ""
+	})
 	if r, _ := inventoryRecord(t, e, "azure-int", "/dev/web"); r.LeftManagement != "unlabelled" || r.Image != expected {
 		t.Errorf("inventory: %+v, want kept, flagged unlabelled", r)
 	}
@@ -287,6 +297,10 @@ func TestRemovedAppIsReportedOnceAndItsReturnJudged(t *testing.T) {
 	if d.AppID != "/dev/web" || d.ExpectedImage != expected || d.ActualImage != "" || !strings.Contains(d.Reason, "removed") {
 		t.Errorf("drift data: %+v", d)
 	}
+	testkit.WaitFor(t, "the removal flagged in the inventory", func() bool {
+		r, _ := inventoryRecord(t, e, "azure-int", "/dev/web")
+		return r.LeftManagement != ""
+	})
 	if r, ok := inventoryRecord(t, e, "azure-int", "/dev/web"); !ok || r.LeftManagement != "removed" {
 		t.Errorf("inventory: %+v (present %v), want kept, flagged removed", r, ok)
 	}
