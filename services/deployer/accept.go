@@ -136,16 +136,13 @@ func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, d events.
 // that `slipway status` shows it; a workload the inventory has not
 // recorded yet gets its record now, as it runs.
 func (c *cluster) noteRefusal(ctx context.Context, app managedApp, r *inventory.Refusal) error {
-	rec, ok, err := c.store.inv.Get(ctx, c.name, app.id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		rec = inventory.Record{
-			Cluster: c.name, Environment: c.env, AppID: app.id, Image: app.written, Digest: app.image.Digest,
-			Policy: app.policy.String(), Platform: c.platform, UpdatedAt: time.Now().UTC(),
+	return c.store.inv.Modify(ctx, c.name, app.id, func(rec *inventory.Record, ok bool) {
+		if !ok {
+			*rec = inventory.Record{
+				Cluster: c.name, Environment: c.env, AppID: app.id, Image: app.written, Digest: app.image.Digest,
+				Policy: app.policy.String(), Platform: c.platform, UpdatedAt: time.Now().UTC(),
+			}
 		}
-	}
-	rec.Refused = r
-	return c.store.inv.Put(ctx, rec)
+		rec.Refused = r
+	})
 }

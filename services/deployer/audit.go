@@ -253,16 +253,19 @@ func (c *cluster) lastDeployment(rec *record, outcome string, t events.Type) *in
 // inventory record (creating the record, as the workload runs, when the
 // deployment comes before any reconcile recorded it).
 func (c *cluster) noteDeployment(ctx context.Context, rec *record, outcome string, t events.Type) error {
-	inv, ok, err := c.store.inv.Get(ctx, c.name, rec.AppID)
-	if err != nil {
+	var now *target.Workload
+	if _, ok, err := c.store.inv.Get(ctx, c.name, rec.AppID); err != nil {
 		return err
+	} else if !ok {
+		now = c.workloadNow(ctx, rec.AppID) // read before the retry loop: a platform call
 	}
-	if !ok {
-		inv = inventory.Record{
-			Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.FromImage, Policy: rec.Policy,
-			Platform: c.platform, UpdatedAt: time.Now().UTC(),
-		}.WithWorkload(c.workloadNow(ctx, rec.AppID))
-	}
-	inv.LastDeployment = c.lastDeployment(rec, outcome, t)
-	return c.store.inv.Put(ctx, inv)
+	return c.store.inv.Modify(ctx, c.name, rec.AppID, func(inv *inventory.Record, ok bool) {
+		if !ok {
+			*inv = inventory.Record{
+				Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.FromImage, Policy: rec.Policy,
+				Platform: c.platform, UpdatedAt: time.Now().UTC(),
+			}.WithWorkload(now)
+		}
+		inv.LastDeployment = c.lastDeployment(rec, outcome, t)
+	})
 }

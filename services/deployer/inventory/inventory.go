@@ -28,6 +28,8 @@ const Bucket = "slipway-inventory"
 
 // Record is what one app of one cluster runs.
 type Record struct {
+	// rev is the revision it was read at (0: made anew), for Put.
+	rev         uint64
 	Cluster     string `json:"cluster"`
 	Environment string `json:"environment"`
 	AppID       string `json:"appId"`
@@ -210,17 +212,69 @@ func Key(cluster, appID string) string {
 	return cluster + "." + id
 }
 
-// Put stores a record.
+// ErrChanged: the record was written by somebody else since it was read.
+var ErrChanged = errors.New("the record changed since it was read")
+
+// Put stores a record. A record read from the store (Get, GetKey) is
+// written only if nobody wrote it since (ErrChanged otherwise): several
+// writers change different fields of one record (a deployment's outcome,
+// a refused push, the reconcile's counts and digest), and a stale copy
+// written back would undo the others' change unseen. A record made anew
+// is written as it is.
 func (s *Store) Put(ctx context.Context, r Record) error {
 	r.complete()
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, Key(r.Cluster, r.AppID), b); err != nil {
+	key := Key(r.Cluster, r.AppID)
+	if r.rev != 0 {
+		_, err = s.kv.Update(ctx, key, b, r.rev)
+	} else {
+		_, err = s.kv.Put(ctx, key, b)
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("inventory %s %s: %w", r.Cluster, r.AppID, ErrChanged)
+	}
+	if err != nil {
 		return fmt.Errorf("inventory %s %s: %w", r.Cluster, r.AppID, err)
 	}
 	return nil
+}
+
+// Modify changes the record of (cluster, appID) as it is now (exists
+// false: there is none yet) and stores it, reading it again and retrying
+// when somebody else wrote it in between.
+func (s *Store) Modify(ctx context.Context, cluster, appID string, change func(r *Record, exists bool)) error {
+	for attempt := 1; ; attempt++ {
+		r, ok, err := s.Get(ctx, cluster, appID)
+		if err != nil {
+			return err
+		}
+		change(&r, ok)
+		r.Cluster, r.AppID = cluster, appID
+		r.complete()
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		key := Key(cluster, appID)
+		if ok {
+			_, err = s.kv.Update(ctx, key, b, r.rev)
+		} else {
+			_, err = s.kv.Create(ctx, key, b)
+		}
+		changed := errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+		if err == nil || !changed || attempt == 5 {
+			if changed {
+				err = ErrChanged
+			}
+			if err != nil {
+				return fmt.Errorf("inventory %s %s: %w", cluster, appID, err)
+			}
+			return nil
+		}
+	}
 }
 
 // Get returns the record of an app, and whether there is one.
@@ -243,6 +297,7 @@ func (s *Store) GetKey(ctx context.Context, key string) (Record, bool, error) {
 		return Record{}, false, fmt.Errorf("inventory %s: %w", key, err)
 	}
 	r.complete()
+	r.rev = e.Revision()
 	return r, true, nil
 }
 
