@@ -58,9 +58,10 @@ func TestEveryTypeFollowsTheNamingRule(t *testing.T) {
 		}
 	}
 	// The 11 types of the contract table, and event.deadlettered,
-	// deployment.refused and compliance.violated added to it.
-	if len(events.Types) != 14 {
-		t.Errorf("the contract has 14 event types, Types lists %d", len(events.Types))
+	// deployment.refused, compliance.violated and action.requested added
+	// to it.
+	if len(events.Types) != 15 {
+		t.Errorf("the contract has 15 event types, Types lists %d", len(events.Types))
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 	TypeDeploymentRefused   Type = "dev.slipway.deployment.refused.v1"
 	TypeNotificationFailed  Type = "dev.slipway.notification.failed.v1"
 	TypeEventDeadLettered   Type = "dev.slipway.event.deadlettered.v1"
+	TypeActionRequested     Type = "dev.slipway.action.requested.v1"
 )
 
 const typePrefix, typeSuffix = "dev.slipway.", ".v1"
@@ -49,6 +50,7 @@ var Types = []struct {
 	{TypeDeploymentRefused, DeploymentRefused{}},
 	{TypeNotificationFailed, NotificationFailed{}},
 	{TypeEventDeadLettered, EventDeadLettered{}},
+	{TypeActionRequested, ActionRequested{}},
 }
 
 // Short returns "<noun>.<verb>", the part of the type that the subject and
@@ -151,9 +153,13 @@ type ApprovalRequested struct {
 type ApprovalDecision struct {
 	ApprovalID string `json:"approvalId"`
 	Promotion  string `json:"promotion,omitempty"`
-	// By is the approver's name from the configuration.
+	// By is the approver's name from the configuration, or the OIDC user
+	// who decided in the console.
 	By     string `json:"by"`
 	Reason string `json:"reason"`
+	// Via is the interface the decision came through (api, slack,
+	// console); empty on events from before it was recorded.
+	Via string `json:"via,omitempty" jsonschema:"enum=api,enum=cli,enum=console,enum=slack"`
 }
 
 // ImagePromoted is the data of dev.slipway.image.promoted.v1.
@@ -323,6 +329,71 @@ type ComplianceViolated struct {
 	Digest string `json:"digest,omitempty"`
 	// Detail says what is wrong, in words for an auditor.
 	Detail string `json:"detail"`
+}
+
+// The manual actions a person may ask for (ActionRequested.Action).
+const (
+	// ActionRollback puts a workload back on the image it ran before its
+	// last deployment.
+	ActionRollback = "rollback"
+	// ActionRedeploy deploys a workload's current image again (a restart
+	// of every instance).
+	ActionRedeploy = "redeploy"
+	// ActionPromote runs a promotion rule for one image now, without
+	// waiting for its soak time; the rule's approval still applies.
+	ActionPromote = "promote"
+	// ActionRedrive re-publishes a dead letter to its original subject.
+	ActionRedrive = "redrive"
+)
+
+// The interfaces a person acts through (ActionRequested.Via, and
+// ApprovalDecision.Via).
+const (
+	ViaAPI     = "api"
+	ViaCLI     = "cli"
+	ViaConsole = "console"
+	ViaSlack   = "slack"
+)
+
+// ActionRequested is the data of dev.slipway.action.requested.v1: a person
+// asked for a manual action through the API, the CLI, the console or
+// Slack. It is the action's audit record and, for rollback, redeploy and
+// promote, the request the deployer or promoter carries out: the events of
+// that work name this one as their causation. A redrive is carried out by
+// the interface that announced it, right after.
+type ActionRequested struct {
+	Action string `json:"action" jsonschema:"enum=rollback,enum=redeploy,enum=promote,enum=redrive"`
+	// Actor is who asked: the approver's name (API, Slack), the OIDC
+	// user (console) or the operating-system user (CLI).
+	Actor string `json:"actor"`
+	Via   string `json:"via" jsonschema:"enum=api,enum=cli,enum=console,enum=slack"`
+	// Target names what the action is about.
+	Target ActionTarget `json:"target"`
+	// Reason is the actor's own words; empty when none was given.
+	Reason      string    `json:"reason,omitempty"`
+	RequestedAt time.Time `json:"requestedAt"`
+}
+
+// ActionTarget is what an action is about: a workload (rollback,
+// redeploy), an image and a promotion rule (promote) or a dead letter
+// (redrive).
+type ActionTarget struct {
+	// Environment is the workload's, the promotion's target or the dead
+	// letter's environment: the subject's environment.
+	Environment string `json:"environment"`
+	// Cluster and AppID name the workload (rollback, redeploy).
+	Cluster string `json:"cluster,omitempty"`
+	AppID   string `json:"appId,omitempty"`
+	// Image is the image the action is about: for promote the source image
+	// (registry/repository:tag@digest, in the rule's from environment); for
+	// rollback the image to go back to, when the requester names one.
+	Image string `json:"image,omitempty"`
+	// Promotion is the rule's name (promote).
+	Promotion string `json:"promotion,omitempty"`
+	// Sequence and EventID name the dead letter (redrive): its sequence in
+	// the dead-letter stream and the event it holds.
+	Sequence uint64 `json:"sequence,omitempty"`
+	EventID  string `json:"eventId,omitempty"`
 }
 
 // NotificationFailed is the data of dev.slipway.notification.failed.v1: a

@@ -33,6 +33,7 @@ var notes = map[events.Type]note{
 	events.TypeComplianceViolated:  {"A managed workload breaks a compliance rule of its environment (announced once until it complies again).", "the cluster's", "`cluster:appId`"},
 	events.TypeDeploymentRefused:   {"An image pushed straight into the registry of an environment that deploys only promoted images (`accept: promoted`) was not deployed on a cluster.", "the cluster's", "pushed " + imageSubject},
 	events.TypeNotificationFailed:  {"A notification receiver could not be reached after the last attempt.", "the undelivered event's", ""},
+	events.TypeActionRequested:     {"A person asked for a manual action (rollback, redeploy, promote, redrive) through the API, the CLI, the console or Slack; the work it causes names it as causation.", "the workload's, the promotion target's or the dead letter's", "`cluster:appId` for rollback and redeploy, the source " + imageSubject + " for promote"},
 	events.TypeEventDeadLettered:   {"A consumer gave up on a message and stored it in the dead-letter stream.", "the dead-lettered message's (`" + bus.UnknownEnvironment + "` when its subject has none)", "the dead-lettered event's `subject`, when it has one"},
 }
 

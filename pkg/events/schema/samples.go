@@ -84,12 +84,12 @@ func samples() []events.Spec {
 		{
 			ID: events.CausedID(approvalID, events.TypeApprovalGranted), Type: events.TypeApprovalGranted,
 			Source: "/slipway/ingest/approvals", Environment: "prd", CausationID: approvalID, Time: at.Add(95 * time.Minute),
-			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "signed off in the release meeting"},
+			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "signed off in the release meeting", Via: events.ViaConsole},
 		},
 		{
 			ID: events.CausedID(approvalID, events.TypeApprovalRejected), Type: events.TypeApprovalRejected,
 			Source: "/slipway/ingest/approvals", Environment: "prd", CausationID: approvalID, Time: at.Add(95 * time.Minute),
-			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "load test still open"},
+			Data: events.ApprovalDecision{ApprovalID: "apr-7c1e9d42", Promotion: "tst-to-prd", By: "release-manager", Reason: "load test still open", Via: events.ViaAPI},
 		},
 		{
 			ID: promotedTstID, Type: events.TypeImagePromoted, Source: "/slipway/promoter",
@@ -165,6 +165,15 @@ func samples() []events.Spec {
 				EventID: failedID, EventType: string(events.TypeDeploymentFailed),
 				Error: "slack webhook: 500 Internal Server Error", Deliveries: 5, DLQSequence: 12,
 				DeadLetteredAt: at.Add(110 * time.Minute),
+			},
+		},
+		{
+			ID: events.ID("action.requested", "5f0c9a7e-2b1d-4e8a-9c3f-7a6b5d4e3c2b"), Type: events.TypeActionRequested,
+			Source: "/slipway/console", Environment: "prd", Subject: "vsphere-prd:/payments/api", Time: at.Add(180 * time.Minute),
+			Data: events.ActionRequested{
+				Action: events.ActionRollback, Actor: "maria@example.com", Via: events.ViaConsole,
+				Target: events.ActionTarget{Environment: "prd", Cluster: "vsphere-prd", AppID: "/payments/api"},
+				Reason: "1.4.2 doubles the checkout latency", RequestedAt: at.Add(180 * time.Minute),
 			},
 		},
 	}

@@ -126,10 +126,17 @@ func (g *generator) reflect(d *dataType) (*jsonschema.Schema, error) {
 	s.ID = jsonschema.ID(SchemaBaseURL + d.file)
 	s.Title = d.name
 	for name, def := range s.Definitions {
-		if name != "ImageRef" {
+		if name == "ImageRef" {
+			g.imageRef = def
+			continue
+		}
+		// Another nested type is one event's own (action.requested's
+		// target): written out where it is used, as its reader expects to
+		// find it, rather than shared under $defs.
+		if !inline(s, "#/$defs/"+name, def) {
 			return nil, fmt.Errorf("%s: unexpected nested type %s; teach the generator about it", d.name, name)
 		}
-		g.imageRef = def
+		delete(s.Definitions, name)
 	}
 	if len(s.Definitions) == 0 {
 		s.Definitions = nil
@@ -362,4 +369,25 @@ func ordered(s *jsonschema.Schema) (any, error) {
 		return strings.Compare(a, b)
 	})
 	return out, nil
+}
+
+// inline replaces the properties of s that refer to ref by def itself, and
+// reports whether there was one.
+func inline(s *jsonschema.Schema, ref string, def *jsonschema.Schema) bool {
+	found := false
+	if s.Properties == nil {
+		return false
+	}
+	for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
+		if pair.Value.Ref == ref {
+			c := *def
+			if pair.Value.Description != "" {
+				c.Description = pair.Value.Description
+			}
+			pair.Value = &c
+			s.Properties.Set(pair.Key, &c)
+			found = true
+		}
+	}
+	return found
 }
