@@ -2,7 +2,10 @@
 // service reads its own part of the same file.
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Config is the whole file.
 type Config struct {
@@ -21,6 +24,73 @@ type Config struct {
 	// Compliance rules are checked against what runs on every cluster of
 	// their environments at each deployer reconcile.
 	Compliance []ComplianceRule `yaml:"compliance"`
+
+	// Console is the web console's section (services/console).
+	Console Console `yaml:"console"`
+	// Roles say who may view, approve and operate in which environments:
+	// the console's users by their OIDC groups or names, and the API's and
+	// Slack's approvers by their groups or names. Without roles the API
+	// and Slack allow what they did before (any configured approver of the
+	// promotion), and the console refuses to start with OIDC.
+	Roles []Role `yaml:"roles"`
+}
+
+// Console is the web console: release matrix, approvals, timeline, audit.
+type Console struct {
+	// Listen is the console's HTTP address (default ":8090").
+	Listen string      `yaml:"listen"`
+	Auth   ConsoleAuth `yaml:"auth"`
+	// Roles may also be written here (console.roles, as in the
+	// architecture's sample); they are the same as the top-level roles and
+	// are added to them.
+	Roles []Role `yaml:"roles"`
+	// SessionTTL bounds a login (default 8h).
+	SessionTTL time.Duration `yaml:"sessionTTL"`
+	// Events is how many recent events the console keeps in memory for the
+	// timeline, image pages and audit (default 20000).
+	Events int `yaml:"events"`
+}
+
+// ConsoleAuth is how the console's users log in: OpenID Connect, or
+// nothing at all when none is set explicitly.
+type ConsoleAuth struct {
+	OIDC *OIDC `yaml:"oidc"`
+	// None lets anyone in with every permission: only for the demo or a
+	// network where everyone may do everything.
+	None bool `yaml:"none"`
+}
+
+// OIDC is an OpenID provider the console logs users in with
+// (authorization code flow with PKCE).
+type OIDC struct {
+	Issuer           string `yaml:"issuer"`
+	ClientID         string `yaml:"clientId"`
+	ClientSecret     string `yaml:"clientSecret"`
+	ClientSecretFile string `yaml:"clientSecretFile"`
+	// RedirectURL is the console's callback as the browser reaches it,
+	// https://console.example/auth/callback; its scheme decides whether
+	// the session cookie is Secure.
+	RedirectURL string `yaml:"redirectUrl"`
+	// GroupsClaim names the ID token claim with the user's groups
+	// (default "groups").
+	GroupsClaim string `yaml:"groupsClaim"`
+	// UserClaim names the claim that identifies the user in roles, events
+	// and the audit (default "email", then "preferred_username", then
+	// "sub").
+	UserClaim string `yaml:"userClaim"`
+	// Scopes beyond openid (default profile, email, groups).
+	Scopes []string `yaml:"scopes"`
+}
+
+// Role grants permissions in environments to an OIDC group or a user (an
+// OIDC user by its user claim, or an approver by name).
+type Role struct {
+	Group        string   `yaml:"group"`
+	User         string   `yaml:"user"`
+	Environments []string `yaml:"environments"`
+	// Can lists view, approve and operate; approve and operate include
+	// view.
+	Can []string `yaml:"can"`
 }
 
 // Ops is the listener for /healthz, /readyz and /metrics of a process whose
@@ -264,9 +334,12 @@ type TagFilter struct {
 
 // Approval gates a promotion on a release manager's decision.
 type Approval struct {
-	Required  bool          `yaml:"required"`
-	Approvers []string      `yaml:"approvers"`
-	Timeout   time.Duration `yaml:"timeout"`
+	Required  bool     `yaml:"required"`
+	Approvers []string `yaml:"approvers"`
+	// Groups are OIDC groups (or approvers' groups) whose members may
+	// decide, beside the named approvers.
+	Groups  []string      `yaml:"groups"`
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Requirements a source image must meet before it is promoted.
@@ -281,6 +354,9 @@ type Approver struct {
 	Token       string `yaml:"token"`
 	TokenFile   string `yaml:"tokenFile"`
 	SlackUserID string `yaml:"slackUserId"`
+	// Groups put the approver in roles and in promotion rules' approval
+	// groups, as an OIDC user's groups do.
+	Groups []string `yaml:"groups"`
 }
 
 // Approvals bounds the approvals bucket (slipway-approvals).
@@ -503,4 +579,12 @@ type Match struct {
 	// false keeps those out of a route for failures, true selects only
 	// them.
 	Superseded *bool `yaml:"superseded"`
+}
+
+// Matches reports whether the role is for the user name or one of groups.
+func (r Role) Matches(name string, groups []string) bool {
+	if r.User != "" {
+		return r.User == name
+	}
+	return r.Group != "" && slices.Contains(groups, r.Group)
 }
