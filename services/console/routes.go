@@ -2,21 +2,18 @@ package console
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/slipway-cd/slipway/services/console/auth"
 )
 
-// start starts what the views read from (placeholder until the views land).
-func (s *server) start(ctx context.Context) error { return nil }
+// start starts what the views read from: the recent events (events.go).
+func (s *server) start(ctx context.Context) error {
+	return s.startLive(ctx)
+}
 
 // routes mounts the views: e for what needs no login (static assets), g for
 // everything behind it.
 func (s *server) routes(e *echo.Echo, g *echo.Group) {
-	g.GET("/", func(c echo.Context) error {
-		u := auth.UserOf(c)
-		return c.String(http.StatusOK, "Slipway console: "+u.Name)
-	})
+	s.mountViews(e, g) // views.go: layout, matrix, image pages, inventory
+	s.mountLive(g)     // live.go: timeline, audit, approvals, dead letters, actions
 }
