@@ -156,3 +156,7 @@ require (
 )
 
 replace github.com/slipway-cd/slipway/services/notifier => ../../services/notifier
+
+require github.com/slipway-cd/slipway/services/console v0.0.0-00010101000000-000000000000
+
+replace github.com/slipway-cd/slipway/services/console => ../../services/console

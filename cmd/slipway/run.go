@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	webconsole "github.com/slipway-cd/slipway/services/console"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/notifier"
@@ -17,7 +19,27 @@ import (
 
 // services lists every service `slipway run` can host, in start order.
 func services() []app.Service {
-	return []app.Service{ingest.New(), promoter.New(), deployer.New(), notifier.New()}
+	return []app.Service{ingest.New(), promoter.New(), deployer.New(), notifier.New(), webconsole.New()}
+}
+
+// optional are the services that `slipway run` without --only starts only
+// when the file has their section: a file written before the console
+// existed runs as it did.
+var optional = map[string]func(*config.Config) bool{
+	"console": func(c *config.Config) bool { return c.Console.Configured() },
+}
+
+// configured drops the optional services whose section cfg lacks.
+func configured(cfg *config.Config, selected []app.Service) []app.Service {
+	var out []app.Service
+	for _, s := range selected {
+		if has, ok := optional[s.Name()]; ok && !has(cfg) {
+			slog.Info("not starting the " + s.Name() + ": the configuration has no " + s.Name() + " section")
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func runCmd() *cobra.Command {
@@ -37,6 +59,9 @@ func runCmd() *cobra.Command {
 			cfg, err := config.Load(path, app.Sections(selected...)...)
 			if err != nil {
 				return err
+			}
+			if len(only) == 0 {
+				selected = configured(cfg, selected)
 			}
 			return app.RunProcess(cmd.Context(), cfg, selected...)
 		},

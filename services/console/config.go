@@ -6,7 +6,18 @@ import (
 
 // checkConfig checks console: the console must know how its users log in.
 // The OIDC settings and the roles are checked with the rest of the file.
+//
+// A file without a console section passes: `slipway run` does not start the
+// console then, and `--only console` fails at start with the same words.
 func checkConfig(cfg *config.Config, p *config.Problems) {
+	if !cfg.Console.Configured() {
+		return
+	}
+	checkLogin(cfg, p)
+}
+
+// checkLogin checks that the console knows how its users log in.
+func checkLogin(cfg *config.Config, p *config.Problems) {
 	a := cfg.Console.Auth
 	switch {
 	case a.OIDC == nil && !a.None:

@@ -47,6 +47,11 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		log = slog.Default()
 	}
 	log = log.With("service", "console")
+	var login config.Problems
+	checkLogin(d.Config, &login)
+	if len(login) > 0 {
+		return fmt.Errorf("console: %w", login)
+	}
 	srv, err := newServer(ctx, d, log, s.now)
 	if err != nil {
 		return err

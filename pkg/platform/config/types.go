@@ -51,6 +51,12 @@ type Console struct {
 	Events int `yaml:"events"`
 }
 
+// Configured reports whether the file has a console section at all: `slipway
+// run` starts the console only then (or when --only names it).
+func (c Console) Configured() bool {
+	return c.Listen != "" || c.Auth.OIDC != nil || c.Auth.None || len(c.Roles) > 0 || c.SessionTTL != 0 || c.Events != 0
+}
+
 // ConsoleAuth is how the console's users log in: OpenID Connect, or
 // nothing at all when none is set explicitly.
 type ConsoleAuth struct {
