@@ -44,6 +44,9 @@ func (c *Config) applyDefaults() {
 		c.NATS.Stream.DuplicateWindow = bus.DefaultDuplicateWindow
 	}
 	c.Approvals.Retention = cmp.Or(c.Approvals.Retention, DefaultApprovalRetention)
+	if o := c.Console.Auth.OIDC; o != nil && o.GroupsClaim == "" {
+		o.GroupsClaim = DefaultGroupsClaim
+	}
 }
 
 // StreamConfig is the stream part in the shape the bus package takes.
@@ -66,7 +69,8 @@ func (c *Config) Environment(name string) (Environment, bool) {
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)
 
 // checkCommon checks the parts every service relies on: nats,
-// environments, approvers, approvals and log. Each service checks its own
+// environments, approvers, approvals, log, and who may do what (roles,
+// groups, the console's login: checkAccess). Each service checks its own
 // part (Section).
 func (c *Config) checkCommon(p *Problems) {
 	c.validateNATS(p)
@@ -110,6 +114,7 @@ func (c *Config) checkCommon(p *Problems) {
 	if c.Approvals.Retention < 0 {
 		p.Add("approvals.retention", "must not be negative")
 	}
+	c.checkAccess(p, envs)
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
