@@ -201,7 +201,9 @@ const (
 // Deployment is the data of dev.slipway.deployment.started.v1,
 // .succeeded.v1 (DurationMs set) and .failed.v1 (Reason, RolledBack and,
 // for a deployment a newer image overtook, Superseded and SupersededBy set),
-// on every platform.
+// on every platform. A deployment a person asked for (a rollback, a
+// redeploy) names the action and its actor; a refused action ends
+// deployment.failed with Refused set and no deployment.started.
 type Deployment struct {
 	Cluster     string `json:"cluster"`
 	Environment string `json:"environment"`
@@ -241,6 +243,18 @@ type Deployment struct {
 	Superseded bool `json:"superseded,omitempty"`
 	// SupersededBy is the newer image, when superseded.
 	SupersededBy string `json:"supersededBy,omitempty"`
+	// Action is the manual action a person asked for that this deployment
+	// carries out (rollback, redeploy); the event's causationid is then
+	// the action.requested event. Empty for a deployment of a push or a
+	// promotion.
+	Action string `json:"action,omitempty" jsonschema:"enum=rollback,enum=redeploy"`
+	// Actor is who asked for the action, as action.requested names them.
+	Actor string `json:"actor,omitempty"`
+	// Refused (deployment.failed of an action only) says the action was
+	// not carried out and nothing changed on the platform; Reason says why
+	// (no such workload, not managed, nothing to roll back to, a
+	// deployment in progress, outside deploy.only).
+	Refused bool `json:"refused,omitempty"`
 }
 
 // Rollout returns the platform, deployment id and revision of d. An event

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -196,7 +197,53 @@ func variants() []events.Spec {
 		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
 		CausationID: failed.CausationID, Time: failed.Time, Data: d,
 	}
-	return append([]events.Spec{superseded, leftManagement(), approvedPromotion()}, otherPlatforms()...)
+	return append([]events.Spec{superseded, leftManagement(), approvedPromotion(), manualRollback(), refusedAction()}, otherPlatforms()...)
+}
+
+// manualRollback is the rollback the action.requested sample asks for,
+// carried out: the deployment names the action and its actor, and the
+// action is its cause.
+func manualRollback() events.Spec {
+	action, _ := sampleFor(events.TypeActionRequested)
+	a := action.Data.(events.ActionRequested)
+	failed, _ := sampleFor(events.TypeDeploymentFailed)
+	f := failed.Data.(events.Deployment)
+	d := events.Deployment{
+		Cluster: f.Cluster, Environment: f.Environment, Platform: events.PlatformMarathon, AppID: f.AppID,
+		FromImage: "registry.prd.example/apps/payments:1.4.2@sha256:b7d2e4f6a8c0e2d4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2",
+		ToImage:   f.FromImage, Digest: f.FromImage[strings.LastIndex(f.FromImage, "@")+1:],
+		DeploymentID: "0d7e2a91-5c4b-4f3e-9a8d-1b6c2e7f4a05", Revision: "2025-06-02T14:01:12.331Z",
+		DurationMs: 38120, Action: a.Action, Actor: a.Actor,
+	}
+	d.MarathonDeploymentID, d.MarathonVersion = d.DeploymentID, d.Revision
+	return events.Spec{
+		ID:   events.CausedID(action.ID, events.TypeDeploymentSucceeded, f.Cluster, f.AppID, d.ToImage),
+		Type: events.TypeDeploymentSucceeded, Source: "/slipway/deployer/" + f.Cluster, Environment: f.Environment,
+		Subject: f.Cluster + ":" + f.AppID, CausationID: action.ID, Time: action.Time.Add(39 * time.Second), Data: d,
+	}
+}
+
+// refusedAction is a redeploy the deployer did not carry out: a Marathon
+// deployment of somebody else's was in progress on the workload (its id in
+// deploymentId, the app's version in revision). Nothing changed, so no
+// deployment.started precedes it.
+func refusedAction() events.Spec {
+	action, _ := sampleFor(events.TypeActionRequested)
+	a := action.Data.(events.ActionRequested)
+	rollback := manualRollback().Data.(events.Deployment)
+	id := events.ID("action.requested", "9b4e1c7a-3d2f-4a6b-8e5c-0f1a2b3c4d5e")
+	d := events.Deployment{
+		Cluster: a.Target.Cluster, Environment: a.Target.Environment, Platform: events.PlatformMarathon, AppID: a.Target.AppID,
+		FromImage: rollback.ToImage, ToImage: rollback.ToImage, Digest: rollback.Digest,
+		DeploymentID: "6a1f0e3b-9d2c-4b7a-8e5f-2c4d6b8a0e1f", Revision: "2025-06-02T14:20:03.918Z",
+		Action: events.ActionRedeploy, Actor: a.Actor, Refused: true,
+		Reason: "a deployment of /payments/api is in progress (6a1f0e3b-9d2c-4b7a-8e5f-2c4d6b8a0e1f): ask again once it has ended",
+	}
+	return events.Spec{
+		ID:   events.CausedID(id, events.TypeDeploymentFailed, d.Cluster, d.AppID, d.ToImage),
+		Type: events.TypeDeploymentFailed, Source: "/slipway/deployer/" + d.Cluster, Environment: d.Environment,
+		Subject: d.Cluster + ":" + d.AppID, CausationID: id, Time: action.Time.Add(5 * time.Minute), Data: d,
+	}
 }
 
 // approvedPromotion is the promotion to prd the release manager approved:
