@@ -16,10 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-cd/slipway/pkg/platform/config"
-	"github.com/slipway-cd/slipway/pkg/platform/match"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
-	"github.com/slipway-cd/slipway/services/deployer/policy"
 )
 
 // Output formats of status and where.
@@ -29,114 +26,26 @@ const (
 	formatCSV   = "csv"
 )
 
-// statusFilter selects inventory records; every set field must hold.
-type statusFilter struct {
-	env, cluster, image, repository, digest, node string
-	unmanaged, drift                              bool
-
-	repo *match.Images // repository, compiled
-}
+// statusFilter is the inventory filter (inventory.Filter) as flags.
+type statusFilter struct{ inventory.Filter }
 
 func (f *statusFilter) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.env, "env", "", "only workloads of this environment")
-	fs.StringVar(&f.cluster, "cluster", "", "only workloads of this cluster")
-	fs.StringVar(&f.image, "image", "", "only workloads whose image contains this text or is this image reference")
-	fs.StringVar(&f.repository, "repository", "", `only workloads of repositories matching this glob ("apps/**"; with or without the registry host)`)
-	fs.StringVar(&f.digest, "digest", "", "only workloads running this digest (a prefix will do, with or without sha256:)")
-	fs.StringVar(&f.node, "node", "", "only workloads with an instance on this node")
-	fs.BoolVar(&f.unmanaged, "unmanaged", false, "only workloads Slipway does not manage (no slipway.policy label)")
-	fs.BoolVar(&f.drift, "drift", false, "only workloads that drifted from what Slipway put there, or left its management")
+	fs.StringVar(&f.Env, "env", "", "only workloads of this environment")
+	fs.StringVar(&f.Cluster, "cluster", "", "only workloads of this cluster")
+	fs.StringVar(&f.Image, "image", "", "only workloads whose image contains this text or is this image reference")
+	fs.StringVar(&f.Repository, "repository", "", `only workloads of repositories matching this glob ("apps/**"; with or without the registry host)`)
+	fs.StringVar(&f.Digest, "digest", "", "only workloads running this digest (a prefix will do, with or without sha256:)")
+	fs.StringVar(&f.Node, "node", "", "only workloads with an instance on this node")
+	fs.BoolVar(&f.Unmanaged, "unmanaged", false, "only workloads Slipway does not manage (no slipway.policy label)")
+	fs.BoolVar(&f.Drift, "drift", false, "only workloads that drifted from what Slipway put there, or left its management")
 }
 
 func (f *statusFilter) compile(cmd *cobra.Command) error {
-	if f.repository == "" {
-		return nil
+	if err := f.Compile(); err != nil {
+		return usageErrorf(cmd, "--%v", err)
 	}
-	m, probs := match.Compile([]string{f.repository}, config.TagFilter{})
-	if len(probs) > 0 {
-		return usageErrorf(cmd, "--repository: %v", probs[0].Err)
-	}
-	f.repo = m
 	return nil
-}
-
-func (f *statusFilter) keep(r inventory.Record) bool {
-	switch {
-	case f.env != "" && r.Environment != f.env,
-		f.cluster != "" && r.Cluster != f.cluster,
-		f.unmanaged && r.Managed,
-		f.drift && r.Drift == "" && r.LeftManagement == "",
-		f.digest != "" && !runsAny(r, func(x running) bool { return digestMatches(x.digest, f.digest) }),
-		f.image != "" && !runsAny(r, func(x running) bool { return imageMatches(x.image, f.image) }),
-		f.node != "" && !slices.ContainsFunc(r.Nodes, func(n string) bool { return nodeMatches(n, f.node) }),
-		f.repo != nil && !runsAny(r, func(x running) bool {
-			return f.repo.MatchesRepository(x.repository) || f.repo.MatchesRepository(x.registry+"/"+x.repository)
-		}):
-		return false
-	}
-	return true
-}
-
-// running is an image a record shows at a workload, with its digest: the
-// one Slipway put or found there and, once the workload drifted, the one
-// it runs by hand instead. Filters and `where` match either, so that an
-// auditor finds every place a digest runs, and the expected one too.
-type running struct {
-	image, digest, registry, repository string
-}
-
-func runningOf(r inventory.Record) []running {
-	out := []running{{image: r.Image, digest: r.Digest, registry: r.Registry, repository: r.Repository}}
-	if r.Drift != "" {
-		x := running{image: r.Drift, digest: r.DriftDigest}
-		if img, err := policy.ParseImage(r.Drift); err == nil {
-			x.registry, x.repository = img.Registry, img.Repository
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
-// runsAny tells whether ok holds for an image the record shows.
-func runsAny(r inventory.Record, ok func(running) bool) bool {
-	return slices.ContainsFunc(runningOf(r), ok)
-}
-
-// digestMatches: want is a digest or a prefix of one, with or without its
-// algorithm ("sha256:ab12", "ab12").
-func digestMatches(digest, want string) bool {
-	if digest == "" || want == "" {
-		return false
-	}
-	if strings.Contains(want, ":") {
-		return strings.HasPrefix(digest, want)
-	}
-	_, hex, _ := strings.Cut(digest, ":")
-	return strings.HasPrefix(hex, want)
-}
-
-// imageMatches: want is part of the image as written, or a reference that
-// names the same image once both are normalised (nginx is
-// docker.io/library/nginx:latest); a reference without a tag or digest
-// names every tag of the repository.
-func imageMatches(image, want string) bool {
-	if strings.Contains(image, want) {
-		return true
-	}
-	got, err1 := policy.ParseImage(image)
-	ref, err2 := policy.ParseImage(want)
-	if err1 != nil || err2 != nil || got.Registry != ref.Registry || got.Repository != ref.Repository {
-		return false
-	}
-	bare := !strings.Contains(want[strings.LastIndex(want, "/")+1:], ":") && ref.Digest == ""
-	return bare || ((ref.Tag == "" || ref.Tag == got.Tag) && (ref.Digest == "" || ref.Digest == got.Digest))
-}
-
-// nodeMatches: a node is named in full or by its short host name
-// ("agent-1" for agent-1.example.local).
-func nodeMatches(node, want string) bool {
-	return node == want || strings.HasPrefix(node, want+".")
 }
 
 // formatFlag is --format with --json as its alias.
@@ -186,7 +95,7 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			recorded := len(records) > 0
-			records = slices.DeleteFunc(records, func(r inventory.Record) bool { return !filter.keep(r) })
+			records = filter.Apply(records)
 			switch out {
 			case formatJSON:
 				return writeJSON(cmd.OutOrStdout(), records)
@@ -330,12 +239,7 @@ func driftOf(r inventory.Record) string {
 }
 
 // shortDigest shows a digest as docker does: its first 12 hex digits.
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return hex[:12]
-	}
-	return orDash(d)
-}
+func shortDigest(d string) string { return orDash(inventory.ShortDigest(d)) }
 
 // deploymentOf is the last deployment's outcome, and its image when it is
 // not the one the workload is recorded with.

@@ -3,14 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
-	"github.com/slipway-cd/slipway/services/deployer/policy"
 )
 
 func whereCmd() *cobra.Command {
@@ -48,7 +46,7 @@ NOTE says what it runs by hand.`,
 			if err != nil {
 				return err
 			}
-			found := where(records, args[0])
+			found := inventory.Where(records, args[0])
 			if len(found) == 0 {
 				return fmt.Errorf("no workload runs %s (as far as the inventory knows)", args[0])
 			}
@@ -61,61 +59,6 @@ NOTE says what it runs by hand.`,
 	nf.add(cmd.Flags())
 	format.add(cmd, formatTable, formatJSON)
 	return cmd
-}
-
-// where returns the records that run what: a digest (or a prefix of one),
-// or an image reference (its digest, or the digests its tag is recorded
-// with, and the workloads that name it when their digest is unknown). A
-// drifted workload is matched on what it runs by hand as well as on what
-// Slipway expected there (see running).
-func where(records []inventory.Record, what string) []inventory.Record {
-	if looksLikeDigest(what) {
-		return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool {
-			return !runsAny(r, func(x running) bool { return digestMatches(x.digest, what) })
-		})
-	}
-	ref, err := policy.ParseImage(what)
-	if err != nil {
-		return nil
-	}
-	digests := []string{}
-	if ref.Digest != "" {
-		digests = append(digests, ref.Digest)
-	} else {
-		for _, r := range records {
-			for _, x := range runningOf(r) {
-				if img, err := policy.ParseImage(x.image); err == nil && sameTag(img, ref) && x.digest != "" && !slices.Contains(digests, x.digest) {
-					digests = append(digests, x.digest)
-				}
-			}
-		}
-	}
-	return slices.DeleteFunc(slices.Clone(records), func(r inventory.Record) bool {
-		return !runsAny(r, func(x running) bool {
-			if x.digest != "" {
-				return slices.Contains(digests, x.digest)
-			}
-			img, err := policy.ParseImage(x.image)
-			return err == nil && ref.Digest == "" && sameTag(img, ref)
-		})
-	})
-}
-
-func sameTag(a, b policy.Image) bool {
-	return a.Registry == b.Registry && a.Repository == b.Repository && a.Tag == b.Tag
-}
-
-// looksLikeDigest: algorithm:hex, or hex alone (at least 6 digits, so
-// that a short image name is not taken for one).
-func looksLikeDigest(s string) bool {
-	if alg, hex, ok := strings.Cut(s, ":"); ok {
-		return (alg == "sha256" || alg == "sha512") && isHex(hex)
-	}
-	return len(s) >= 6 && isHex(s)
-}
-
-func isHex(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 func printWhere(out io.Writer, records []inventory.Record) error {
