@@ -24,6 +24,8 @@ type server struct {
 	now    func() time.Time
 	auth   *auth.Authenticator
 	policy *access.Policy
+	// recent is the recent-event store (events.go), started by startLive.
+	recent *eventStore
 	// closers run when the console stops (consumers, watchers).
 	closers []func()
 }
