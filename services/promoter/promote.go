@@ -119,7 +119,7 @@ func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules
 	requestID := events.CausedID(e.ID(), events.TypeApprovalRequested, r.Name)
 	rec := approval.Record{
 		ID:        events.ID("approval", r.Name, from.String(), to.String()),
-		Promotion: r.Name, From: from, To: to, Approvers: r.Approval.Approvers,
+		Promotion: r.Name, From: from, To: to, Approvers: r.Approval.Approvers, Groups: r.Approval.Groups,
 		RequestedAt: now, ExpiresAt: now.Add(r.Approval.Timeout), State: approval.Pending,
 		// The decision is caused by the request.
 		CauseID: requestID, Environment: r.To,

@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/access"
 )
 
 // Bucket is the KV bucket of the approvals.
@@ -70,14 +71,19 @@ type Record struct {
 	Promotion string          `json:"promotion"`
 	From      events.ImageRef `json:"from"`
 	To        events.ImageRef `json:"to"`
-	// Approvers may decide; empty means any configured approver.
+	// Approvers may decide, and so may the members of Groups (the rule's
+	// approval.groups); both empty means any configured approver.
 	Approvers   []string  `json:"approvers,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
 	RequestedAt time.Time `json:"requestedAt"`
 	// ExpiresAt ends a pending approval; zero means it never expires.
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 	// State as stored; use StateAt for what it is now.
-	State     State     `json:"state"`
-	DecidedBy string    `json:"decidedBy,omitempty"`
+	State     State  `json:"state"`
+	DecidedBy string `json:"decidedBy,omitempty"`
+	// Via is the interface the decision came through (api, slack,
+	// console); empty for decisions taken before it was recorded.
+	Via       string    `json:"via,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	DecidedAt time.Time `json:"decidedAt,omitzero"`
 	// CauseID is the id of the event that asked for the approval: the
@@ -129,9 +135,15 @@ func (r Record) RemovableAt(retention time.Duration) (at time.Time, ok bool) {
 	return r.ExpiresAt.Add(retention), true
 }
 
-// Allowed reports whether approver may decide r.
-func (r Record) Allowed(approver string) bool {
-	return len(r.Approvers) == 0 || slices.Contains(r.Approvers, approver)
+// Allowed reports whether id may decide r: id is named among Approvers,
+// or is in one of Groups, or r names neither (any approver may). Whether id
+// may approve in r's environment at all is the interface's check (its
+// roles), not the record's.
+func (r Record) Allowed(id access.Identity) bool {
+	if len(r.Approvers) == 0 && len(r.Groups) == 0 {
+		return true
+	}
+	return slices.Contains(r.Approvers, id.Name) || slices.ContainsFunc(r.Groups, func(g string) bool { return slices.Contains(id.Groups, g) })
 }
 
 // Errors of Get and Decide; test them with errors.Is.
@@ -302,15 +314,22 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, retention time.Duratio
 // second round normally ends it.
 const maxConflicts = 10
 
-// Decide records approver's decision (grant or reject, with reason) on the
-// approval id at now, with a compare-and-set on the record's KV revision:
-// of concurrent deciders exactly one wins, and a decision is final.
+// Decide is DecideAs for an approver known by name alone, through no
+// particular interface.
+func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, reason string, now time.Time) (Record, error) {
+	return s.DecideAs(ctx, id, access.Identity{Name: approver}, grant, reason, now)
+}
+
+// DecideAs records the decision of who (grant or reject, with reason) on
+// the approval id at now, and the interface it came through (who.Via), with
+// a compare-and-set on the record's KV revision: of concurrent deciders
+// exactly one wins, and a decision is final.
 //
 // The outcomes, checked in this order:
 //
 //   - no such record: ErrNotFound.
-//   - approver not in r.Approvers (when that is not empty): the record and
-//     ErrNotAllowed, whatever its state.
+//   - who may not decide r (Allowed): the record and ErrNotAllowed,
+//     whatever its state.
 //   - already decided by the same approver the same way (grant after grant,
 //     reject after reject) while its event is not stored (EventPending):
 //     the record as decided then, with Repeat set, and a nil error — even
@@ -324,12 +343,13 @@ const maxConflicts = 10
 //   - pending but past ExpiresAt (or stored as Expired): the record and
 //     ErrExpired.
 //   - otherwise the record is written as Granted or Rejected, with
-//     DecidedBy, Reason, DecidedAt (now, UTC) and EventPending, and
+//     DecidedBy, Via, Reason, DecidedAt (now, UTC) and EventPending, and
 //     returned with a nil error; the caller publishes DecisionEvent(r),
 //     then calls Announced.
 //
 // Decide never returns ErrDecided together with Repeat.
-func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, reason string, now time.Time) (Record, error) {
+func (s *Store) DecideAs(ctx context.Context, id string, who access.Identity, grant bool, reason string, now time.Time) (Record, error) {
+	approver := who.Name
 	want := Rejected
 	if grant {
 		want = Granted
@@ -339,7 +359,7 @@ func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, rea
 		if err != nil {
 			return Record{}, err
 		}
-		if !r.Allowed(approver) {
+		if !r.Allowed(who) {
 			return r, fmt.Errorf("approval %s: %s: %w", id, approver, ErrNotAllowed)
 		}
 		switch r.State {
@@ -355,7 +375,7 @@ func (s *Store) Decide(ctx context.Context, id, approver string, grant bool, rea
 		if r.expired(now) {
 			return r, fmt.Errorf("approval %s: at %s: %w", id, r.ExpiresAt.UTC().Format(time.RFC3339), ErrExpired)
 		}
-		r.State, r.DecidedBy, r.Reason, r.DecidedAt, r.EventPending = want, approver, reason, now.UTC(), true
+		r.State, r.DecidedBy, r.Via, r.Reason, r.DecidedAt, r.EventPending = want, approver, who.Via, reason, now.UTC(), true
 		b, err := json.Marshal(r)
 		if err != nil {
 			return Record{}, err
@@ -464,6 +484,6 @@ func DecisionEvent(ctx context.Context, r Record) (events.Event, error) {
 		Subject:     r.To.String(),
 		CausationID: r.CauseID,
 		Time:        r.DecidedAt,
-		Data:        events.ApprovalDecision{ApprovalID: r.ID, Promotion: r.Promotion, By: r.DecidedBy, Reason: r.Reason},
+		Data:        events.ApprovalDecision{ApprovalID: r.ID, Promotion: r.Promotion, By: r.DecidedBy, Reason: r.Reason, Via: r.Via},
 	})
 }

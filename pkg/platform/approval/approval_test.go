@@ -10,6 +10,7 @@ import (
 
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/access"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/testkit"
 )
@@ -444,5 +445,61 @@ func TestAnnounceStoresTheEventBeforeMarkingTheRecord(t *testing.T) {
 	create(t, s, record("b"))
 	if _, _, err := s.Announce(t.Context(), pub, record("b")); !errors.Is(err, approval.ErrNoEvent) {
 		t.Errorf("Announce of a pending record: %v, want ErrNoEvent", err)
+	}
+}
+
+// A rule's approval groups let their members decide without being named;
+// anyone else is refused, named approvers still decide, and the decision
+// event says through which interface it came.
+func TestDecideAsAMemberOfTheRulesGroups(t *testing.T) {
+	s := open(t)
+	r := record("g", "alice")
+	r.Groups = []string{"release-managers"}
+	create(t, s, r)
+	now := t0.Add(time.Hour)
+
+	outsider := access.Identity{Name: "mallory", Groups: []string{"developers"}, Via: events.ViaAPI}
+	if _, err := s.DecideAs(t.Context(), "g", outsider, true, "", now); !errors.Is(err, approval.ErrNotAllowed) {
+		t.Fatalf("a member of another group: %v, want ErrNotAllowed", err)
+	}
+	member := access.Identity{Name: "dana", Groups: []string{"developers", "release-managers"}, Via: events.ViaSlack}
+	got, err := s.DecideAs(t.Context(), "g", member, true, "ship it", now)
+	if err != nil || got.State != approval.Granted || got.DecidedBy != "dana" || got.Via != events.ViaSlack {
+		t.Fatalf("a member of the rule's group: %+v %v", got, err)
+	}
+	e, err := approval.DecisionEvent(t.Context(), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := events.DataAs[events.ApprovalDecision](e)
+	if err != nil || d.By != "dana" || d.Via != events.ViaSlack {
+		t.Errorf("decision event data %+v %v, want by dana via slack", d, err)
+	}
+
+	// A named approver needs no group.
+	create(t, s, func() approval.Record { r := record("n", "alice"); r.Groups = []string{"release-managers"}; return r }())
+	if _, err := s.DecideAs(t.Context(), "n", access.Identity{Name: "alice", Via: events.ViaAPI}, false, "", now); err != nil {
+		t.Errorf("a named approver outside the groups: %v", err)
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		approvers, groups []string
+		who               access.Identity
+		want              bool
+	}{
+		{"anyone when neither is set", nil, nil, access.Identity{Name: "x"}, true},
+		{"named", []string{"alice"}, nil, access.Identity{Name: "alice"}, true},
+		{"not named", []string{"alice"}, nil, access.Identity{Name: "bob", Groups: []string{"alice"}}, false},
+		{"in a group", nil, []string{"rm"}, access.Identity{Name: "bob", Groups: []string{"dev", "rm"}}, true},
+		{"in no group", nil, []string{"rm"}, access.Identity{Name: "rm", Groups: []string{"dev"}}, false},
+		{"named beside groups", []string{"alice"}, []string{"rm"}, access.Identity{Name: "alice"}, true},
+	} {
+		r := approval.Record{Approvers: tc.approvers, Groups: tc.groups}
+		if got := r.Allowed(tc.who); got != tc.want {
+			t.Errorf("%s: Allowed(%+v) = %t, want %t", tc.name, tc.who, got, tc.want)
+		}
 	}
 }
