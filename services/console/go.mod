@@ -3,10 +3,12 @@ module github.com/slipway-cd/slipway/services/console
 go 1.26.0
 
 require (
+	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/slipway-cd/slipway/pkg/events v0.0.0-00010101000000-000000000000
 	github.com/slipway-cd/slipway/pkg/platform v0.0.0-00010101000000-000000000000
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (
@@ -100,7 +102,6 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect

@@ -31,7 +31,7 @@ type server struct {
 }
 
 func newServer(ctx context.Context, d app.Deps, log *slog.Logger, now func() time.Time) (*server, error) {
-	a, err := auth.New(ctx, auth.Options{Config: d.Config, JS: d.JS, Log: log, Now: now})
+	a, err := auth.New(ctx, auth.Options{Config: d.Config, JS: d.JS, Log: log, Now: now, Health: d.Health})
 	if err != nil {
 		return nil, err
 	}
