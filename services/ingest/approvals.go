@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/platform/access"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
@@ -63,6 +65,14 @@ type DecisionConflict struct {
 type approvalAPI struct {
 	names  []string // approvers' names, index-aligned with tokens
 	tokens []string
+	// groups are each approver's configured groups, by name: with the
+	// name, what roles and a rule's approval groups know them by.
+	groups map[string][]string
+	// policy holds the roles. When any is configured, deciding needs
+	// approve in the approval's environment and the lists show only what
+	// the approver may view; without roles any approver of the promotion
+	// decides and sees every approval, as before roles existed.
+	policy *access.Policy
 	// store is nil when no approver is configured (then every request is
 	// 401 before it would be needed).
 	store   *approval.Store
@@ -79,8 +89,10 @@ func newApprovalAPI(d app.Deps, h *handler) (*approvalAPI, error) {
 	if err := checkApprovers(d.Config); err != nil {
 		return nil, err
 	}
-	a := &approvalAPI{pub: h.pub, log: h.log, metrics: h.metrics, now: h.now}
+	a := &approvalAPI{pub: h.pub, log: h.log, metrics: h.metrics, now: h.now,
+		groups: map[string][]string{}, policy: access.New(d.Config)}
 	for _, ap := range d.Config.Approvers {
+		a.groups[ap.Name] = ap.Groups
 		if ap.Token == "" {
 			continue // a Slack-only approver: never match an empty bearer
 		}
@@ -151,6 +163,21 @@ func (a *approvalAPI) approver(r *http.Request) string {
 	return ""
 }
 
+// identity is approver name as the roles know them, acting through via.
+func (a *approvalAPI) identity(name, via string) access.Identity {
+	return access.Identity{Name: name, Groups: a.groups[name], Via: via}
+}
+
+// mayView reports whether who may see the approvals of environment env:
+// always without roles.
+func (a *approvalAPI) mayView(who access.Identity, env string) bool {
+	return !a.policy.Configured() || a.policy.Can(who, access.View, env)
+}
+
+// errMayNotApprove is the refusal of a decision by an approver whose roles
+// do not let them approve in the approval's environment.
+var errMayNotApprove = errors.New("may not approve in the environment")
+
 // answer writes the reply and counts it.
 func (a *approvalAPI) answer(c echo.Context, action string, code int, body any) error {
 	a.metrics.approvals.WithLabelValues(action, strconv.Itoa(code)).Inc()
@@ -169,12 +196,15 @@ func (a *approvalAPI) unauthorized(c echo.Context, action string) error {
 }
 
 // list serves GET /approvals[?state=pending|granted|rejected|expired]:
-// every record, newest first, each with its state as of now.
+// every record the approver may view (every one without roles), newest
+// first, each with its state as of now.
 func (a *approvalAPI) list(c echo.Context) error {
 	const action = "list"
-	if a.approver(c.Request()) == "" {
+	name := a.approver(c.Request())
+	if name == "" {
 		return a.unauthorized(c, action)
 	}
+	who := a.identity(name, events.ViaAPI)
 	var filter approval.State
 	if s := c.QueryParam("state"); s != "" {
 		st, err := approval.ParseState(s)
@@ -193,22 +223,29 @@ func (a *approvalAPI) list(c echo.Context) error {
 	out := make([]approval.Record, 0, len(all))
 	for _, r := range all {
 		r.State = r.StateAt(now)
-		if filter == "" || r.State == filter {
+		if (filter == "" || r.State == filter) && a.mayView(who, r.Environment) {
 			out = append(out, r)
 		}
 	}
 	return a.answer(c, action, http.StatusOK, out)
 }
 
-// get serves GET /approvals/{id}: one record with its state as of now.
+// get serves GET /approvals/{id}: one record with its state as of now; 404
+// for one of an environment the approver may not view.
 func (a *approvalAPI) get(c echo.Context) error {
 	const action = "get"
-	if a.approver(c.Request()) == "" {
+	name := a.approver(c.Request())
+	if name == "" {
 		return a.unauthorized(c, action)
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
 	defer cancel()
 	r, err := a.store.Get(ctx, c.Param("id"))
+	if err == nil && !a.mayView(a.identity(name, events.ViaAPI), r.Environment) {
+		// As if it did not exist: an approval of an environment the
+		// approver may not view is none of their business.
+		err = approval.ErrNotFound
+	}
 	if errors.Is(err, approval.ErrNotFound) {
 		return a.answer(c, action, http.StatusNotFound, errorBody{"no such approval"})
 	}
@@ -256,10 +293,12 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	ctx, span := serverSpan(c, c.Request().URL.Path, attribute.String("slipway.approval", id), attribute.String("slipway.approver", name))
 	defer func() { answered(span, c.Response().Status); span.End() }()
 
-	r, err := a.decideAndPublish(ctx, id, name, grant, in.Reason)
+	r, err := a.decideAndPublish(ctx, id, a.identity(name, events.ViaAPI), grant, in.Reason)
 	switch {
 	case errors.Is(err, approval.ErrNotFound):
 		return a.answer(c, action, http.StatusNotFound, errorBody{"no such approval"})
+	case errors.Is(err, errMayNotApprove):
+		return a.answer(c, action, http.StatusForbidden, errorBody{fmt.Sprintf("%s may not approve in %s", name, r.Environment)})
 	case errors.Is(err, approval.ErrNotAllowed):
 		return a.answer(c, action, http.StatusForbidden, errorBody{fmt.Sprintf("%s is not an approver of promotion %s", name, r.Promotion)})
 	case errors.Is(err, approval.ErrDecided):
@@ -279,21 +318,38 @@ func (a *approvalAPI) decide(c echo.Context, grant bool) error {
 	return a.answer(c, action, http.StatusOK, r)
 }
 
-// decideAndPublish records approver name's decision on approval id and
+// decideAndPublish records the decision of approver who on approval id and
 // publishes its event (approval.granted or approval.rejected), for every
-// way a decision is taken: the approval API and Slack's buttons. The
+// way a decision is taken: the approval API and Slack's buttons. With roles
+// configured, who must have approve in the approval's environment. The
 // decision is a compare-and-set (of two approvers at once one wins), then
 // the event is published and acknowledged.
 //
 // Errors, with the record when there is one: approval.ErrNotFound,
-// ErrNotAllowed, ErrDecided, ErrExpired (nothing was written);
+// errMayNotApprove, ErrNotAllowed, ErrDecided, ErrExpired (nothing was
+// written);
 // approval.ErrNoEvent and ErrEventNotStored (the decision stands, and the
 // same call again publishes it: Decide treats it as a repeat); any other
 // error is the approvals store's. ctx carries the caller's span.
-func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, grant bool, reason string) (approval.Record, error) {
+func (a *approvalAPI) decideAndPublish(ctx context.Context, id string, who access.Identity, grant bool, reason string) (approval.Record, error) {
 	span := trace.SpanFromContext(ctx)
+	name := who.Name
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	r, err := a.store.Decide(sctx, id, name, grant, reason, a.now())
+	defer cancel()
+	if a.policy.Configured() {
+		// A record's environment never changes: reading it before the
+		// compare-and-set of the decision leaves no gap to exploit.
+		r, err := a.store.Get(sctx, id)
+		if err != nil {
+			return r, err
+		}
+		if !a.policy.Can(who, access.Approve, r.Environment) {
+			a.log.InfoContext(ctx, "approval decision refused: no approve role in the environment", "approval", id,
+				"environment", r.Environment, "approver", name, "via", who.Via)
+			return r, fmt.Errorf("approval %s: %s in %s: %w", id, name, r.Environment, errMayNotApprove)
+		}
+	}
+	r, err := a.store.DecideAs(sctx, id, who, grant, reason, a.now())
 	cancel()
 	switch {
 	case errors.Is(err, approval.ErrNotAllowed):
@@ -327,7 +383,7 @@ func (a *approvalAPI) decideAndPublish(ctx context.Context, id, name string, gra
 		r.EventPending = false
 	}
 	a.log.InfoContext(ctx, "approval decided", "approval", id, "promotion", r.Promotion, "decision", string(r.State),
-		"approver", name, "repeat", r.Repeat, "event", e.ID())
+		"approver", name, "via", who.Via, "repeat", r.Repeat, "event", e.ID())
 	return r, nil
 }
 

@@ -49,10 +49,16 @@ type approvalRig struct {
 
 func newApprovalRig(t *testing.T) *approvalRig {
 	t.Helper()
+	return newApprovalRigWith(t, approversConfig())
+}
+
+// newApprovalRigWith is newApprovalRig serving cfg.
+func newApprovalRigWith(t *testing.T, cfg *config.Config) *approvalRig {
+	t.Helper()
 	r := newRig(t)
 	logs := &syncBuffer{}
 	r.log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := r.serve(t, approversConfig())
+	srv := r.serve(t, cfg)
 	// Ingest opened (created) the bucket; the promoter would Open it too.
 	store, err := approval.Bind(t.Context(), r.js)
 	if err != nil {

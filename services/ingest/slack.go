@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
@@ -224,12 +225,14 @@ func (s *slackInteractions) decide(ctx context.Context, p slackPayload, id strin
 	if grant {
 		reason = "approved in Slack"
 	}
-	r, err := s.approvals.decideAndPublish(ctx, id, name, grant, reason)
+	r, err := s.approvals.decideAndPublish(ctx, id, s.approvals.identity(name, events.ViaSlack), grant, reason)
 	switch {
 	case err == nil:
 		return []slackResponse{s.decided(p, r)}
 	case errors.Is(err, approval.ErrNotFound):
 		return ephemeral("There is no approval %s (any more).", id)
+	case errors.Is(err, errMayNotApprove):
+		return ephemeral("%s, you may not approve in %s, so nothing was decided.", slackmsg.Escape(name), slackmsg.Escape(r.Environment))
 	case errors.Is(err, approval.ErrNotAllowed):
 		return ephemeral("%s, you are not an approver of promotion %s, so nothing was decided.", slackmsg.Escape(name), slackmsg.Escape(r.Promotion))
 	case errors.Is(err, approval.ErrDecided):
