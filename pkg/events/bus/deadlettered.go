@@ -35,7 +35,7 @@ func DeadLetteredEvent(ctx context.Context, d DeadLetter) (events.Event, error) 
 		ID:          id,
 		Type:        events.TypeEventDeadLettered,
 		Source:      "/slipway/consumer/" + d.Consumer,
-		Environment: subjectEnvironment(d.Subject),
+		Environment: d.Environment(),
 		Subject:     subject,
 		CausationID: d.EventID,
 		Time:        d.Time,
@@ -46,6 +46,11 @@ func DeadLetteredEvent(ctx context.Context, d DeadLetter) (events.Event, error) 
 		},
 	})
 }
+
+// Environment is the environment of the dead-lettered event, read from
+// the subject it was published on; UnknownEnvironment when that is no
+// Slipway subject. It is the environment DeadLetteredEvent announces.
+func (d DeadLetter) Environment() string { return subjectEnvironment(d.Subject) }
 
 // subjectEnvironment is the environment token of a Slipway subject, its
 // last one.

@@ -79,8 +79,8 @@ func (r Request) Validate() error {
 			return bad("%s needs a cluster and a workload", r.Action)
 		}
 	case events.ActionPromote:
-		if t.Image == "" {
-			return bad("promote needs the image to promote")
+		if t.Image == "" || t.Promotion == "" {
+			return bad("promote needs the image to promote and the promotion rule (PromoteTarget finds it)")
 		}
 	case events.ActionRedrive:
 		if t.Sequence == 0 {
