@@ -55,6 +55,15 @@ func (p *promoter) handle(ctx context.Context, e events.Event) error {
 			return bus.Permanent(err)
 		}
 		return p.granted(ctx, e, d)
+	case events.TypeActionRequested:
+		d, err := events.DataAs[events.ActionRequested](e)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if d.Action != events.ActionPromote {
+			return nil // the deployer's
+		}
+		return p.promoteNow(ctx, e, d)
 	}
 	return nil
 }
@@ -106,15 +115,21 @@ func (p *promoter) apply(ctx context.Context, e events.Event, r *rules.Rule, d e
 		}
 	}
 	if r.Approval.Required {
-		return p.requestApproval(ctx, e, r, from, to)
+		return p.requestApproval(ctx, e, r, from, to, false)
 	}
-	return p.copy(ctx, e.ID(), r, from, to, nil)
+	return p.copy(ctx, e.ID(), r, from, to, nil, "")
 }
 
 // requestApproval records an approval and announces it. Both are
 // idempotent: a redelivered push finds the record and re-announces it
 // under the same event id, which JetStream drops.
-func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules.Rule, from, to events.ImageRef) error {
+//
+// For a person's promote action (byAction) the request is announced as
+// caused by the action even when a push asked for the same approval
+// before: the person waits for an answer to their own request. An
+// approval already granted lets the copy go ahead; one rejected or expired
+// cannot be asked again while its record lasts, and the action fails.
+func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules.Rule, from, to events.ImageRef, byAction bool) error {
 	now := p.now().UTC()
 	requestID := events.CausedID(e.ID(), events.TypeApprovalRequested, r.Name)
 	rec := approval.Record{
@@ -131,9 +146,23 @@ func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules
 	if err != nil {
 		return err
 	}
+	// One request per approval, whichever push created it.
+	id := stored.CauseID
+	if byAction {
+		id = requestID
+		switch state := stored.StateAt(p.now()); state {
+		case approval.Granted:
+			return p.copy(ctx, e.ID(), r, from, to, &stored, e.ID())
+		case approval.Rejected:
+			return p.fail(ctx, e.ID(), r, from, to, fmt.Errorf("approval %s of this promotion was rejected by %s (%s); it cannot be asked again until the record is removed (approvals.retention)",
+				stored.ID, stored.DecidedBy, stored.Reason), false)
+		case approval.Expired:
+			return p.fail(ctx, e.ID(), r, from, to, fmt.Errorf("approval %s of this promotion expired at %s; it cannot be asked again until the record is removed (approvals.retention)",
+				stored.ID, stored.ExpiresAt.Format(time.RFC3339)), false)
+		}
+	}
 	ev, err := events.New(ctx, events.Spec{
-		// One request per approval, whichever push created it.
-		ID: stored.CauseID, Type: events.TypeApprovalRequested,
+		ID: id, Type: events.TypeApprovalRequested,
 		Source: "/slipway/promoter", Environment: r.To, Subject: to.String(), CausationID: e.ID(),
 		Data: events.ApprovalRequested{ApprovalID: stored.ID, Promotion: r.Name, From: from, To: to,
 			Approvers: stored.Approvers, ExpiresAt: stored.ExpiresAt},
@@ -167,7 +196,7 @@ func (p *promoter) granted(ctx context.Context, e events.Event, d events.Approva
 	if err != nil {
 		return p.fail(ctx, e.ID(), r, rec.From, rec.To, err, false)
 	}
-	return p.copy(ctx, e.ID(), r, from, rec.To, &rec)
+	return p.copy(ctx, e.ID(), r, from, rec.To, &rec, "")
 }
 
 // configured is ref as the promoter reads it: from its environment's
@@ -202,8 +231,14 @@ func (p *promoter) rule(name string) *rules.Rule {
 // promotion.failed; retryable ones are retried with back-off, and the last
 // attempt's failure is announced before the event goes to the dead letters.
 // approved is the approval that allowed the copy; nil when none was needed.
-func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef, approved *approval.Record) error {
+// actionID is the promote action that asked for the copy, empty for a push
+// or an approval: a person's action copies (and announces) even an image
+// promoted before, once per action.
+func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from, to events.ImageRef, approved *approval.Record, actionID string) error {
 	key := r.Name + "." + events.ID(from.Digest, to.String())
+	if actionID != "" {
+		key = r.Name + "." + events.ID(from.Digest, to.String(), actionID)
+	}
 	if done, err := p.state.done(ctx, key); err != nil || done != nil {
 		return err
 	}
@@ -227,23 +262,8 @@ func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from
 		RequireReferrers: r.RequireReferrers,
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		retryable := copier.Retryable(err)
-		last := true
-		if dl, ok := bus.DeliveryFrom(ctx); ok {
-			last = dl.Last()
-		}
-		if retryable && !last {
-			p.log.Warn("promotion failed; will retry", "rule", r.Name, "from", from.String(), "to", to.String(), "error", err)
-			return err
-		}
-		if ferr := p.fail(ctx, causeID, r, from, to, err, retryable); ferr != nil {
+		if ferr := p.failOrRetry(ctx, causeID, r, from, to, err); ferr != nil {
 			return ferr
-		}
-		if retryable {
-			return err // to the dead letters, with the failure announced
 		}
 		return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "failed", Error: err.Error(), DoneAt: time.Now().UTC()})
 	}

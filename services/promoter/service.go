@@ -86,9 +86,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	defer stopSweeping()
 	sweeping.Go(func() { p.sweepApprovals(sweepCtx, cmp.Or(cfg.Approvals.Retention, config.DefaultApprovalRetention)) })
 
-	// Pushes in every environment a rule promotes from, and every granted
-	// approval.
-	filters := []string{events.FilterSubject(events.TypeApprovalGranted, "")}
+	// Pushes in every environment a rule promotes from, every granted
+	// approval, and people's actions (promote ones are carried out, the
+	// others acknowledged).
+	filters := []string{events.FilterSubject(events.TypeApprovalGranted, ""), events.FilterSubject(events.TypeActionRequested, "")}
 	seen := map[string]bool{}
 	for _, r := range rs {
 		if !seen[r.From] {

@@ -361,3 +361,26 @@ func (r *copyRun) errorf(format string, args ...any) error {
 
 // scrub removes configured passwords from err's message.
 func (c *Copier) scrub(err error) error { return c.access.Scrub(err) }
+
+// Resolve returns the digest ref.Tag points to in ref's repository: one
+// HEAD on the manifest, with the registry's credentials. A tag the
+// registry does not know is a *NotFoundError.
+func (c *Copier) Resolve(ctx context.Context, ref Ref) (string, error) {
+	repo, err := c.repository(ref)
+	if err != nil {
+		return "", err
+	}
+	tag, err := name.NewTag(repo.String()+":"+ref.Tag, c.nameOpts(ref.Registry)...)
+	if err != nil {
+		return "", badInput("image %s: bad tag: %v", ref, err)
+	}
+	desc, err := remote.Head(tag, remote.WithContext(ctx), remote.WithAuthFromKeychain(c.access.Keychain()),
+		remote.WithTransport(c.baseTransport(ref.Registry)), remote.WithUserAgent("slipway-promoter"))
+	if oci.IsNotFound(err) {
+		return "", &NotFoundError{Image: ref.String()}
+	}
+	if err != nil {
+		return "", c.scrub(fmt.Errorf("look up %s: %w", ref, err))
+	}
+	return desc.Digest.String(), nil
+}

@@ -32,6 +32,15 @@ func (e *MissingReferrersError) Error() string {
 	return fmt.Sprintf("%s lacks required referrers: %s", e.Image, strings.Join(e.Missing, ", "))
 }
 
+// NotFoundError is returned by Resolve for a tag the registry does not
+// know. It is permanent.
+type NotFoundError struct {
+	// Image is registry/repository:tag.
+	Image string
+}
+
+func (e *NotFoundError) Error() string { return e.Image + " was not found in its registry" }
+
 // errBadInput marks requests that can never succeed as given.
 var errBadInput = errors.New("bad copy request")
 
@@ -55,14 +64,18 @@ var retryStatusCodes = httpretry.RetryStatuses
 // true for the answers the one HTTP retry rule retries (408, 425, 429, 5xx
 // but 501 and 505; see httpretry), timeouts, connection errors and a
 // cancelled context (the copy was interrupted, not refused); false for
-// 401/403/404 and other 4xx answers, a *MissingReferrersError, digest
-// mismatches, bad requests and anything not recognised as transient.
+// 401/403/404 and other 4xx answers, a *MissingReferrersError, a
+// *NotFoundError, digest mismatches, bad requests and anything not
+// recognised as transient.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var missing *MissingReferrersError
-	if errors.As(err, &missing) || errors.Is(err, errBadInput) {
+	var (
+		missing  *MissingReferrersError
+		notFound *NotFoundError
+	)
+	if errors.As(err, &missing) || errors.As(err, &notFound) || errors.Is(err, errBadInput) {
 		return false
 	}
 	if errors.Is(err, context.Canceled) {
