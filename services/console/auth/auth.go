@@ -34,6 +34,10 @@ type Options struct {
 	// Health, when set, gets the "oidc" readiness check: not ready until
 	// the identity provider has been discovered.
 	Health *health.Checker
+	// Client, when set, is how the console reaches the identity provider
+	// (a proxy, a private CA); by default a client whose requests time
+	// out after 10 s.
+	Client *http.Client
 }
 
 // User is who asks, as a view sees them.
@@ -136,7 +140,7 @@ func (a *Authenticator) Require() echo.MiddlewareFunc {
 				u = s.user()
 			}
 			if !safe(c.Request().Method) {
-				if err := a.checkCSRF(c, u); err != nil {
+				if ok, err := checkToken(c, a.log, u); !ok {
 					return err
 				}
 			}

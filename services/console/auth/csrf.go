@@ -10,19 +10,18 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// checkCSRF checks the request's synchronizer token against the user's
+// checkToken checks the request's synchronizer token against the user's
 // (the session's): a token of another session, of a session that was
 // logged out, or a made-up one is refused with 403 before the handler runs,
-// so nothing changes. The log names who and what, never the token.
-func (a *Authenticator) checkCSRF(c echo.Context, u User) error { return checkToken(c, a.log, u) }
-
-func checkToken(c echo.Context, log *slog.Logger, u User) error {
+// so nothing changes. The log names who and what, never the token. When
+// ok is false the refusal has been answered: return err and nothing else.
+func checkToken(c echo.Context, log *slog.Logger, u User) (ok bool, err error) {
 	got := c.Request().Header.Get("X-CSRF-Token")
 	if got == "" {
 		got = c.FormValue("csrf")
 	}
 	if u.CSRF != "" && subtle.ConstantTimeCompare([]byte(got), []byte(u.CSRF)) == 1 {
-		return nil
+		return true, nil
 	}
 	reason := "does not match the session's"
 	if got == "" {
@@ -30,7 +29,7 @@ func checkToken(c echo.Context, log *slog.Logger, u User) error {
 	}
 	r := c.Request()
 	log.Warn("console: CSRF token refused", "reason", reason, "user", u.Name, "method", r.Method, "path", r.URL.Path, "remote", c.RealIP())
-	return refuse(c, http.StatusForbidden, "missing or invalid CSRF token", page{
+	return false, refuse(c, http.StatusForbidden, "missing or invalid CSRF token", page{
 		Title:   "Request refused",
 		Message: "This request did not carry this session's CSRF token, so nothing was changed. Reload the page and try again.",
 		Link:    "/", LinkText: "Back to the console",

@@ -130,6 +130,9 @@ func newRelyingParty(ctx context.Context, opts Options, cop *http.CrossOriginPro
 		now:    opts.Now,
 		log:    opts.Log,
 	}
+	if opts.Client != nil {
+		rp.client = opts.Client
+	}
 	if len(rp.scopes) == 0 {
 		rp.scopes = []string{"profile", "email", "groups"}
 	}
@@ -386,7 +389,7 @@ func (rp *relyingParty) logout(c echo.Context) error {
 		rp.clearCookie(c, sessionCookie)
 		return c.Redirect(http.StatusSeeOther, "/auth/logged-out")
 	}
-	if err := checkToken(c, rp.log, s.user()); err != nil {
+	if ok, err := checkToken(c, rp.log, s.user()); !ok {
 		return err
 	}
 	if err := rp.sessions.delete(c.Request().Context(), id); err != nil {
