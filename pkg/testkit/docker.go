@@ -243,6 +243,17 @@ func ciRun() bool {
 	return ci
 }
 
+// prerequisiteMissing fails the test under CI=true (CI installs what the
+// tests need, so a missing piece is a broken run) and skips it otherwise,
+// saying what is missing and how to get it.
+func prerequisiteMissing(t testing.TB, msg, hint string) {
+	t.Helper()
+	if ciRun() {
+		t.Fatalf("testkit: %s; under CI=true this is needed: %s", msg, hint)
+	}
+	t.Skipf("testkit: %s; %s", msg, hint)
+}
+
 func dockerMissing(t testing.TB, msg string) {
 	t.Helper()
 	if ciRun() {
@@ -303,11 +314,7 @@ func BusyboxImage(t testing.TB, opts BusyboxOptions) v1.Image {
 	t.Helper()
 	bin, err := busyboxBinary()
 	if err != nil {
-		const hint = "apt-get install busybox-static"
-		if ciRun() {
-			t.Fatalf("testkit: busybox image: %v; under CI=true this is needed: %s", err, hint)
-		}
-		t.Skipf("testkit: busybox image: %v; %s", err, hint)
+		prerequisiteMissing(t, "busybox image: "+err.Error(), "apt-get install busybox-static")
 	}
 	layerTar, err := busyboxLayer(bin, opts.Files)
 	if err != nil {
