@@ -24,8 +24,10 @@ type server struct {
 	now    func() time.Time
 	auth   *auth.Authenticator
 	policy *access.Policy
-	// recent is the recent-event store (events.go), started by startLive.
+	// recent is the recent-event store (events.go), live the hub of the
+	// live streams (sse.go); both are started by startLive.
 	recent *eventStore
+	live   *hub
 	// closers run when the console stops (consumers, watchers).
 	closers []func()
 }

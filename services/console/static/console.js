@@ -56,3 +56,37 @@
     });
   });
 })();
+
+// Timeline: new events, as the page's filters select them, are prepended
+// as they happen. The stream resumes after the newest row the server
+// listed, and after each event it got (EventSource sends Last-Event-ID).
+(function () {
+  "use strict";
+  var s = window.slipway;
+  if (!s) return;
+  s.onReady(function () {
+    var table = document.getElementById("timeline");
+    if (!table || !window.EventSource) return;
+    var body = table.tBodies[0];
+    var url = table.getAttribute("data-stream");
+    var after = table.getAttribute("data-after");
+    if (after) url += (url.indexOf("?") < 0 ? "?" : "&") + "after=" + encodeURIComponent(after);
+    s.live(url, ["message"], function (_, row) {
+      if (!row || !row.seq || document.getElementById("event-" + row.seq)) return;
+      var empty = body.querySelector("tr.empty");
+      if (empty) empty.remove();
+      var tr = document.createElement("tr");
+      tr.id = "event-" + row.seq;
+      tr.setAttribute("data-seq", row.seq);
+      tr.className = "new";
+      [row.time ? row.time.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, "Z") : "", row.environment, row.type, row.summary]
+        .forEach(function (text) {
+          var td = document.createElement("td");
+          td.textContent = text || "";
+          tr.appendChild(td);
+        });
+      body.insertBefore(tr, body.firstChild);
+      while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
+    });
+  });
+})();
