@@ -17,7 +17,7 @@ GOTESTSUM  := $(GO) tool gotestsum
 TESTFORMAT ?= pkgname
 TESTJSON   := bin/test.json
 
-.PHONY: all test test-static test-short bench chaos soak lint build generate fuzz clean docker-up docker-down
+.PHONY: all test test-static test-short bench chaos soak lint build generate fuzz clean docker-up docker-down screenshots
 
 all: lint test build
 
@@ -77,6 +77,14 @@ SOAK_RATE     ?= 5
 soak:
 	SLIPWAY_SOAK_DURATION=$(SOAK_DURATION) SLIPWAY_SOAK_RATE=$(SOAK_RATE) \
 		$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/slipway
+
+## screenshots: refresh the console's screenshots in docs/images/console
+## (the browser tests write them to bin/screenshots on every run; only this
+## target replaces the committed ones, on purpose). Needs Chromium
+screenshots:
+	@mkdir -p docs/images/console
+	SLIPWAY_SCREENSHOTS=$(CURDIR)/docs/images/console \
+		$(GO) test -count=1 -timeout 15m -run '^TestConsole' -v ./cmd/slipway
 
 ## lint: gofmt and go vet over every module
 lint:
