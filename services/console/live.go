@@ -38,6 +38,8 @@ func (s *server) mountLive(g *echo.Group) {
 	g.GET("/timeline", s.timelinePage)
 	g.GET("/timeline/stream", s.timelineStream)
 	g.GET("/api/events", s.apiEvents)
+	g.GET("/approvals", s.approvalsPage)
+	g.POST("/approvals/decide", s.decideApproval)
 }
 
 // testUser, set only by tests, replaces the login's user: it lets a test

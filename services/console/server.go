@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway-cd/slipway/pkg/platform/access"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
+	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
 	"github.com/slipway-cd/slipway/services/console/auth"
@@ -28,6 +30,9 @@ type server struct {
 	// live streams (sse.go); both are started by startLive.
 	recent *eventStore
 	live   *hub
+	// approvalStore is opened on first use (approvals.go).
+	approvalsOnce sync.Mutex
+	approvalStore *approval.Store
 	// closers run when the console stops (consumers, watchers).
 	closers []func()
 }
