@@ -40,6 +40,7 @@ func (s *server) mountLive(g *echo.Group) {
 	g.GET("/api/events", s.apiEvents)
 	g.GET("/approvals", s.approvalsPage)
 	g.POST("/approvals/decide", s.decideApproval)
+	g.POST("/actions/:action", s.action)
 }
 
 // testUser, set only by tests, replaces the login's user: it lets a test

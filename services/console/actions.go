@@ -1,0 +1,82 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/access"
+	"github.com/slipway-cd/slipway/pkg/platform/actions"
+)
+
+// action serves POST /actions/{rollback,redeploy,promote,redrive}: the
+// target is checked against the configuration, the user must operate in
+// its environment, and the action is announced (action.requested, actor
+// the user, via console); a redrive is carried out right after. The
+// answer links the timeline filtered on the action's id.
+func (s *server) action(c echo.Context) error {
+	name := c.Param("action")
+	var target events.ActionTarget
+	var err error
+	switch name {
+	case events.ActionRollback, events.ActionRedeploy:
+		target, err = actions.WorkloadTarget(s.cfg, c.FormValue("cluster"), c.FormValue("appId"))
+	case events.ActionPromote:
+		target, err = actions.PromoteTarget(s.cfg, c.FormValue("image"), c.FormValue("promotion"))
+	case events.ActionRedrive:
+		seq, perr := strconv.ParseUint(c.FormValue("seq"), 10, 64)
+		if perr != nil || seq == 0 {
+			return echo.NewHTTPError(http.StatusBadRequest, "redrive needs the dead letter's sequence (seq)")
+		}
+		d, gerr := bus.GetDeadLetter(c.Request().Context(), s.deps.JS, bus.DeadLetterStreamName(s.streamName()), seq)
+		if gerr != nil {
+			return echo.NewHTTPError(http.StatusNotFound, "no dead letter "+strconv.FormatUint(seq, 10))
+		}
+		target = events.ActionTarget{Environment: d.Environment(), Sequence: seq, EventID: d.EventID}
+	default:
+		return echo.NewHTTPError(http.StatusNotFound, "no action "+name)
+	}
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	who := s.user(c).Identity
+	if !s.policy.Can(who, access.Operate, target.Environment) {
+		return echo.NewHTTPError(http.StatusForbidden, "you may not operate in "+target.Environment)
+	}
+	req := actions.Request{ID: actions.NewID(), Action: name, Actor: who.Name, Via: events.ViaConsole, Target: target,
+		Reason: strings.TrimSpace(c.FormValue("reason"))}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
+	defer cancel()
+	pub := bus.NewPublisher(s.deps.JS, s.streamName())
+	var e events.Event
+	result := "requested"
+	if name == events.ActionRedrive {
+		out, rerr := actions.Redrive(ctx, s.deps.JS, s.streamName(), pub, req, s.now())
+		e, err, result = out.Event, rerr, string(out.Result)
+	} else {
+		e, err = actions.Publish(ctx, pub, req, s.now())
+	}
+	if errors.Is(err, actions.ErrInvalid) {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	if err != nil && e.ID() == "" {
+		s.log.Warn("console: action not announced", "action", name, "actor", who.Name, "error", err)
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the action could not be announced; retry")
+	}
+	s.log.Info("console: action requested", "action", name, "actor", who.Name, "environment", target.Environment, "event", e.ID(), "result", result)
+	body := map[string]string{"id": e.ID(), "action": name, "result": result, "timeline": "/timeline?id=" + url.QueryEscape(e.ID())}
+	if err != nil {
+		body["error"] = err.Error()
+	}
+	if wantsJSON(c) {
+		return c.JSON(http.StatusAccepted, body)
+	}
+	return c.Redirect(http.StatusSeeOther, body["timeline"])
+}
