@@ -118,6 +118,12 @@ func call(t *testing.T, method, url, token, body string) (int, []byte, http.Head
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return send(t, req)
+}
+
+// send sends req and returns the status, the raw body and the headers.
+func send(t *testing.T, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +263,7 @@ func TestApproveByAllowedApprover(t *testing.T) {
 		t.Errorf("causation %s env %s subject %s source %s", events.CausationOf(e), events.EnvironmentOf(e), e.Subject(), e.Source())
 	}
 	d, err := events.DataAs[events.ApprovalDecision](e)
-	if err != nil || d != (events.ApprovalDecision{ApprovalID: rec.ID, Promotion: "tst-to-prd", By: "alice", Reason: "signed off in the release meeting"}) {
+	if err != nil || d != (events.ApprovalDecision{ApprovalID: rec.ID, Promotion: "tst-to-prd", By: "alice", Reason: "signed off in the release meeting", Via: events.ViaAPI}) {
 		t.Errorf("data %+v %v", d, err)
 	}
 

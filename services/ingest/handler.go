@@ -52,9 +52,9 @@ type handler struct {
 }
 
 // NewHandler checks the ingest configuration and returns the HTTP handler of
-// the service: the webhook routes, the approval API (approvals.go), Slack's
-// buttons (slack.go; with a Slack receiver's signing secret only),
-// /healthz, /readyz and /metrics. Errors name the configuration key at
+// the service: the webhook routes, the approval API (approvals.go), the
+// action API (actions.go), Slack's buttons (slack.go; with a Slack
+// receiver's signing secret only), /healthz, /readyz and /metrics. Errors name the configuration key at
 // fault (ingest.sources[i]...). With approvers configured it opens (creates
 // if need be) the approvals bucket.
 func NewHandler(d app.Deps) (http.Handler, error) {
@@ -115,6 +115,7 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 	e.POST(route, h.webhook)
 	e.POST(routeWithToken, h.webhook)
 	approvals.mount(e)
+	newActionAPI(d, approvals).mount(e)
 	if slack != nil { // no Slack signing secret: no route (404)
 		slack.mount(e)
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	publishSeconds prometheus.Histogram     // one event, publish to ack
 	requestSeconds *prometheus.HistogramVec // source
 	approvals      *prometheus.CounterVec   // action, code
+	actions        *prometheus.CounterVec   // action, code
 }
 
 // Outcomes of the events counter.
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "slipway_ingest_approval_requests_total",
 			Help: "Approval API requests by action (list, get, approve, reject) and HTTP status code.",
 		}, []string{"action", "code"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_ingest_action_requests_total",
+			Help: "Action API requests by action (rollback, redeploy, promote, redrive; unknown for any other) and HTTP status code.",
+		}, []string{"action", "code"}),
 	}
 	var err error
 	if m.requests, err = prom.Register(reg, m.requests); err != nil {
@@ -72,6 +77,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.approvals, err = prom.Register(reg, m.approvals); err != nil {
+		return nil, err
+	}
+	if m.actions, err = prom.Register(reg, m.actions); err != nil {
 		return nil, err
 	}
 	return m, nil
