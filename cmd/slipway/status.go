@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
@@ -124,14 +122,7 @@ func loadInventory(parent context.Context, nf natsFlags, name string) ([]invento
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	defer cancel()
-	inv, err := inventory.Bind(ctx, conn.JS)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	return inv.List(ctx)
+	return inventory.ListAll(ctx, conn.JS)
 }
 
 func writeJSON(out io.Writer, records []inventory.Record) error {
