@@ -206,6 +206,36 @@ func (c *Client) UpdateApp(ctx context.Context, id string, fields map[string]jso
 	return ref, err
 }
 
+// RestartApp has Marathon replace every task of app id with the same
+// definition under a new version (POST /v2/apps/{id}/restart), as a
+// deployment of its own. With force it overrides the deployments that lock
+// the app; without, a locked app gives an error for which LockedBy reports
+// them.
+func (c *Client) RestartApp(ctx context.Context, id string, force bool) (DeploymentRef, error) {
+	p, raw, err := appPath(id)
+	if err != nil {
+		return DeploymentRef{}, c.argError("POST", id, err)
+	}
+	p, raw = p+"/restart", raw+"/restart"
+	resp, err := c.do(ctx, call{
+		method: http.MethodPost,
+		url:    c.endpoint(p, raw, url.Values{"force": {strconv.FormatBool(force)}}),
+		path:   p,
+		route:  "/v2/apps/{id}/restart",
+	})
+	if err != nil {
+		return DeploymentRef{}, err
+	}
+	var ref DeploymentRef
+	if err := c.decode(resp, "POST", p, &ref); err != nil {
+		return ref, err
+	}
+	if ref.DeploymentID == "" {
+		return ref, fmt.Errorf("marathon %s: POST %s: accepted (%d), but the answer names no deployment", c.cluster, p, resp.status)
+	}
+	return ref, nil
+}
+
 // updateApp sends UpdateApp's PUT.
 func (c *Client) updateApp(ctx context.Context, p, raw string, body []byte, force bool) (DeploymentRef, error) {
 	resp, err := c.do(ctx, call{

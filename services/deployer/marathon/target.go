@@ -234,8 +234,14 @@ func (t *Target) Update(ctx context.Context, w target.Workload, image string, o 
 		return target.Rollout{}, fmt.Errorf("app %s: %w", w.ID, err)
 	}
 	fields := map[string]json.RawMessage{"container": container}
+	send := func() (DeploymentRef, error) { return t.c.UpdateApp(ctx, w.ID, fields, o.Force) }
+	if o.Restart && app.Image() == image {
+		// A PUT of the definition as it is changes nothing; a restart
+		// is Marathon's deployment of the same definition.
+		send = func() (DeploymentRef, error) { return t.c.RestartApp(ctx, w.ID, o.Force) }
+	}
 	for attempt := 0; ; attempt++ {
-		ref, err := t.c.UpdateApp(ctx, w.ID, fields, o.Force)
+		ref, err := send()
 		ids, locked := LockedBy(err)
 		if !locked || attempt == maxLockedRetries {
 			return target.Rollout{ID: ref.DeploymentID, Revision: ref.Version}, err

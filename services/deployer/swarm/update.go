@@ -68,7 +68,11 @@ func parseRollout(id string) (rolloutRef, error) {
 // target.ErrConflict. A service that already has the image (an earlier
 // call got that far before a crash) is not updated again: its current
 // version is the rollout to follow.
-func (t *Target) Update(ctx context.Context, w target.Workload, image string, _ target.UpdateOptions) (target.Rollout, error) {
+//
+// A restart (o.Restart, a redeploy) on the image the service runs raises
+// the spec's ForceUpdate instead: Swarm then replaces every task with the
+// same spec.
+func (t *Target) Update(ctx context.Context, w target.Workload, image string, o target.UpdateOptions) (target.Rollout, error) {
 	if err := dockerapi.Ready(ctx, t.c); err != nil {
 		return target.Rollout{}, err
 	}
@@ -79,7 +83,8 @@ func (t *Target) Update(ctx context.Context, w target.Workload, image string, _ 
 	if err := labelled(s); err != nil {
 		return target.Rollout{}, err
 	}
-	if specImage(s.Spec) == image {
+	restart := o.Restart && specImage(s.Spec) == image
+	if specImage(s.Spec) == image && !restart {
 		return target.Rollout{ID: rolloutOf(s), Revision: revision(s)}, nil
 	}
 	if revision(s) != w.Revision {
@@ -89,6 +94,9 @@ func (t *Target) Update(ctx context.Context, w target.Workload, image string, _ 
 	cs := *spec.TaskTemplate.ContainerSpec
 	cs.Image = image
 	spec.TaskTemplate.ContainerSpec = &cs
+	if restart {
+		spec.TaskTemplate.ForceUpdate++
+	}
 	// No registry auth header: the manager then keeps the pull
 	// credentials of the current spec.
 	resp, err := t.c.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{})

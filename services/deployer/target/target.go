@@ -76,6 +76,12 @@ type UpdateOptions struct {
 	// Deadline bounds waiting for the platform (another deployment to
 	// end before this one may begin).
 	Deadline time.Time
+	// Restart replaces every instance even though image is what the
+	// workload runs (a redeploy): Marathon restarts the app, Docker
+	// recreates the container, Swarm forces an update. The deployer asks
+	// for it only while the workload's revision is the one it read before
+	// the redeploy, so a call again after a crash does not restart twice.
+	Restart bool
 }
 
 // Change is one thing Watch saw.
