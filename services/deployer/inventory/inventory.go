@@ -96,7 +96,15 @@ type Record struct {
 	// LastDeployment is Slipway's last deployment to the workload, in
 	// progress or ended; nil when Slipway never deployed to it.
 	LastDeployment *Deployment `json:"lastDeployment,omitempty"`
+	// Previous are the images the workload ran before Image, as far as
+	// Slipway's deployments took it from one to the next: the most recent
+	// first, each once, at most MaxPrevious. A manual rollback goes back
+	// to the first, or to one of them a person names.
+	Previous []string `json:"previous,omitempty"`
 }
+
+// MaxPrevious bounds Record.Previous.
+const MaxPrevious = 10
 
 // Outcomes of a deployment, as Deployment.Outcome says.
 const (
@@ -111,7 +119,10 @@ const (
 // it: an auditor follows CauseID to the push or promotion, and sees who
 // approved a promotion that needed it.
 type Deployment struct {
-	ToImage string `json:"toImage"`
+	// FromImage is what the workload ran before (empty in records written
+	// before it was kept).
+	FromImage string `json:"fromImage,omitempty"`
+	ToImage   string `json:"toImage"`
 	// Outcome is in_progress, succeeded, failed, rolled_back or superseded.
 	Outcome string `json:"outcome"`
 	// At is when it began (in_progress) or ended.
@@ -119,12 +130,17 @@ type Deployment struct {
 	// EventID is the deployment event that announced Outcome
 	// (deployment.started, .succeeded or .failed).
 	EventID string `json:"eventId"`
-	// CauseID is the image.pushed or image.promoted event it deployed.
+	// CauseID is the image.pushed or image.promoted event it deployed, or
+	// the action.requested event of a manual action.
 	CauseID string `json:"causeId"`
 	// ApprovalID and Approver name the approval of the promotion that
 	// brought the image, when one was needed.
 	ApprovalID string `json:"approvalId,omitempty"`
 	Approver   string `json:"approver,omitempty"`
+	// Action and Actor name the manual action (rollback, redeploy) a
+	// person asked for, when the deployment was one.
+	Action string `json:"action,omitempty"`
+	Actor  string `json:"actor,omitempty"`
 }
 
 // complete fills in what derives from the rest: Managed (a record with a
