@@ -244,8 +244,8 @@ func (c *cluster) eventID(rec *record, t events.Type) string {
 // outcome announced by an event of type t.
 func (c *cluster) lastDeployment(rec *record, outcome string, t events.Type) *inventory.Deployment {
 	return &inventory.Deployment{
-		ToImage: rec.ToImage, Outcome: outcome, At: time.Now().UTC(), EventID: c.eventID(rec, t),
-		CauseID: rec.CauseID, ApprovalID: rec.ApprovalID, Approver: rec.Approver,
+		FromImage: rec.FromImage, ToImage: rec.ToImage, Outcome: outcome, At: time.Now().UTC(), EventID: c.eventID(rec, t),
+		CauseID: rec.CauseID, ApprovalID: rec.ApprovalID, Approver: rec.Approver, Action: rec.Action, Actor: rec.Actor,
 	}
 }
 

@@ -95,13 +95,19 @@ func (c *cluster) deploy(ctx context.Context, cause events.Event, t offer, app m
 			}
 		}
 	}
-	if running := now.Image; rec.Phase == phaseUpdating && running != rec.FromImage && running != rec.ToImage {
+	return c.resume(ctx, key, rec, rev, now)
+}
+
+// resume runs a recorded deployment from the phase it is in; w is the
+// workload as it runs now.
+func (c *cluster) resume(ctx context.Context, key string, rec *record, rev uint64, w target.Workload) error {
+	if running := w.Image; rec.Phase == phaseUpdating && running != rec.FromImage && running != rec.ToImage {
 		// Begun by a deployer that died before its PUT (or before
 		// recording it), and another image was deployed since: putting
 		// this one now would move the app back. Nothing was announced.
 		rec.Phase, rec.Outcome, rec.SupersededBy = phaseDone, "superseded", running
 		rec.Reason = supersededReason(running)
-		c.log.Info("deployment superseded", "app", app.id, "image", rec.ToImage, "running", running)
+		c.log.Info("deployment superseded", "app", rec.AppID, "image", rec.ToImage, "running", running)
 		_, err := c.store.update(ctx, key, rec, rev)
 		return err
 	}
@@ -209,6 +215,8 @@ func (c *cluster) advance(ctx context.Context, key string, rec *record, rev uint
 			err = c.follow(ctx, rec)
 		case phaseRollingBack:
 			err = c.rollBack(ctx, rec)
+		case phaseRefusing:
+			err = c.refuseAction(ctx, rec)
 		default:
 			return fmt.Errorf("record %s has unknown phase %q", key, rec.Phase)
 		}
@@ -230,7 +238,12 @@ func (c *cluster) update(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
-	if w.Image == rec.ToImage {
+	updated := w.Image == rec.ToImage
+	if rec.Restart {
+		// A redeploy keeps the image: its update shows in the revision.
+		updated = w.Revision != rec.FromRevision
+	}
+	if updated {
 		// The update happened: follow the rollout it started, if it still runs.
 		rec.Revision = w.Revision
 		if len(w.Rollouts) > 0 {
@@ -238,7 +251,7 @@ func (c *cluster) update(ctx context.Context, rec *record) error {
 		}
 	} else {
 		r, err := c.target.Update(ctx, w, rec.ToImage, target.UpdateOptions{
-			Force: c.policy.force, Deadline: rec.StartedAt.Add(rec.Timeout),
+			Force: c.policy.force, Deadline: rec.StartedAt.Add(rec.Timeout), Restart: rec.Restart,
 		})
 		if err != nil {
 			return err
@@ -355,11 +368,16 @@ func (c *cluster) succeed(ctx context.Context, rec *record) error {
 	// The inventory first: whoever sees deployment.succeeded and asks
 	// `slipway status` finds the release there. Both steps are idempotent,
 	// so a crash between them is repaired by the resumed deployment.
+	before, _, err := c.store.inv.Get(ctx, c.name, rec.AppID)
+	if err != nil {
+		return err
+	}
 	if err := c.store.inv.Put(ctx, inventory.Record{
 		Cluster: c.name, Environment: c.env, AppID: rec.AppID, Image: rec.ToImage, Digest: rec.Digest,
 		Policy: rec.Policy, Platform: c.platform, Revision: rec.revision(), UpdatedAt: time.Now().UTC(),
 		EventID: rec.CauseID, PushedAt: rec.PushedAt,
 		LastDeployment: c.lastDeployment(rec, inventory.Succeeded, events.TypeDeploymentSucceeded),
+		Previous:       previousAfter(before.Previous, rec.FromImage, rec.ToImage),
 	}.WithWorkload(c.workloadNow(ctx, rec.AppID))); err != nil {
 		return err
 	}
@@ -403,6 +421,13 @@ func (c *cluster) rollBack(ctx context.Context, rec *record) error {
 			// rollback, or while this deployer was down): what the app
 			// runs now decides, as in settle.
 			switch running := w.Image; {
+			case rec.Restart && w.Settled():
+				// A redeploy runs its image either way: healthy now,
+				// nothing to undo.
+				rec.Reason = ""
+				return c.succeed(ctx, rec)
+			case rec.Restart:
+				return c.fail(ctx, rec, false)
 			case running == rec.FromImage:
 				return c.fail(ctx, rec, true)
 			case running != rec.ToImage:

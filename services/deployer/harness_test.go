@@ -194,8 +194,8 @@ func (e *env) startCtx(ctx context.Context, svc *deployer.Service) (wait func())
 func (e *env) drained() {
 	e.t.Helper()
 	testkit.WaitFor(e.t, "the deployer to deal with every event", func() bool {
-		for _, c := range e.cfg.Clusters {
-			cons, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, deployer.ConsumerName(c.Name))
+		for _, name := range e.consumerNames() {
+			cons, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, name)
 			if err != nil {
 				return false
 			}
@@ -213,13 +213,23 @@ func (e *env) drained() {
 func (e *env) waitConsumers() {
 	e.t.Helper()
 	testkit.WaitFor(e.t, "deployer consumers", func() bool {
-		for _, c := range e.cfg.Clusters {
-			if _, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, deployer.ConsumerName(c.Name)); err != nil {
+		for _, name := range e.consumerNames() {
+			if _, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, name); err != nil {
 				return false
 			}
 		}
 		return true
 	})
+}
+
+// consumerNames are the durable consumers of every cluster: its events'
+// and its manual actions'.
+func (e *env) consumerNames() []string {
+	var names []string
+	for _, c := range e.cfg.Clusters {
+		names = append(names, deployer.ConsumerName(c.Name), deployer.ActionConsumerName(c.Name))
+	}
+	return names
 }
 
 // push publishes an image.pushed event as ingest would.

@@ -121,6 +121,9 @@ func (c *cluster) reconcileApp(ctx context.Context, a target.Workload) error {
 		if now, gerr := c.target.Get(ctx, a.ID); gerr != nil || now.Revision != a.Revision {
 			return nil // the next pass looks again
 		}
+		if c.acting(ctx, a.ID) {
+			return nil // a manual action is changing it (its deployer may be on the way back)
+		}
 		if err := c.emitDrift(ctx, rec, a.Image, ""); err != nil {
 			return err
 		}
@@ -178,8 +181,8 @@ const (
 // of being taken as a new app. The decision is made from the app as it is
 // now, not from the listing that led here.
 func (c *cluster) leave(ctx context.Context, rec inventory.Record) error {
-	if rec.LeftManagement != "" {
-		return nil // reported already
+	if rec.LeftManagement != "" || c.acting(ctx, rec.AppID) {
+		return nil // reported already, or a manual action is under way
 	}
 	why, actual, revision := leftRemoved, "", rec.Revision
 	now, err := c.target.Get(ctx, rec.AppID)

@@ -142,6 +142,20 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			return fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
 		consumers = append(consumers, cons)
+		// Manual actions have a consumer of their own: a rollback a
+		// person asks for must not queue behind pushes.
+		acts, err := d.Consume(ctx, bus.ConsumerConfig{
+			Stream:         d.Stream,
+			Durable:        ActionConsumerName(cl.Name),
+			FilterSubjects: []string{events.FilterSubject(events.TypeActionRequested, cl.Environment)},
+			Concurrency:    4,
+			DeliverNew:     true,
+			Logger:         c.log,
+		}, c.handleAction)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		consumers = append(consumers, acts)
 		c.log.Info("deploying on cluster", "environment", cl.Environment, "platform", c.platform, "endpoint", tg.Endpoint())
 	}
 	<-ctx.Done()

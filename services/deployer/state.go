@@ -32,6 +32,7 @@ const (
 	phaseUpdating    = "updating"     // about to update (or the update's answer was lost)
 	phaseFollowing   = "following"    // the platform deploys; waiting for the outcome
 	phaseRollingBack = "rolling-back" // rolling back; waiting for the platform's rollback
+	phaseRefusing    = "refusing"     // a manual action refused: to announce, nothing to change
 	phaseDone        = "done"
 )
 
@@ -66,10 +67,20 @@ type record struct {
 	MarathonVersion string `json:"marathonVersion,omitempty"`
 	RollbackID      string `json:"rollbackId,omitempty"`
 	Reason          string `json:"reason,omitempty"`
-	Outcome         string `json:"outcome,omitempty"` // succeeded | failed | rolled_back | superseded
+	Outcome         string `json:"outcome,omitempty"` // succeeded | failed | rolled_back | superseded | refused
 	RolledBack      bool   `json:"rolledBack,omitempty"`
 	// SupersededBy is the newer image that overtook this deployment.
 	SupersededBy string `json:"supersededBy,omitempty"`
+
+	// Action and Actor name the manual action a person asked for (see
+	// action.go); CauseID is then its action.requested event.
+	Action string `json:"action,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+	// Restart is a redeploy: ToImage is FromImage, and the update is done
+	// once the workload's revision is no longer FromRevision, the one
+	// read before it.
+	Restart      bool   `json:"restart,omitempty"`
+	FromRevision string `json:"fromRevision,omitempty"`
 }
 
 func (r *record) deployment() events.Deployment {
@@ -77,6 +88,7 @@ func (r *record) deployment() events.Deployment {
 		Cluster: r.Cluster, Environment: r.Environment, AppID: r.AppID,
 		FromImage: r.FromImage, ToImage: r.ToImage, Digest: r.Digest,
 		Platform: r.platform(), DeploymentID: r.DeploymentID, Revision: r.revision(), Notify: r.Notify,
+		Action: r.Action, Actor: r.Actor,
 	}
 	if d.Platform == config.ClusterMarathon {
 		// Kept for the consumers written before there were other platforms.
