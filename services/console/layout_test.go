@@ -19,19 +19,13 @@ import (
 )
 
 // viewsServer serves the console of cfg (console.auth.none unless cfg
-// says otherwise) over real HTTP, with deps' JetStream when given.
-func viewsServer(t testing.TB, cfg *config.Config, d app.Deps) *httptest.Server {
+// says otherwise) over real HTTP, reading rig's JetStream.
+func viewsServer(t testing.TB, cfg *config.Config, rig *natsRig) (*httptest.Server, *server) {
 	t.Helper()
 	if cfg.Console.Auth.OIDC == nil {
 		cfg.Console.Auth.None = true
 	}
-	d.Config = cfg
-	if d.Health == nil {
-		d.Health = health.NewChecker()
-	}
-	if d.Metrics == nil {
-		d.Metrics = prometheus.NewRegistry()
-	}
+	d := app.Deps{Config: cfg, JS: rig.js, Health: health.NewChecker(), Metrics: prometheus.NewRegistry()}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s, err := newServer(ctx, d, slog.New(slog.DiscardHandler), time.Now)
@@ -41,7 +35,7 @@ func viewsServer(t testing.TB, cfg *config.Config, d app.Deps) *httptest.Server 
 	t.Cleanup(s.close)
 	hs := httptest.NewServer(s.handler())
 	t.Cleanup(hs.Close)
-	return hs
+	return hs, s
 }
 
 // get fetches url and returns the response with its body read.
@@ -60,7 +54,7 @@ func get(t testing.TB, url string) (*http.Response, string) {
 }
 
 func TestLayoutNamesTheUserLinksEveryViewAndMarksTheCurrentOne(t *testing.T) {
-	hs := viewsServer(t, &config.Config{}, app.Deps{})
+	hs, _ := viewsServer(t, &config.Config{}, newNATSRig(t))
 	resp, body := get(t, hs.URL+"/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /: %s\n%s", resp.Status, body)
@@ -92,7 +86,7 @@ func TestLayoutNamesTheUserLinksEveryViewAndMarksTheCurrentOne(t *testing.T) {
 }
 
 func TestStaticAssetsAreServedByContentHashAndCachedForGood(t *testing.T) {
-	hs := viewsServer(t, &config.Config{}, app.Deps{})
+	hs, _ := viewsServer(t, &config.Config{}, newNATSRig(t))
 	_, body := get(t, hs.URL+"/")
 	for _, name := range []string{"console.css", "console.js"} {
 		m := regexp.MustCompile(`"(/static/[0-9a-f]{12}/` + regexp.QuoteMeta(name) + `)"`).FindStringSubmatch(body)

@@ -1,0 +1,342 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway-cd/slipway/services/deployer/compliance"
+	"github.com/slipway-cd/slipway/services/deployer/inventory"
+)
+
+// matrixView is the release matrix: workloads (rows, grouped by the
+// image's repository) × environments and their clusters (columns). The
+// HTML page and /api/matrix show the same value.
+type matrixView struct {
+	Envs   []matrixEnv   `json:"environments"`
+	Groups []matrixGroup `json:"groups"`
+	// Workloads counts the rows; Gaps the rows whose later environment
+	// lacks what an earlier one runs.
+	Workloads int `json:"workloads"`
+	Gaps      int `json:"gaps"`
+	// Filter is the query (?env=, ?repository=); Choices the environments
+	// the filter offers (every visible one).
+	Filter  matrixQuery `json:"filter"`
+	Choices []string    `json:"-"`
+	// Problem says what could not be read (the compliance record): the
+	// matrix shows the rest.
+	Problem string `json:"problem,omitempty"`
+}
+
+type matrixQuery struct {
+	Env        string `json:"env,omitempty"`
+	Repository string `json:"repository,omitempty"`
+}
+
+// matrixEnv is a column group: an environment and its clusters, in the
+// configuration's order (clusters only the inventory knows come last).
+type matrixEnv struct {
+	Name     string   `json:"name"`
+	Clusters []string `json:"clusters"`
+}
+
+// matrixGroup is the rows of one repository.
+type matrixGroup struct {
+	Repository string      `json:"repository"`
+	Rows       []matrixRow `json:"rows"`
+}
+
+// matrixRow is one workload (an app id) across every column: Cells has
+// one entry per cluster column, in the columns' order, nil where the
+// workload does not run.
+type matrixRow struct {
+	AppID string        `json:"appId"`
+	Cells []*matrixCell `json:"cells"`
+	// Gaps name what a later environment lacks: the newest digest of the
+	// environment before it.
+	Gaps []matrixGap `json:"gaps,omitempty"`
+}
+
+// matrixGap: From runs Digest (Tag) and To, the next environment with the
+// workload, does not.
+type matrixGap struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Tag    string `json:"tag,omitempty"`
+	Digest string `json:"digest"`
+}
+
+// matrixCell is what one cluster runs of the workload.
+type matrixCell struct {
+	Env     string `json:"environment"`
+	Cluster string `json:"cluster"`
+	Tag     string `json:"tag,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+	Managed bool   `json:"managed"`
+	// Wanted and Healthy count the instances; Counted is false for a
+	// record without counts (written before Slipway counted them).
+	Wanted  int  `json:"wanted"`
+	Healthy int  `json:"healthy"`
+	Counted bool `json:"counted"`
+	// InFlight is the image of a deployment in progress.
+	InFlight string `json:"inFlight,omitempty"`
+	// Drift is what the workload runs by hand; LeftManagement why Slipway
+	// no longer manages it.
+	Drift          string `json:"drift,omitempty"`
+	LeftManagement string `json:"leftManagement,omitempty"`
+	// Violations are the compliance rules it breaks.
+	Violations []matrixViolation `json:"violations,omitempty"`
+	// Refused is a direct push it was not given, and by whom.
+	Refused   string `json:"refused,omitempty"`
+	RefusedBy string `json:"refusedBy,omitempty"`
+	// Gap is set on the cell of a later environment that lacks what the
+	// earlier one runs.
+	Gap *matrixGap `json:"gap,omitempty"`
+
+	pushedAt, updatedAt int64
+}
+
+type matrixViolation struct {
+	Rule   string `json:"rule"`
+	Detail string `json:"detail"`
+}
+
+// Health is the cell's health as the badge shows it: ok, warn, or "" when
+// unknown.
+func (c *matrixCell) Health() string {
+	switch {
+	case !c.Counted:
+		return ""
+	case c.Wanted > 0 && c.Healthy >= c.Wanted:
+		return "ok"
+	case c.Wanted == 0:
+		return "info" // scaled to zero
+	}
+	return "warn"
+}
+
+// buildMatrix lays out records (already limited to the environments the
+// user may view) in the columns of envs.
+func buildMatrix(envs []matrixEnv, records []inventory.Record, violations []compliance.Violation) matrixView {
+	// Columns: the configured clusters of each environment, then those only
+	// the inventory names.
+	col := map[[2]string]int{}
+	envIdx := map[string]int{}
+	for i, e := range envs {
+		envIdx[e.Name] = i
+	}
+	for _, r := range records {
+		i, ok := envIdx[r.Environment]
+		if ok && !slices.Contains(envs[i].Clusters, r.Cluster) {
+			envs[i].Clusters = append(envs[i].Clusters, r.Cluster)
+		}
+	}
+	n := 0
+	for _, e := range envs {
+		for _, cl := range e.Clusters {
+			col[[2]string{e.Name, cl}] = n
+			n++
+		}
+	}
+	byWorkload := map[string][]matrixViolation{}
+	for _, v := range violations {
+		k := inventory.Key(v.Cluster, v.AppID)
+		byWorkload[k] = append(byWorkload[k], matrixViolation{Rule: v.Rule, Detail: v.Detail})
+	}
+
+	type rowKey struct{ repo, app string }
+	rows := map[rowKey]*matrixRow{}
+	for _, r := range records {
+		ci, ok := col[[2]string{r.Environment, r.Cluster}]
+		if !ok {
+			continue
+		}
+		k := rowKey{repoOf(r), r.AppID}
+		row := rows[k]
+		if row == nil {
+			row = &matrixRow{AppID: r.AppID, Cells: make([]*matrixCell, n)}
+			rows[k] = row
+		}
+		row.Cells[ci] = cellOf(r, byWorkload[inventory.Key(r.Cluster, r.AppID)])
+	}
+
+	v := matrixView{Envs: envs}
+	groups := map[string]*matrixGroup{}
+	for k, row := range rows {
+		row.Gaps = gapsOf(envs, row.Cells)
+		if len(row.Gaps) > 0 {
+			v.Gaps++
+		}
+		g := groups[k.repo]
+		if g == nil {
+			g = &matrixGroup{Repository: k.repo}
+			groups[k.repo] = g
+		}
+		g.Rows = append(g.Rows, *row)
+	}
+	for _, g := range groups {
+		slices.SortFunc(g.Rows, func(a, b matrixRow) int { return strings.Compare(a.AppID, b.AppID) })
+		v.Groups = append(v.Groups, *g)
+		v.Workloads += len(g.Rows)
+	}
+	slices.SortFunc(v.Groups, func(a, b matrixGroup) int { return strings.Compare(a.Repository, b.Repository) })
+	if v.Groups == nil {
+		v.Groups = []matrixGroup{}
+	}
+	return v
+}
+
+// repoOf is the repository a workload is grouped under: its image's,
+// without the registry (a promotion copies it to another registry under
+// the same name).
+func repoOf(r inventory.Record) string {
+	if r.Repository != "" {
+		return r.Repository
+	}
+	return r.Image
+}
+
+func cellOf(r inventory.Record, violations []matrixViolation) *matrixCell {
+	c := &matrixCell{
+		Env: r.Environment, Cluster: r.Cluster, Tag: r.Tag, Digest: r.Digest, Managed: r.Managed,
+		Wanted: r.Wanted, Healthy: r.Healthy, Counted: r.Platform != "" || r.Wanted+r.Running+r.Healthy > 0,
+		Drift: r.Drift, LeftManagement: r.LeftManagement, Violations: violations,
+		pushedAt: r.PushedAt.UnixNano(), updatedAt: r.UpdatedAt.UnixNano(),
+	}
+	if d := r.LastDeployment; d != nil && d.Outcome == inventory.InProgress {
+		c.InFlight = d.ToImage
+	}
+	if r.Refused != nil {
+		c.Refused, c.RefusedBy = r.Refused.Image, r.Refused.Actor
+	}
+	return c
+}
+
+// gapsOf finds, for each pair of consecutive environments that both run
+// the workload, the newest digest of the earlier one that the later one
+// does not run ("in tst, not in prd"), and marks the later one's cells.
+// An environment without the workload is not a gap: many workloads run
+// in some environments only.
+func gapsOf(envs []matrixEnv, cells []*matrixCell) []matrixGap {
+	var out []matrixGap
+	var prev *matrixCell // the newest cell of the previous environment with the workload
+	var prevEnv string
+	i := 0
+	for _, e := range envs {
+		group := cells[i : i+len(e.Clusters)]
+		i += len(e.Clusters)
+		var newest *matrixCell
+		for _, c := range group {
+			if c != nil && c.Digest != "" && (newest == nil || newerThan(c, newest)) {
+				newest = c
+			}
+		}
+		if newest == nil {
+			continue
+		}
+		if prev != nil && !slices.ContainsFunc(group, func(c *matrixCell) bool { return c != nil && c.Digest == prev.Digest }) {
+			g := matrixGap{From: prevEnv, To: e.Name, Tag: prev.Tag, Digest: prev.Digest}
+			out = append(out, g)
+			for _, c := range group {
+				if c != nil {
+					c.Gap = &g
+				}
+			}
+		}
+		prev, prevEnv = newest, e.Name
+	}
+	return out
+}
+
+// newerThan: the image pushed later, or when neither push is known the
+// one that arrived later.
+func newerThan(a, b *matrixCell) bool {
+	if a.pushedAt != b.pushedAt {
+		return a.pushedAt > b.pushedAt
+	}
+	return a.updatedAt > b.updatedAt
+}
+
+// matrixEnvs are the columns the user may view, in the configuration's
+// order, with each environment's configured clusters.
+func (s *server) matrixEnvs(c echo.Context, only string) []matrixEnv {
+	var out []matrixEnv
+	for _, name := range s.visibleEnvs(c) {
+		if only != "" && name != only {
+			continue
+		}
+		e := matrixEnv{Name: name, Clusters: []string{}}
+		for _, cl := range s.cfg.Clusters {
+			if cl.Environment == name {
+				e.Clusters = append(e.Clusters, cl.Name)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// matrix reads the inventory and the compliance record for the request.
+func (s *server) matrix(c echo.Context) (matrixView, error) {
+	q := matrixQuery{Env: c.QueryParam("env"), Repository: strings.TrimSpace(c.QueryParam("repository"))}
+	f := inventory.Filter{Repository: q.Repository}
+	if err := f.Compile(); err != nil {
+		return matrixView{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	recs, err := s.records(c)
+	if err != nil {
+		return matrixView{}, err
+	}
+	recs = f.Apply(recs)
+	violations, problem := s.violations(c.Request().Context())
+	v := buildMatrix(s.matrixEnvs(c, q.Env), recs, violations)
+	v.Filter, v.Choices, v.Problem = q, s.visibleEnvs(c), problem
+	return v, nil
+}
+
+// violations are the compliance rules broken now; a record that cannot be
+// read leaves the matrix without its flags, and says so.
+func (s *server) violations(parent context.Context) ([]compliance.Violation, string) {
+	if s.deps.JS == nil {
+		return nil, ""
+	}
+	ctx, cancel := context.WithTimeout(parent, readTimeout)
+	defer cancel()
+	st, err := compliance.Bind(ctx, s.deps.JS)
+	if errors.Is(err, compliance.ErrNoBucket) {
+		return nil, ""
+	}
+	var vs []compliance.Violation
+	if err == nil {
+		vs, err = st.List(ctx)
+	}
+	if err != nil {
+		s.log.Warn("console: reading the compliance record failed", "err", err)
+		return nil, fmt.Sprintf("compliance flags unavailable: %v", cmp.Or(ctx.Err(), err))
+	}
+	return vs, ""
+}
+
+// matrixPage is GET /: the release matrix.
+func (s *server) matrixPage(c echo.Context) error {
+	v, err := s.matrix(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "matrix", v)
+}
+
+// matrixAPI is GET /api/matrix: the same as JSON.
+func (s *server) matrixAPI(c echo.Context) error {
+	v, err := s.matrix(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
