@@ -23,8 +23,12 @@ type demoOptions struct {
 	// IngestListen is ingest's address; empty: 127.0.0.1:8080 if free,
 	// else a free port.
 	IngestListen string
+	// ConsoleListen is the console's address; empty: 127.0.0.1:8090 if
+	// free, else a free port.
+	ConsoleListen string
 	// ApprovalPause is how long the demo waits before it approves the prd
-	// promotion in the release manager's name.
+	// promotion in the release manager's name: time to press Approve in
+	// the console instead.
 	ApprovalPause time.Duration
 	// DeployDuration is how long the emulated Marathon takes to start new
 	// tasks.
@@ -45,7 +49,7 @@ type demoOptions struct {
 
 func defaultDemoOptions() demoOptions {
 	return demoOptions{
-		ApprovalPause:  5 * time.Second,
+		ApprovalPause:  20 * time.Second,
 		DeployDuration: 1500 * time.Millisecond,
 		BrokenTimeout:  8 * time.Second,
 		StepTimeout:    2 * time.Minute,
@@ -56,12 +60,13 @@ func defaultDemoOptions() demoOptions {
 func demoCmd() *cobra.Command {
 	opts := defaultDemoOptions()
 	cmd := &cobra.Command{
-		Use:   "demo [--pause 5s] [--exit]",
+		Use:   "demo [--pause 20s] [--exit]",
 		Short: "Run a self-contained demo: registries, Marathon emulators and all services in process",
 		Long: "Run Slipway end to end with no configuration, no network and no Docker: an embedded\n" +
 			"NATS server, three in-process registries (dev, tst, prd), two emulated Marathon clusters\n" +
-			"with sample apps, a Slack stand-in and the four services. It pushes a sample image,\n" +
-			"approves its promotion to prd, pushes a broken image to show the rollback, and prints the\n" +
+			"with sample apps, a Slack stand-in, the four services and the web console (open to anyone:\n" +
+			"console.auth.none). It pushes a sample image, waits --pause for you to approve its promotion\n" +
+			"to prd in the console (then approves it itself), pushes a broken image to show the rollback, and prints the\n" +
 			"notifier's Slack messages as they are posted; then it keeps running (until Ctrl-C) so that\n" +
 			"you can push your own images or change an app by hand and see the drift. OTEL_* configure\n" +
 			"its traces as they do those of `slipway run`.",
@@ -80,6 +85,7 @@ func demoCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&opts.ApprovalPause, "pause", opts.ApprovalPause, "wait this long before approving the prd promotion")
 	cmd.Flags().BoolVar(&opts.Exit, "exit", false, "exit after the scenario instead of running until Ctrl-C")
 	cmd.Flags().StringVar(&opts.IngestListen, "ingest-listen", "", "ingest's address (default 127.0.0.1:8080, or a free port if that is taken)")
+	cmd.Flags().StringVar(&opts.ConsoleListen, "console-listen", "", "the console's address (default 127.0.0.1:8090, or a free port if that is taken)")
 	cmd.Flags().DurationVar(&opts.DeployDuration, "deploy-duration", opts.DeployDuration, "how long an emulated Marathon deployment takes")
 	return cmd
 }

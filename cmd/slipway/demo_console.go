@@ -219,3 +219,16 @@ func (l *eventLog) wait(ctx context.Context, from int, match func(events.Event) 
 		}
 	}
 }
+
+// find returns the first event from index from on that matches, if one
+// has arrived.
+func (l *eventLog) find(from int, match func(events.Event) bool) (events.Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := from; i < len(l.evs); i++ {
+		if match(l.evs[i]) {
+			return l.evs[i], true
+		}
+	}
+	return events.Event{}, false
+}

@@ -57,6 +57,7 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 	defer s.close()
 
 	con.plain("")
+	con.plain("  console       %s  (open to anyone in the demo: console.auth.none)", s.consoleURL)
 	con.plain("  NATS          %s", s.natsURL)
 	con.plain("  ingest        %s", s.ingestURL)
 	for _, env := range demoEnvs {
@@ -135,16 +136,46 @@ func runDemo(ctx context.Context, out io.Writer, opts demoOptions) (*demoResult,
 	if err != nil {
 		return nil, err
 	}
-	if opts.ApprovalPause > 0 {
-		con.say("approving the prd promotion in %s as %s (a person would press Approve in Slack)", opts.ApprovalPause, demoApprover)
-		if con.countdown(ctx, "approving in", opts.ApprovalPause) != nil {
+	// Whoever decides first: a person in the console during the pause, or
+	// the demo in the release manager's name after it.
+	decision := func(e events.Event) bool {
+		t := events.Type(e.Type())
+		if t != events.TypeApprovalGranted && t != events.TypeApprovalRejected {
+			return false
+		}
+		d, err := events.DataAs[events.ApprovalDecision](e)
+		return err == nil && d.ApprovalID == ar.ApprovalID
+	}
+	decided, ok := log.find(0, decision)
+	if !ok && opts.ApprovalPause > 0 {
+		con.say("approve the prd promotion in the console (%sapprovals), or the demo approves it as %s in %s", s.consoleURL, demoApprover, opts.ApprovalPause)
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			if _, _, err := log.wait(cctx, 0, decision); err == nil {
+				cancel()
+			}
+		}()
+		err := con.countdown(cctx, "approving in", opts.ApprovalPause)
+		cancel()
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-	} else {
-		con.say("approving the prd promotion as %s (a person would press Approve in Slack)", demoApprover)
+		if err != nil { // a decision arrived
+			decided, ok = log.find(0, decision)
+		}
 	}
-	if err := approve(ctx, s.ingestURL, ar.ApprovalID); err != nil {
-		return nil, err
+	switch {
+	case ok && events.Type(decided.Type()) == events.TypeApprovalRejected:
+		d, _ := events.DataAs[events.ApprovalDecision](decided)
+		return nil, fmt.Errorf("the prd promotion was rejected by %s: the demo's release does not reach prd", d.By)
+	case ok:
+		d, _ := events.DataAs[events.ApprovalDecision](decided)
+		con.say("the prd promotion was approved by %s (via %s)", d.By, orDash(d.Via))
+	default:
+		con.say("approving the prd promotion as %s (a person would press Approve in the console or in Slack)", demoApprover)
+		if err := approve(ctx, s.ingestURL, ar.ApprovalID); err != nil {
+			return nil, err
+		}
 	}
 	for _, a := range demoApps {
 		if _, _, err := await(fmt.Sprintf("the deployment of %s on %s", a.ID, a.Cluster), 0,

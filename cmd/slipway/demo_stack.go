@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
+	webconsole "github.com/slipway-cd/slipway/services/console"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/ingest"
 	"github.com/slipway-cd/slipway/services/notifier"
@@ -70,6 +71,7 @@ var demoBrokenImages = regexp.MustCompile(`broken`)
 type demoStack struct {
 	natsURL    string
 	ingestURL  string
+	consoleURL string
 	registries map[string]*devstack.Registry // by environment
 	marathons  map[string]*devstack.Marathon // by cluster name
 	slack      *devstack.Slack
@@ -110,6 +112,13 @@ func startDemoStack(ctx context.Context, opts demoOptions, notified func(channel
 	ingestAddr := opts.IngestListen
 	if ingestAddr == "" {
 		if ingestAddr, err = freeAddr("127.0.0.1:8080"); err != nil {
+			return nil, err
+		}
+	}
+
+	consoleAddr := opts.ConsoleListen
+	if consoleAddr == "" {
+		if consoleAddr, err = freeAddr("127.0.0.1:8090"); err != nil {
 			return nil, err
 		}
 	}
@@ -188,7 +197,7 @@ promotions:
     to: prd
     repositories: ["apps/**"]
     tags: { semver: ">=1.0.0" }
-    approval: { required: true, approvers: [%s], timeout: 1h }
+    approval: { required: true, timeout: 1h }   # any approver: the demo's, or anyone in the console
 approvers:
   - { name: %s, token: %s }
 clusters:
@@ -205,9 +214,12 @@ notify:
     - match: { types: ["approval.*", "image.promoted", "promotion.failed", "deployment.failed", "drift.detected"] }
       receivers: [slack]
 ops: { listen: "off" }
+console:
+  listen: %q
+  auth: { none: true }   # the demo's console lets anyone in with every permission: never so in earnest
 `, natsAddr, storeDir, s.registries["dev"].Host, s.registries["tst"].Host, s.registries["prd"].Host, ingestAddr,
-		demoApprover, demoApprover, demoApproverToken, s.marathons["azure-int"].URL, s.marathons["azure-int-tst"].URL, s.marathons["vsphere-prd"].URL,
-		demoReconcile, demoSlackToken, demoReleaseChannel, s.slack.APIURL)
+		demoApprover, demoApproverToken, s.marathons["azure-int"].URL, s.marathons["azure-int-tst"].URL, s.marathons["vsphere-prd"].URL,
+		demoReconcile, demoSlackToken, demoReleaseChannel, s.slack.APIURL, consoleAddr)
 	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
@@ -224,7 +236,10 @@ ops: { listen: "off" }
 	in.Listening = func(a net.Addr) { listening <- a }
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Run(runCtx, cfg, log, in, promoter.New(), deployer.New(), notifier.New()) }()
+	web := webconsole.New()
+	consoleListening := make(chan net.Addr, 1)
+	web.Listening = func(a net.Addr) { consoleListening <- a }
+	go func() { done <- app.Run(runCtx, cfg, log, in, promoter.New(), deployer.New(), notifier.New(), web) }()
 	s.closers = append(s.closers, func() {
 		cancel()
 		select {
@@ -235,6 +250,14 @@ ops: { listen: "off" }
 	select {
 	case a := <-listening:
 		s.ingestURL = "http://" + a.String()
+	case err := <-done:
+		return nil, fmt.Errorf("services: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case a := <-consoleListening:
+		s.consoleURL = "http://" + a.String() + "/"
 	case err := <-done:
 		return nil, fmt.Errorf("services: %w", err)
 	case <-ctx.Done():

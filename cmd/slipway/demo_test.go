@@ -99,6 +99,7 @@ func TestDemo(t *testing.T) {
 		defer out.end()
 		res, err = runDemo(ctx, out, demoOptions{
 			IngestListen:   "127.0.0.1:0",
+			ConsoleListen:  "127.0.0.1:0",
 			DeployDuration: 50 * time.Millisecond,
 			BrokenTimeout:  time.Second,
 			StepTimeout:    2 * time.Minute,
@@ -112,6 +113,21 @@ func TestDemo(t *testing.T) {
 		t.Logf("output:\n%s\nlog:\n%s\nerror: %v", out, logs, err)
 	}()
 	out.waitFor(t, regexp.MustCompile(`Ctrl-C stops everything`))
+
+	// The console is served, open to anyone, and shows the sample app.
+	consoleURL := regexp.MustCompile(`console +(http://\S+)`).FindStringSubmatch(out.String())
+	if consoleURL == nil {
+		t.Fatal("the demo did not print the console's URL")
+	}
+	resp, gerr := http.Get(consoleURL[1])
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), demoRepo) {
+		t.Errorf("GET %s: %s, want 200 with the release matrix naming %s:\n%.2000s", consoleURL[1], resp.Status, demoRepo, page)
+	}
 
 	// The notifier posts to Slack: approvals and promotions to the release
 	// channel, every deployment to the team's (the apps' slipway.notify
