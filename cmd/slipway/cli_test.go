@@ -62,6 +62,10 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{[]string{"dlq", "show"}, "missing SEQ", "see 'slipway dlq show --help'"},
 		{[]string{"dlq", "show", "first"}, `not "first"`, "see 'slipway dlq show --help'"},
 		{[]string{"dlq", "redrive"}, "give either SEQ... or --all", "see 'slipway dlq redrive --help'"},
+		{[]string{"rollback", "prd-a"}, "slipway rollback takes CLUSTER and WORKLOAD", "see 'slipway rollback --help'"},
+		{[]string{"redeploy", "prd-a", "web"}, "--config is required", "see 'slipway redeploy --help'"},
+		{[]string{"promote"}, "missing IMAGE", "see 'slipway promote --help'"},
+		{[]string{"promote", "registry.dev.example/apps/web:1", "--timeout", "0s", "--config", "slipway.yaml"}, "--timeout must be positive", "see 'slipway promote --help'"},
 		{[]string{"status", "web"}, `unexpected argument "web"`, "see 'slipway status --help'"},
 		{[]string{"run", "--only", "ingest,frobnicator"}, `unknown service "frobnicator"`, "see 'slipway run --help'"},
 		{[]string{"config", "check", "slipway.yaml"}, `"slipway.yaml"`, "see 'slipway config check --help'"},
@@ -330,5 +334,38 @@ func TestColoursOnlyOnATerminalWithoutNoColor(t *testing.T) {
 	defer w.Close()
 	if isTerminal(w) {
 		t.Error("a pipe taken for a terminal")
+	}
+}
+
+// TestEveryCommandIsInTheReadme: the README's table of commands names every
+// command of the command line, and on its line each subcommand, so a new
+// command cannot ship undocumented.
+func TestEveryCommandIsInTheReadme(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{} // command → its rows of the table
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `slipway "); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			name = strings.TrimSuffix(strings.TrimSuffix(name, "`,"), "`")
+			rows[name] = append(rows[name], line)
+		}
+	}
+	for _, cmd := range rootCmd().Commands() {
+		name := cmd.Name()
+		if cmd.Hidden || name == "help" || name == "completion" {
+			continue
+		}
+		if len(rows[name]) == 0 {
+			t.Errorf("README.md has no row for slipway %s", name)
+			continue
+		}
+		for _, sub := range cmd.Commands() {
+			if !slices.ContainsFunc(rows[name], func(row string) bool { return strings.Contains(row, sub.Name()) }) {
+				t.Errorf("README.md's row for slipway %s does not name its subcommand %s", name, sub.Name())
+			}
+		}
 	}
 }

@@ -15,11 +15,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
+	"github.com/slipway-cd/slipway/pkg/platform/actions"
 )
 
-// dlqTimeout bounds each dlq command's work against NATS.
-const dlqTimeout = 30 * time.Second
+// natsTimeout bounds the work against NATS of a dlq command or of the
+// announcement of an action.
+const natsTimeout = 30 * time.Second
 
 func dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -39,9 +42,10 @@ printed by "slipway dlq list".`,
 	return cmd
 }
 
-// dlqRun dials NATS and runs f on the dead-letter stream of the configured
-// event stream.
-func dlqRun(cmd *cobra.Command, nf *natsFlags, f func(ctx context.Context, js jetstream.JetStream, stream string) error) error {
+// streamRun dials NATS and runs f, bounded by natsTimeout, with the
+// configured event stream's name (its dead letters are on
+// bus.DeadLetterStreamName of it).
+func streamRun(cmd *cobra.Command, nf *natsFlags, f func(ctx context.Context, js jetstream.JetStream, stream string) error) error {
 	conn, cfg, err := nf.dial(cmd.CommandPath())
 	if err != nil {
 		return err
@@ -51,9 +55,9 @@ func dlqRun(cmd *cobra.Command, nf *natsFlags, f func(ctx context.Context, js je
 	if name == "" {
 		name = bus.DefaultStream
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), dlqTimeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), natsTimeout)
 	defer cancel()
-	return f(ctx, conn.JS, bus.DeadLetterStreamName(name))
+	return f(ctx, conn.JS, name)
 }
 
 func parseSeq(s string) (uint64, error) {
@@ -71,8 +75,8 @@ func dlqListCmd(nf *natsFlags) *cobra.Command {
 		Short: fmt.Sprintf("List dead letters, oldest first (at most %d)", bus.MaxListDeadLetters),
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
-				list, err := bus.ListDeadLetters(ctx, js, stream)
+			return streamRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+				list, err := bus.ListDeadLetters(ctx, js, bus.DeadLetterStreamName(stream))
 				if err != nil {
 					return err
 				}
@@ -125,10 +129,11 @@ func dlqShowCmd(nf *natsFlags) *cobra.Command {
 			if err != nil {
 				return usageErrorf(cmd, "%w", err)
 			}
-			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
-				d, err := bus.GetDeadLetter(ctx, js, stream, seq)
+			return streamRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+				dlq := bus.DeadLetterStreamName(stream)
+				d, err := bus.GetDeadLetter(ctx, js, dlq, seq)
 				if errors.Is(err, jetstream.ErrMsgNotFound) {
-					return fmt.Errorf("no dead letter %d on %s", seq, stream)
+					return fmt.Errorf("no dead letter %d on %s", seq, dlq)
 				}
 				if err != nil {
 					return err
@@ -175,12 +180,17 @@ func printDeadLetter(out io.Writer, d bus.DeadLetter) error {
 }
 
 func dlqRedriveCmd(nf *natsFlags) *cobra.Command {
-	var all bool
+	var (
+		all    bool
+		reason string
+	)
 	cmd := &cobra.Command{
-		Use:   "redrive SEQ... | --all",
+		Use:   "redrive SEQ... | --all [--reason R]",
 		Short: "Re-publish dead letters to their original subject, with the same event id",
 		Long: `Re-publish dead letters to their original subject, with their original body,
 headers and event id (as Nats-Msg-Id), and delete them from the dead-letter stream.
+Each redrive is first announced as an action (an action.requested event naming
+you, the OS user, the dead letter's event and --reason).
 
 Every consumer whose filter matches the subject receives the event again, not
 only the one that gave up on it.
@@ -202,9 +212,13 @@ duplicate). Such a dead letter is kept and reported with the time to retry.`,
 				}
 				seqs = append(seqs, seq)
 			}
-			return dlqRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
+			who, err := actor()
+			if err != nil {
+				return err
+			}
+			return streamRun(cmd, nf, func(ctx context.Context, js jetstream.JetStream, stream string) error {
 				if all {
-					list, err := bus.ListDeadLetters(ctx, js, stream)
+					list, err := bus.ListDeadLetters(ctx, js, bus.DeadLetterStreamName(stream))
 					if err != nil {
 						return err
 					}
@@ -216,40 +230,40 @@ duplicate). Such a dead letter is kept and reported with the time to retry.`,
 						return nil
 					}
 				}
-				return redriveAll(ctx, js, stream, seqs, cmd.OutOrStdout())
+				req := actions.Request{Action: events.ActionRedrive, Actor: who, Via: events.ViaCLI, Reason: reason}
+				return redriveAll(ctx, js, stream, req, seqs, cmd.OutOrStdout())
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "redrive every dead letter")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, in your words (recorded with each redrive)")
 	return cmd
 }
 
-// redriveAll redrives seqs one by one, printing each outcome, and fails if
-// any failed or was kept as a duplicate.
-func redriveAll(ctx context.Context, js jetstream.JetStream, stream string, seqs []uint64, out io.Writer) error {
+// redriveAll redrives seqs one by one, each announced as req, printing each
+// outcome, and fails if any failed or was kept as a duplicate.
+func redriveAll(ctx context.Context, js jetstream.JetStream, stream string, req actions.Request, seqs []uint64, out io.Writer) error {
 	var redriven, kept, failed int
+	pub := bus.NewPublisher(js, stream)
 	for _, seq := range seqs {
-		d, err := bus.GetDeadLetter(ctx, js, stream, seq)
-		if err == nil {
-			var dup bool
-			dup, err = bus.Redrive(ctx, js, stream, seq)
-			if err == nil && dup {
-				kept++
-				msg := fmt.Sprintf("%d: kept: event %s is still inside the duplicate window", seq, d.EventID)
-				if nb := bus.RedriveNotBefore(ctx, js, stream, d); !nb.IsZero() {
-					msg += "; retry after " + nb.Local().Format("15:04:05")
-				}
-				fmt.Fprintln(out, msg)
-				continue
-			}
-		}
-		if err != nil {
+		req.ID, req.Target = actions.NewID(), events.ActionTarget{Sequence: seq}
+		o, err := actions.Redrive(ctx, js, stream, pub, req, time.Now())
+		d := o.DeadLetter
+		switch {
+		case err != nil:
 			failed++
 			fmt.Fprintf(out, "%d: failed: %v\n", seq, err)
-			continue
+		case o.Result == actions.Kept:
+			kept++
+			msg := fmt.Sprintf("%d: kept: event %s is still inside the duplicate window", seq, d.EventID)
+			if !o.NotBefore.IsZero() {
+				msg += "; retry after " + o.NotBefore.Local().Format("15:04:05")
+			}
+			fmt.Fprintln(out, msg)
+		default:
+			redriven++
+			fmt.Fprintf(out, "%d: redriven: event %s to %s\n", seq, d.EventID, d.Subject)
 		}
-		redriven++
-		fmt.Fprintf(out, "%d: redriven: event %s to %s\n", seq, d.EventID, d.Subject)
 	}
 	fmt.Fprintf(out, "%d redriven, %d kept, %d failed\n", redriven, kept, failed)
 	if kept+failed > 0 {

@@ -458,6 +458,16 @@ func eventDetail(e events.Event) string {
 		if d, err := events.DataAs[events.ComplianceViolated](e); err == nil {
 			detail = fmt.Sprintf("breaks %s (%s): %s", d.Rule, d.Kind, d.Detail)
 		}
+	case events.TypeActionRequested:
+		if d, err := events.DataAs[events.ActionRequested](e); err == nil {
+			detail = fmt.Sprintf("%s by %s via %s", d.Action, orDash(d.Actor), d.Via)
+			if d.Action == events.ActionRedrive {
+				detail += fmt.Sprintf(" of dead letter %d (event %s)", d.Target.Sequence, orDash(d.Target.EventID))
+			}
+			if d.Reason != "" {
+				detail += ": " + d.Reason
+			}
+		}
 	case events.TypeNotificationFailed:
 		if d, err := events.DataAs[events.NotificationFailed](e); err == nil {
 			detail = fmt.Sprintf("%s after %d attempts: %s", d.Receiver, d.Attempts, d.Error)

@@ -1,5 +1,6 @@
 // Command slipway runs Slipway's services and talks to a running Slipway:
-// run, events tail, approvals, status, config check, version.
+// run, events tail, approvals, status, manual actions (promote, rollback,
+// redeploy, dlq redrive), config check, version.
 package main
 
 import (
@@ -47,7 +48,8 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("slipway {{.Version}}\n")
-	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), historyCmd(), approvalsCmd(), statusCmd(), whereCmd(), complianceCmd(), dlqCmd(), configCmd(), versionCmd())
+	root.AddCommand(runCmd(), demoCmd(), eventsCmd(), historyCmd(), approvalsCmd(), statusCmd(), whereCmd(), complianceCmd(),
+		promoteCmd(), rollbackCmd(), redeployCmd(), dlqCmd(), configCmd(), versionCmd())
 	conventions(root)
 	return root
 }
