@@ -359,3 +359,39 @@ func TestCrashMidRollbackResumes(t *testing.T) {
 		t.Errorf("the resumed rollback was taken for drift: %s", f.Data())
 	}
 }
+
+// TestDockerRollbackRecreatesThePreviousImage: on a real Docker engine, a
+// rollback after a push recreates the container on the image it ran
+// before, healthy, with its configuration kept; the events name the action
+// and the actor, and one container bears the name.
+func TestDockerRollbackRecreatesThePreviousImage(t *testing.T) {
+	h := newDockerHost(t, "docker", "")
+	v1ref, _ := h.image("apps/web", "1.0.0", "v1", false)
+	v2ref, v2dig := h.image("apps/web", "1.1.0", "v2", false)
+	h.run("web-rollback", v1ref, map[string]string{"slipway.policy": "all"})
+	before := h.inspect("web-rollback")
+	h.e.start(deployer.New())
+	h.pushed("apps/web", "1.1.0", v2dig)
+	h.e.rec.Wait(t, events.TypeDeploymentSucceeded, 1)
+	pushedID := h.inspect("web-rollback").ID
+
+	action := h.e.act(events.ActionRollback, "host1", "web-rollback", "", "maria")
+	d := deploymentOf(t, h.e.waitCausedBy(events.TypeDeploymentSucceeded, action, 1)[0])
+	h.e.drained()
+
+	after := h.inspect("web-rollback")
+	if after.Config.Image != v1ref || after.ID == pushedID || !after.State.Running || after.State.Health.Status != "healthy" {
+		t.Errorf("web-rollback: image %s, id %.12s (pushed one %.12s), running %v, health %s; want %s in a new container, healthy",
+			after.Config.Image, after.ID, pushedID, after.State.Running, after.State.Health.Status, v1ref)
+	}
+	if got, want := userConfig(after), userConfig(before); got != want {
+		t.Errorf("configuration changed:\n got %s\nwant %s", got, want)
+	}
+	if d.Platform != "docker" || d.FromImage != v2ref || d.ToImage != v1ref || d.Action != events.ActionRollback ||
+		d.Actor != "maria" || d.DeploymentID != after.ID {
+		t.Errorf("succeeded data: %+v", d)
+	}
+	if got := h.containersNamed("web-rollback"); len(got) != 1 {
+		t.Errorf("containers left: %v, want only web-rollback", got)
+	}
+}

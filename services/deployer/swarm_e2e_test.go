@@ -320,3 +320,27 @@ func TestSwarmUnlabelledServiceIsNeverTouched(t *testing.T) {
 		}
 	}
 }
+
+// A redeploy of a Swarm service raises its ForceUpdate: Swarm replaces the
+// task with the same spec under a new version, and the deployer announces
+// a deployment of the image to itself, naming the action and the actor.
+func TestSwarmRedeployForcesAnUpdate(t *testing.T) {
+	h := newSwarmHost(t)
+	v1ref, _ := h.image("apps/web", "1.0.0", "v1", false)
+	name := h.service("web-redeploy", v1ref, swarmService{labels: managed})
+	before := h.serviceInspect(name)
+	h.e.start(deployer.New())
+
+	action := h.e.act(events.ActionRedeploy, "host1", name, "", "maria")
+	d := deploymentOf(t, h.e.waitCausedBy(events.TypeDeploymentSucceeded, action, 1)[0])
+	h.e.drained()
+
+	after := h.converged(name, v1ref)
+	if got, want := after.Spec.TaskTemplate.ForceUpdate, before.Spec.TaskTemplate.ForceUpdate+1; got != want {
+		t.Errorf("ForceUpdate = %d, want %d", got, want)
+	}
+	if d.Platform != "swarm" || d.FromImage != v1ref || d.ToImage != v1ref || d.Action != events.ActionRedeploy ||
+		d.Actor != "maria" || d.Revision == strconv.FormatUint(before.Version.Index, 10) {
+		t.Errorf("succeeded data: %+v (version before %d)", d, before.Version.Index)
+	}
+}
