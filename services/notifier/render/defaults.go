@@ -74,7 +74,7 @@ func render(e events.Event, data any) notify.Message {
 		}
 		m = notify.Message{
 			Title: title, Status: status, Severity: sev,
-			Facts: facts("Promotion", d.Promotion, "By", d.By, "Reason", d.Reason, "Approval", d.ApprovalID, "Image", e.Subject()),
+			Facts: facts("Promotion", d.Promotion, "By", d.By, "Via", d.Via, "Reason", d.Reason, "Approval", d.ApprovalID, "Image", e.Subject()),
 		}
 		if img.repository != "" {
 			m.Thread, m.ThreadTitle = thread(img.repository, img.tag, img.digest)
@@ -153,6 +153,11 @@ func render(e events.Event, data any) notify.Message {
 		}
 		platform, deploymentID, _ := d.Rollout()
 		f = append(f, "Platform", platform, "Deployment", deploymentID)
+		if d.Action != "" {
+			// A deployment a person asked for says who.
+			m.Title += " (" + d.Action + " by " + orSomeone(d.Actor) + ")"
+			f = append(f, "Action", d.Action, "Asked by", d.Actor)
+		}
 		m.Facts = facts(f...)
 		m.Thread, m.ThreadTitle = thread(img.repository, img.tag, img.digest)
 	case events.DeploymentRefused:
@@ -206,6 +211,8 @@ func render(e events.Event, data any) notify.Message {
 		}
 	case events.EventDeadLettered:
 		m = deadLettered(e, d)
+	case events.ActionRequested:
+		m = actionRequested(d)
 	default:
 		title := events.Type(e.Type()).Short()
 		if title == "" {
@@ -223,6 +230,42 @@ func render(e events.Event, data any) notify.Message {
 	m.Text = text(m)
 	m.HTML = html(m)
 	return m
+}
+
+// actionRequested says who asked for which manual action, through which
+// interface, and on what.
+func actionRequested(d events.ActionRequested) notify.Message {
+	t := d.Target
+	var what string
+	switch d.Action {
+	case events.ActionRollback, events.ActionRedeploy:
+		what = t.Cluster + ": " + t.AppID
+	case events.ActionPromote:
+		what = releaseOf(t.Image) + " to " + t.Environment
+	case events.ActionRedrive:
+		what = "dead letter " + strconv.FormatUint(t.Sequence, 10)
+	}
+	title := orSomeone(d.Actor) + " asked for " + d.Action + " of " + what
+	if d.Via != "" {
+		title += " (" + d.Via + ")"
+	}
+	var seq string
+	if t.Sequence != 0 {
+		seq = strconv.FormatUint(t.Sequence, 10)
+	}
+	return notify.Message{
+		Title: title, Status: d.Action + " requested", Severity: notify.Warning,
+		Facts: facts("Action", d.Action, "Asked by", d.Actor, "Via", d.Via, "Cluster", t.Cluster, "App", t.AppID,
+			"Image", t.Image, "Promotion", t.Promotion, "Dead letter", seq, "Event ID", t.EventID, "Reason", d.Reason),
+	}
+}
+
+// orSomeone is name, or "someone" when it is unknown.
+func orSomeone(name string) string {
+	if name == "" {
+		return "someone"
+	}
+	return name
 }
 
 // deadLettered tells the on-call who gave up on what, why, and the

@@ -176,6 +176,8 @@ func decode(e events.Event) (any, bool) {
 		v, err = events.DataAs[events.NotificationFailed](e)
 	case events.TypeEventDeadLettered:
 		v, err = events.DataAs[events.EventDeadLettered](e)
+	case events.TypeActionRequested:
+		v, err = events.DataAs[events.ActionRequested](e)
 	default:
 		err = errUnknown
 	}

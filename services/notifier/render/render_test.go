@@ -263,6 +263,38 @@ func TestDefaults(t *testing.T) {
 			status: "dead-lettered", severity: notify.Danger,
 			facts: map[string]string{"Subject": "slipway.image.pushed", "Show": "slipway dlq show 8"},
 		},
+		{
+			name: "rollback asked for in the console",
+			e: event(t, events.TypeActionRequested, "prd", "vsphere-prd:/prd/web", events.ActionRequested{
+				Action: events.ActionRollback, Actor: "maria@example.com", Via: events.ViaConsole,
+				Target: events.ActionTarget{Environment: "prd", Cluster: "vsphere-prd", AppID: "/prd/web"},
+				Reason: "latency doubled", RequestedAt: at,
+			}),
+			title:  "maria@example.com asked for rollback of vsphere-prd: /prd/web (console)",
+			status: "rollback requested", severity: notify.Warning,
+			facts: map[string]string{"Asked by": "maria@example.com", "Via": "console", "Cluster": "vsphere-prd", "App": "/prd/web", "Reason": "latency doubled"},
+		},
+		{
+			name: "redrive asked for on the command line",
+			e: event(t, events.TypeActionRequested, "prd", "", events.ActionRequested{
+				Action: events.ActionRedrive, Actor: "ops", Via: events.ViaCLI,
+				Target: events.ActionTarget{Environment: "prd", Sequence: 7, EventID: "e-1"}, RequestedAt: at,
+			}),
+			title:  "ops asked for redrive of dead letter 7 (cli)",
+			status: "redrive requested", severity: notify.Warning,
+			facts: map[string]string{"Dead letter": "7", "Event ID": "e-1"},
+		},
+		{
+			name: "rollback carried out names who asked",
+			e: event(t, events.TypeDeploymentSucceeded, "prd", "vsphere-prd:/prd/web", events.Deployment{
+				Cluster: "vsphere-prd", Environment: "prd", AppID: "/prd/web", FromImage: prdReg + "/apps/web:1.5.0",
+				ToImage: prdReg + "/apps/web:1.4.0@" + digest, Digest: digest, DurationMs: 1200,
+				Action: events.ActionRollback, Actor: "maria@example.com",
+			}),
+			title:  "apps/web 1.4.0 deployed on vsphere-prd: /prd/web (1.2 s) (rollback by maria@example.com)",
+			status: "deployed", severity: notify.Good, thread: digest,
+			facts: map[string]string{"Action": "rollback", "Asked by": "maria@example.com"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := render.Render(tc.e, nil)
