@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/actions"
+	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/testkit"
+	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/promoter"
 )
 
@@ -137,15 +141,7 @@ promotions:
   - { name: hotfix, from: dev, to: tst, repositories: ["apps/web"], tags: { regex: 'hotfix-.*' }, targetTag: "{{.Tag}}-hf" }
 ops: { listen: "off" }
 `, ns.URL, dev.Host, tst.Host)
-	cfg := parseConfig(t, doc)
-	path := filepath.Join(t.TempDir(), "slipway.yaml")
-	writeFile(t, path, doc)
-	js, rec := recordStream(t, ns, cfg, "slipway.>")
-	runService(t, cfg, promoter.New())
-	testkit.WaitFor(t, "the promoter's consumer", func() bool {
-		_, err := js.Consumer(t.Context(), bus.DefaultStream, promoter.ConsumerName)
-		return err == nil
-	})
+	_, rec, path := runWithConfig(t, ns, doc, promoter.New(), promoter.ConsumerName)
 	testkit.PushRandomImage(t, dev.Host+"/apps/web:1.0.0")
 	dig := testkit.Digest(t, dev.Host+"/apps/web:1.0.0")
 
@@ -197,5 +193,78 @@ func TestEventsLineSaysWhoAskedForAnAction(t *testing.T) {
 		if line := formatLine(e); !strings.Contains(line, "action.requested") || !strings.Contains(line, tc.want) {
 			t.Errorf("%q lacks %q", line, tc.want)
 		}
+	}
+}
+
+// runWithConfig writes the configuration doc to a file the commands read,
+// records the stream's events and runs svc with it until its durable
+// consumer exists.
+func runWithConfig(t *testing.T, ns *testkit.NATSServer, doc string, svc app.Service, consumer string) (jetstream.JetStream, *testkit.Recorder, string) {
+	t.Helper()
+	cfg := parseConfig(t, doc)
+	path := filepath.Join(t.TempDir(), "slipway.yaml")
+	writeFile(t, path, doc)
+	js, rec := recordStream(t, ns, cfg, "slipway.>")
+	runService(t, cfg, svc)
+	testkit.WaitFor(t, "the consumer "+consumer, func() bool {
+		_, err := js.Consumer(t.Context(), bus.DefaultStream, consumer)
+		return err == nil
+	})
+	return js, rec, path
+}
+
+// TestRollbackAndRedeployCommandsWaitForTheDeployment: against a deployer
+// and a Marathon, slipway rollback puts the workload back on the image it
+// ran before its last deployment and exits 0 once the deployment caused by
+// the action succeeded; slipway redeploy deploys the image it runs again.
+func TestRollbackAndRedeployCommandsWaitForTheDeployment(t *testing.T) {
+	t.Setenv("USER", "rita")
+	ns := testkit.NATS(t)
+	reg := testkit.NewRegistry(t, testkit.RegistryOptions{})
+	m := startMarathon(t)
+	testkit.PushRandomImage(t, reg.Host+"/apps/web:1.0.0")
+	testkit.PushRandomImage(t, reg.Host+"/apps/web:1.1.0")
+	old := reg.Host + "/apps/web:1.0.0"
+	m.load(t, fmt.Sprintf(`{"id":"/apps/web","instances":1,"labels":{"slipway.policy":"all"},"container":{"type":"DOCKER","docker":{"image":%q}}}`, old))
+	doc := fmt.Sprintf(`
+nats: { url: %q }
+environments: [ { name: dev, registry: { host: %q, insecure: true } } ]
+clusters: [ { name: int-a, environment: dev, marathon: { url: %q } } ]
+deployer: { pollInterval: 100ms }
+ops: { listen: "off" }
+`, ns.URL, reg.Host, m.url)
+	js, rec, path := runWithConfig(t, ns, doc, deployer.New(), deployer.ActionConsumerName("int-a"))
+
+	// A push deploys 1.1.0, as ingest would announce it.
+	dig := testkit.Digest(t, reg.Host+"/apps/web:1.1.0")
+	pushed := events.ImagePushed{Environment: "dev", Registry: reg.Host, Repository: "apps/web", Tag: "1.1.0", Digest: dig,
+		Source: "dev-registry", Format: "distribution", PushedAt: time.Now()}
+	ev, err := events.New(t.Context(), events.Spec{ID: events.ID("image.pushed", pushed.Ref().String()), Type: events.TypeImagePushed,
+		Source: "/slipway/ingest/dev-registry", Environment: "dev", Subject: pushed.Ref().String(), Data: pushed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.NewPublisher(js, "").Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	rec.Wait(t, events.TypeDeploymentSucceeded, 1)
+	if img := m.image(t, "/apps/web"); !strings.Contains(img, "apps/web:1.1.0") {
+		t.Fatalf("after the push /apps/web runs %s", img)
+	}
+
+	out, errOut, code := runCLI(t, t.Context(), "rollback", "int-a", "apps/web", "--config", path, "--reason", "1.1.0 leaks", "--timeout", "2m")
+	if code != 0 || !strings.Contains(out, "deployment.succeeded") {
+		t.Fatalf("rollback: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if img := m.image(t, "/apps/web"); !strings.Contains(img, "apps/web:1.0.0") {
+		t.Errorf("after the rollback /apps/web runs %s, want 1.0.0", img)
+	}
+
+	out, errOut, code = runCLI(t, t.Context(), "redeploy", "int-a", "/apps/web", "--config", path, "--timeout", "2m")
+	if code != 0 || !strings.Contains(out, "deployment.succeeded") {
+		t.Fatalf("redeploy: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if img := m.image(t, "/apps/web"); !strings.Contains(img, "apps/web:1.0.0") {
+		t.Errorf("after the redeploy /apps/web runs %s, want 1.0.0 still", img)
 	}
 }
