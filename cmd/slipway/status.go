@@ -140,7 +140,7 @@ var csvHeader = []string{
 	"cluster", "environment", "platform", "appId", "managed", "policy", "image", "registry", "repository", "tag",
 	"digest", "digestReason", "wanted", "running", "healthy", "nodes", "revision", "updatedAt", "drift",
 	"driftDigest", "leftManagement", "lastDeploymentImage", "lastDeploymentOutcome", "lastDeploymentAt", "lastDeploymentEventId",
-	"causeId", "approvalId", "approver",
+	"causeId", "approvalId", "approver", "lastDeploymentAction", "lastDeploymentActor",
 }
 
 func writeCSV(out io.Writer, records []inventory.Record) error {
@@ -162,6 +162,7 @@ func writeCSV(out io.Writer, records []inventory.Record) error {
 			r.Registry, r.Repository, r.Tag, r.Digest, r.DigestReason, strconv.Itoa(r.Wanted), strconv.Itoa(r.Running),
 			strconv.Itoa(r.Healthy), strings.Join(r.Nodes, ";"), r.Revision, r.UpdatedAt.UTC().Format(time.RFC3339),
 			r.Drift, r.DriftDigest, r.LeftManagement, d.ToImage, d.Outcome, at, d.EventID, d.CauseID, d.ApprovalID, d.Approver,
+			d.Action, d.Actor,
 		}); err != nil {
 			return err
 		}
@@ -239,10 +240,19 @@ func deploymentOf(r inventory.Record) string {
 	if d == nil {
 		return "-"
 	}
+	out := d.Outcome
 	if d.ToImage != r.Image {
-		return d.Outcome + " " + shortenDigests(d.ToImage)
+		out += " " + shortenDigests(d.ToImage)
 	}
-	return d.Outcome
+	if d.Action != "" {
+		// A deployment a person asked for says who.
+		by := d.Actor
+		if by == "" {
+			by = "someone"
+		}
+		out += " (" + d.Action + " by " + by + ")"
+	}
+	return out
 }
 
 // refusedNote names the direct push a workload was not given because its

@@ -18,3 +18,21 @@ func TestStatusNoteNamesADepartureAsTheEventsDo(t *testing.T) {
 		}
 	}
 }
+
+// The status DEPLOYMENT column says when the last deployment was a manual
+// action, and who asked for it, as the notifier does.
+func TestStatusDeploymentNamesAManualActionAndWhoAsked(t *testing.T) {
+	img := "registry.prd.example/apps/web:1.4.0"
+	for _, tc := range []struct {
+		d    inventory.Deployment
+		want string
+	}{
+		{inventory.Deployment{ToImage: img, Outcome: "succeeded"}, "succeeded"},
+		{inventory.Deployment{ToImage: img, Outcome: "succeeded", Action: "rollback", Actor: "maria@example.com"}, "succeeded (rollback by maria@example.com)"},
+		{inventory.Deployment{ToImage: img, Outcome: "in_progress", Action: "redeploy"}, "in_progress (redeploy by someone)"},
+	} {
+		if got := deploymentOf(inventory.Record{Image: img, LastDeployment: &tc.d}); got != tc.want {
+			t.Errorf("deployment %+v: %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
