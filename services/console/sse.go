@@ -149,13 +149,15 @@ func newFrame(e *stored) *frame {
 // query's filters (env, type, repository) among those the user may view.
 // A browser that reconnects sends Last-Event-ID and first gets what it
 // missed, from the recent events; a first connection may ask for the
-// same with ?after=SEQ (the newest row of the page it came with).
+// same with ?after=SEQ (the newest row of the page it came with). The
+// stream ends when the user's session does.
 func (s *server) timelineStream(c echo.Context) error {
 	f, err := s.eventFilter(c)
 	if err != nil {
 		return err
 	}
-	visible := s.policy.Filter(s.user(c).Identity)
+	u := s.user(c)
+	visible := s.policy.Filter(u.Identity)
 	match := func(e *stored) bool { return visible(e.env) && f.matches(e) }
 
 	after, resume := uint64(0), false
@@ -202,10 +204,21 @@ func (s *server) timelineStream(c echo.Context) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	// The stream ends with the session: the browser reconnects, gets 401
+	// and the script sends it to the login, instead of a stream that
+	// outlives the permissions it was opened with.
+	var expired <-chan time.Time
+	if !u.Expires.IsZero() {
+		end := time.NewTimer(u.Expires.Sub(s.now()))
+		defer end.Stop()
+		expired = end.C
+	}
 	ctx := c.Request().Context()
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-expired:
 			return nil
 		case fr, ok := <-sc.ch:
 			if !ok {

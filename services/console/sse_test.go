@@ -412,3 +412,24 @@ func BenchmarkFanOutTo200Streams(b *testing.B) {
 	h.close()
 	wg.Wait()
 }
+
+func TestTheLiveStreamEndsWhenTheSessionExpires(t *testing.T) {
+	r := newConsoleRig(t, testConfig())
+	u := r.users["ops"]
+	u.Expires = time.Now().Add(time.Second)
+	r.users["expiring"] = u
+	sr := r.openStream(t, "expiring", "/timeline/stream")
+	eventually(t, "the stream is subscribed", func() bool { return r.srv.live.streams() == 1 })
+	r.push(t, "dev", "apps/web", "1", digestOf(1))
+	sr.wait(t, 1) // the stream is live until then
+
+	select {
+	case <-sr.done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the stream was still open %s after the session expired", waitTimeout)
+	}
+	if now := time.Now(); now.Before(u.Expires) {
+		t.Fatalf("the stream ended at %s, before the session's end %s", now, u.Expires)
+	}
+	eventually(t, "the stream unsubscribed", func() bool { return r.srv.live.streams() == 0 })
+}

@@ -46,6 +46,10 @@ type User struct {
 	// CSRF is the token every form and script request of this session
 	// must carry (field "csrf" or header X-CSRF-Token).
 	CSRF string
+	// Expires is when the session ends (zero: never, console.auth.none):
+	// a live stream ends then, so that the browser asks again and is sent
+	// to the login.
+	Expires time.Time
 }
 
 // Authenticator logs users in and out and guards the views.

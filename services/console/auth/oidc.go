@@ -57,7 +57,7 @@ type session struct {
 }
 
 func (s session) user() User {
-	return User{Identity: access.Identity{Name: s.User, Groups: s.Groups, Via: events.ViaConsole}, CSRF: s.CSRF}
+	return User{Identity: access.Identity{Name: s.User, Groups: s.Groups, Via: events.ViaConsole}, CSRF: s.CSRF, Expires: s.Expires}
 }
 
 // pending is a login under way, as kept in LoginBucket under the id in the
