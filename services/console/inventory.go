@@ -138,15 +138,7 @@ var inventoryCSVHeader = []string{
 }
 
 func writeInventoryCSV(c echo.Context, records []inventory.Record) error {
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="slipway-inventory.csv"`)
-	h.Set("Cache-Control", "private, no-cache")
-	c.Response().WriteHeader(http.StatusOK)
-	w := csv.NewWriter(c.Response())
-	if err := w.Write(inventoryCSVHeader); err != nil {
-		return err
-	}
+	rows := make([][]string, 0, len(records))
 	for _, r := range records {
 		d := r.LastDeployment
 		if d == nil {
@@ -156,12 +148,30 @@ func writeInventoryCSV(c echo.Context, records []inventory.Record) error {
 		if ref == nil {
 			ref = &inventory.Refusal{}
 		}
-		row := []string{
+		rows = append(rows, []string{
 			r.Environment, r.Cluster, r.Platform, r.AppID, strconv.FormatBool(r.Managed), r.Policy, r.Image,
 			r.Repository, r.Tag, r.Digest, strconv.Itoa(r.Wanted), strconv.Itoa(r.Running), strconv.Itoa(r.Healthy),
 			strings.Join(r.Nodes, ";"), stamp(r.UpdatedAt), r.Drift, r.DriftDigest, r.LeftManagement,
 			d.ToImage, d.Outcome, stamp(d.At), ref.Image, ref.Actor,
-		}
+		})
+	}
+	return writeCSV(c, "slipway-inventory.csv", inventoryCSVHeader, rows)
+}
+
+// writeCSV sends rows under header as a CSV download named filename, each
+// cell made safe for spreadsheets (csvSafe): the inventory's and the
+// audit's exports.
+func writeCSV(c echo.Context, filename string, header []string, rows [][]string) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+filename+`"`)
+	h.Set("Cache-Control", "private, no-cache")
+	c.Response().WriteHeader(http.StatusOK)
+	w := csv.NewWriter(c.Response())
+	if err := w.Write(header); err != nil {
+		return err
+	}
+	for _, row := range rows {
 		for i := range row {
 			row[i] = csvSafe(row[i])
 		}
