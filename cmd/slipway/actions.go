@@ -131,7 +131,7 @@ func describeAction(action string, t events.ActionTarget) string {
 func workloadActionCmd(action, short, long, next string) *cobra.Command {
 	var f actionFlags
 	cmd := &cobra.Command{
-		Use:   action + " CLUSTER WORKLOAD [--config FILE] [--reason R] [--wait=false] [--timeout D]",
+		Use:   action + " CLUSTER WORKLOAD --config FILE [--reason R] [--wait=false] [--timeout D]",
 		Short: short,
 		Long:  long,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -187,7 +187,7 @@ func promoteCmd() *cobra.Command {
 		rule string
 	)
 	cmd := &cobra.Command{
-		Use:   "promote IMAGE [--rule NAME] [--config FILE] [--reason R] [--wait=false] [--timeout D]",
+		Use:   "promote IMAGE [--rule NAME] --config FILE [--reason R] [--wait=false] [--timeout D]",
 		Short: "Promote an image to the next environment now, by its rule (approval still applies)",
 		Long: `Announce a promotion (an action.requested event naming you, the OS user, and
 --reason): the promoter runs the rule on IMAGE now, without waiting for the rule's
