@@ -38,6 +38,8 @@ func (s *server) mountLive(g *echo.Group) {
 	g.GET("/timeline", s.timelinePage)
 	g.GET("/timeline/stream", s.timelineStream)
 	g.GET("/api/events", s.apiEvents)
+	g.GET("/audit", s.auditPage)
+	g.GET("/api/audit", s.auditPage)
 	g.GET("/approvals", s.approvalsPage)
 	g.POST("/approvals/decide", s.decideApproval)
 	g.POST("/actions/:action", s.action)

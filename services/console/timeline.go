@@ -229,9 +229,5 @@ func (s *server) apiEvents(c echo.Context) error {
 
 // visibleEnvironments are the configured environments the user may view.
 func (s *server) visibleEnvironments(c echo.Context) []string {
-	var envs []string
-	for _, e := range s.cfg.Environments {
-		envs = append(envs, e.Name)
-	}
-	return s.policy.Environments(s.user(c).Identity, access.View, envs)
+	return s.policy.Environments(s.user(c).Identity, access.View, s.configuredEnvs())
 }
