@@ -94,7 +94,7 @@ lint:
 ## build: the binaries into ./bin
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/slipway ./services/ingest/cmd/ingest ./services/deployer/cmd/deployer ./services/promoter/cmd/promoter ./services/notifier/cmd/notifier ./tools/marathon-emulator
+	$(GO) build -o bin/ ./cmd/slipway ./services/ingest/cmd/ingest ./services/deployer/cmd/deployer ./services/promoter/cmd/promoter ./services/notifier/cmd/notifier ./services/console/cmd/console ./tools/marathon-emulator
 
 ## generate: regenerate docs/schemas, docs/asyncapi.yaml and the event table in docs/events.md
 generate:

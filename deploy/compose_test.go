@@ -34,6 +34,8 @@ const (
 	emulatorPort = 8080
 	// defaultOpsPort is ops.listen's default in processes without ingest.
 	defaultOpsPort = 9464
+	// consolePort is console.listen's default (services/console.DefaultListen).
+	consolePort = 8090
 )
 
 // isEngineSocket reports whether a bind mount's source is a Docker engine's
@@ -255,6 +257,7 @@ func TestDockerfiles(t *testing.T) {
 		"services/promoter/Dockerfile":       {slipwayServices["promoter"], strconv.Itoa(defaultOpsPort)},
 		"services/deployer/Dockerfile":       {slipwayServices["deployer"], strconv.Itoa(defaultOpsPort)},
 		"services/notifier/Dockerfile":       {slipwayServices["notifier"], strconv.Itoa(defaultOpsPort)},
+		"services/console/Dockerfile":        {"services/console/cmd/console", strconv.Itoa(consolePort)},
 		"tools/marathon-emulator/Dockerfile": {"tools/marathon-emulator", strconv.Itoa(emulatorPort)},
 	}
 	for path, b := range binaries {
