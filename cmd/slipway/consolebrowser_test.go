@@ -25,6 +25,9 @@ const domDeadline = 45 * time.Second
 // ones.
 const screenshotsEnv = "SLIPWAY_SCREENSHOTS"
 
+// screenshotMaxHeight bounds a screenshot's height in pixels.
+const screenshotMaxHeight = 1400
+
 // tab is one person's window on the console: a browser context of its own
 // (its own cookies), so that several users can be signed in at once.
 type tab struct {
@@ -161,6 +164,12 @@ func (p *tab) login(u testkit.OIDCUser) {
 // body.
 func (p *tab) fetch(method, path string, headers map[string]string, form map[string]string) (int, string) {
 	p.t.Helper()
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	if form == nil {
+		form = map[string]string{}
+	}
 	h, _ := json.Marshal(headers)
 	f, _ := json.Marshal(form)
 	js := fmt.Sprintf(`(async () => {
@@ -205,7 +214,8 @@ func (p *tab) pageKept() bool {
 	return s == "kept"
 }
 
-// screenshot writes a full-page PNG of the page, 1280 wide, as name.png
+// screenshot writes a full-page PNG of the page (up to
+// screenshotMaxHeight), 1280 wide, as name.png
 // to the screenshots directory.
 func (p *tab) screenshot(name string) {
 	p.t.Helper()
@@ -218,10 +228,15 @@ func (p *tab) screenshot(name string) {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, domDeadline)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+	// The whole page up to screenshotMaxHeight: a timeline of hundreds
+	// of events would otherwise make an image of megabytes.
+	var height int64
+	p.eval(`document.documentElement.scrollHeight`, &height)
+	height = min(max(height, 600), screenshotMaxHeight)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, height)); err != nil {
 		p.t.Fatalf("browser: screenshot %s: %v", name, err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		p.t.Fatalf("browser: screenshot %s: %v", name, err)
 	}
@@ -420,4 +435,15 @@ func (p *tab) rollback(app, cluster string) {
 	}
 	p.open(res.Href)
 	p.clickIn(cluster, "roll back")
+}
+
+// waitCellReloading waits until the matrix cell of app on cluster shows
+// want, loading the page again between looks: for a test about what
+// happens next, not about the matrix following the stream.
+func (p *tab) waitCellReloading(app, cluster, want string) {
+	p.t.Helper()
+	testkit.WaitFor(p.t, fmt.Sprintf("%s on %s showing %s", app, cluster, want), func() bool {
+		p.open("/")
+		return strings.Contains(p.cell(app, cluster), want)
+	})
 }

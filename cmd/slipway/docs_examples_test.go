@@ -90,7 +90,7 @@ func yamlBlocks(page string) []yamlBlock {
 // all among them is an example of it (others are registries', Compose's or
 // Prometheus' files).
 var topLevelKeys = []string{"nats", "environments", "ingest", "promotions", "approvers", "approvals", "clusters",
-	"compliance", "console", "notify", "deployer", "ops", "log"}
+	"compliance", "console", "roles", "notify", "deployer", "ops", "log"}
 
 // receiverKinds are the keys that make a list item a notify receiver.
 var receiverKinds = []string{"slack", "msteams", "email", "webhook", "cdevents"}
