@@ -52,6 +52,7 @@ var slipwayServices = map[string]string{
 	"promoter": "services/promoter/cmd/promoter",
 	"deployer": "services/deployer/cmd/deployer",
 	"notifier": "services/notifier/cmd/notifier",
+	"console":  "services/console/cmd/console",
 }
 
 // loadCompose loads compose.yaml the way `docker compose` does (interpolation,
@@ -197,7 +198,7 @@ func TestComposeValid(t *testing.T) {
 	if p.Name != "slipway" {
 		t.Errorf("project name %q, want slipway", p.Name)
 	}
-	want := []string{"deployer", "ingest", "marathon-dev", "marathon-prd", "marathon-tst", "nats", "notifier", "promoter", "registry-dev", "registry-prd", "registry-tst"}
+	want := []string{"console", "deployer", "ingest", "marathon-dev", "marathon-prd", "marathon-tst", "nats", "notifier", "promoter", "registry-dev", "registry-prd", "registry-tst"}
 	if got := p.ServiceNames(); !slices.Equal(slices.Sorted(slices.Values(got)), want) {
 		t.Errorf("services %v, want %v", got, want)
 	}
@@ -257,7 +258,7 @@ func TestDockerfiles(t *testing.T) {
 		"services/promoter/Dockerfile":       {slipwayServices["promoter"], strconv.Itoa(defaultOpsPort)},
 		"services/deployer/Dockerfile":       {slipwayServices["deployer"], strconv.Itoa(defaultOpsPort)},
 		"services/notifier/Dockerfile":       {slipwayServices["notifier"], strconv.Itoa(defaultOpsPort)},
-		"services/console/Dockerfile":        {"services/console/cmd/console", strconv.Itoa(consolePort)},
+		"services/console/Dockerfile":        {slipwayServices["console"], strconv.Itoa(consolePort)},
 		"tools/marathon-emulator/Dockerfile": {"tools/marathon-emulator", strconv.Itoa(emulatorPort)},
 	}
 	for path, b := range binaries {
@@ -346,9 +347,12 @@ func checkComposeConsistent(t *testing.T, p *types.Project, overrides []string) 
 			cfg = c
 		}
 		port := defaultOpsPort
-		if name == "ingest" {
+		switch {
+		case name == "ingest":
 			_, port = composeHostPort(t, "ingest.listen", c.Ingest.Listen)
-		} else if c.Ops.Listen != "" {
+		case name == "console":
+			port = checkComposeConsole(t, s, c)
+		case c.Ops.Listen != "":
 			_, port = composeHostPort(t, "ops.listen", c.Ops.Listen)
 		}
 		if !publishes(s, port) {
@@ -525,6 +529,42 @@ func checkComposeConsistent(t *testing.T, p *types.Project, overrides []string) 
 			t.Errorf("the promoter does not wait for %s", h)
 		}
 	}
+}
+
+// checkComposeConsole checks the console's part of the stack and returns
+// the port it listens on: slipway.yaml has a console section (or `slipway
+// run` would not start it either) with a login, and a console that lets
+// everyone in (auth.none) is published on the host's loopback address only,
+// never on every interface.
+func checkComposeConsole(t *testing.T, s types.ServiceConfig, cfg *config.Config) int {
+	t.Helper()
+	if !cfg.Console.Configured() {
+		t.Errorf("slipway.yaml has no console section: nothing would start the console")
+	}
+	a := cfg.Console.Auth
+	if a.OIDC == nil && !a.None {
+		t.Errorf("slipway.yaml: the console needs console.auth (oidc, or none for this trial stack)")
+	}
+	port := consolePort
+	if cfg.Console.Listen != "" {
+		_, port = composeHostPort(t, "console.listen", cfg.Console.Listen)
+	}
+	if a.None {
+		// The console's user without a login is "anonymous", in no group:
+		// an approval rule that names approvers or groups refuses it, and
+		// the Approve button of the trial stack would only say so.
+		for _, pr := range cfg.Promotions {
+			if pr.Approval.Required && (len(pr.Approval.Approvers) > 0 || len(pr.Approval.Groups) > 0) {
+				t.Errorf("promotion %s: approval names approvers or groups, so the console (auth.none, user anonymous) cannot decide it", pr.Name)
+			}
+		}
+		for _, pc := range s.Ports {
+			if ip := net.ParseIP(pc.HostIP); ip == nil || !ip.IsLoopback() {
+				t.Errorf("service %s publishes %d on %q: with console.auth.none anyone who reaches it may do anything; publish it on 127.0.0.1 only", s.Name, pc.Target, pc.HostIP)
+			}
+		}
+	}
+	return port
 }
 
 // checkComposeDockerCluster checks a cluster of the host's engine: the
