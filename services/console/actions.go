@@ -31,15 +31,7 @@ func (s *server) action(c echo.Context) error {
 	case events.ActionPromote:
 		target, err = actions.PromoteTarget(s.cfg, c.FormValue("image"), c.FormValue("promotion"))
 	case events.ActionRedrive:
-		seq, perr := strconv.ParseUint(c.FormValue("seq"), 10, 64)
-		if perr != nil || seq == 0 {
-			return echo.NewHTTPError(http.StatusBadRequest, "redrive needs the dead letter's sequence (seq)")
-		}
-		d, gerr := bus.GetDeadLetter(c.Request().Context(), s.deps.JS, bus.DeadLetterStreamName(s.streamName()), seq)
-		if gerr != nil {
-			return echo.NewHTTPError(http.StatusNotFound, "no dead letter "+strconv.FormatUint(seq, 10))
-		}
-		target = events.ActionTarget{Environment: d.Environment(), Sequence: seq, EventID: d.EventID}
+		return s.redriveAction(c)
 	default:
 		return echo.NewHTTPError(http.StatusNotFound, "no action "+name)
 	}
@@ -54,23 +46,43 @@ func (s *server) action(c echo.Context) error {
 		Reason: strings.TrimSpace(c.FormValue("reason"))}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
 	defer cancel()
-	pub := bus.NewPublisher(s.deps.JS, s.streamName())
-	var e events.Event
-	result := "requested"
-	if name == events.ActionRedrive {
-		out, rerr := actions.Redrive(ctx, s.deps.JS, s.streamName(), pub, req, s.now())
-		e, err, result = out.Event, rerr, string(out.Result)
-	} else {
-		e, err = actions.Publish(ctx, pub, req, s.now())
+	e, err := actions.Publish(ctx, bus.NewPublisher(s.deps.JS, s.streamName()), req, s.now())
+	if err == nil {
+		s.log.Info("console: action requested", "action", name, "actor", who.Name, "environment", target.Environment, "event", e.ID())
 	}
+	return s.actionAnswer(c, name, e, "requested", err)
+}
+
+// redriveAction is POST /actions/redrive (seq): the dead letters' redrive
+// (deadletters.go), answered as the other actions are.
+func (s *server) redriveAction(c echo.Context) error {
+	seq, err := strconv.ParseUint(c.FormValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "redrive needs the dead letter's sequence (seq)")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), storeTimeout)
+	defer cancel()
+	out, err := s.redrive(ctx, s.user(c).Identity, seq, strings.TrimSpace(c.FormValue("reason")))
+	switch {
+	case errors.Is(err, errForbidden):
+		return echo.NewHTTPError(http.StatusForbidden, err.Error())
+	case errors.Is(err, actions.ErrNoDeadLetter):
+		return echo.NewHTTPError(http.StatusNotFound, err.Error())
+	}
+	return s.actionAnswer(c, events.ActionRedrive, out.Event, out.Result, err)
+}
+
+// actionAnswer answers an action announced as e (zero when it was not):
+// 202 with its id and result for a script, else the timeline filtered on
+// it.
+func (s *server) actionAnswer(c echo.Context, name string, e events.Event, result string, err error) error {
 	if errors.Is(err, actions.ErrInvalid) {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
 	if err != nil && e.ID() == "" {
-		s.log.Warn("console: action not announced", "action", name, "actor", who.Name, "error", err)
+		s.log.Warn("console: action not announced", "action", name, "error", err)
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the action could not be announced; retry")
 	}
-	s.log.Info("console: action requested", "action", name, "actor", who.Name, "environment", target.Environment, "event", e.ID(), "result", result)
 	body := map[string]string{"id": e.ID(), "action": name, "result": result, "timeline": "/timeline?id=" + url.QueryEscape(e.ID())}
 	if err != nil {
 		body["error"] = err.Error()

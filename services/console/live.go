@@ -42,6 +42,10 @@ func (s *server) mountLive(g *echo.Group) {
 	g.GET("/api/audit", s.auditPage)
 	g.GET("/approvals", s.approvalsPage)
 	g.POST("/approvals/decide", s.decideApproval)
+	g.GET("/deadletters", s.deadLettersPage)
+	g.POST("/deadletters/redrive", s.redriveDeadLetters)
+	g.GET("/deadletters/:seq", s.deadLetterPage)
+	g.POST("/deadletters/:seq/redrive", s.redriveDeadLetters)
 	g.POST("/actions/:action", s.action)
 }
 
