@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-cd/slipway/pkg/platform/access"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/tools/marathon-emulator/emulator"
 )
@@ -287,14 +290,15 @@ func checkNATS(t *testing.T, apps []marathonApp) map[string]marathonApp {
 	return byID
 }
 
-// checkServices checks the four services and returns them by name.
+// checkServices checks the four services and the console and returns them
+// by name.
 func checkServices(t *testing.T, apps []marathonApp) map[string]marathonApp {
 	t.Helper()
 	byName := map[string]marathonApp{}
 	for _, a := range apps {
 		byName[strings.TrimPrefix(a.ID, "/slipway/services/")] = a
 	}
-	names := []string{"ingest", "promoter", "deployer", "notifier"}
+	names := []string{"ingest", "promoter", "deployer", "notifier", "console"}
 	if len(apps) != len(names) {
 		t.Fatalf("want the services %v, got %d apps", names, len(apps))
 	}
@@ -358,6 +362,21 @@ func checkServices(t *testing.T, apps []marathonApp) map[string]marathonApp {
 	}
 	if p := ingest.Container.PortMappings; len(p) == 0 || p[0].ServicePort == 0 {
 		t.Errorf("ingest: marathon-lb needs a service port on the first port mapping: %+v", p)
+	}
+	// The console is published by marathon-lb on a host of its own, over
+	// HTTPS only (its session cookie and login callback), on a service
+	// port of its own.
+	console := byName["console"]
+	for k, v := range map[string]string{"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "http", "HAPROXY_0_REDIRECT_TO_HTTPS": "true"} {
+		if console.Labels[k] != v {
+			t.Errorf("console label %s = %q, want %q", k, console.Labels[k], v)
+		}
+	}
+	if v := console.Labels["HAPROXY_0_VHOST"]; v == "" || v == ingest.Labels["HAPROXY_0_VHOST"] {
+		t.Errorf("console: HAPROXY_0_VHOST %q, want a host of its own (the console serves from the root)", v)
+	}
+	if p := console.Container.PortMappings; len(p) == 0 || p[0].ServicePort == 0 || p[0].ServicePort == ingest.Container.PortMappings[0].ServicePort {
+		t.Errorf("console: marathon-lb needs a service port of its own on the first port mapping: %+v", p)
 	}
 	return byName
 }
@@ -436,6 +455,8 @@ func checkConfig(t *testing.T, nats, apps map[string]marathonApp) {
 		}
 	}
 
+	checkConsoleConfig(t, cfg, apps["console"])
+
 	// The deployer mounts every cluster's service account key.
 	deployer := apps["deployer"]
 	for _, cl := range cfg.Clusters {
@@ -448,6 +469,50 @@ func checkConfig(t *testing.T, nats, apps map[string]marathonApp) {
 		})
 		if !mounted {
 			t.Errorf("cluster %s: privateKeyFile %s is not a secret volume of the deployer", cl.Name, cl.Marathon.Auth.DCOS.PrivateKeyFile)
+		}
+	}
+}
+
+// checkConsoleConfig checks the console's section against its app: it
+// listens where its checks look, logs users in with OpenID Connect (no
+// auth.none on a cluster) with the client secret from the environment, and
+// its redirect URL is the host marathon-lb publishes it on, over HTTPS.
+func checkConsoleConfig(t *testing.T, cfg *config.Config, console marathonApp) {
+	t.Helper()
+	listen := cfg.Console.Listen
+	if listen == "" {
+		listen = fmt.Sprintf(":%d", consolePort)
+	}
+	port := portOf(t, listen)
+	if hp := console.ports()[console.HealthChecks[0].PortIndex].Port; hp != port {
+		t.Errorf("console.listen %q, but the console's health check port is %d", listen, hp)
+	}
+	if p, _ := console.port(console.ReadinessChecks[0].PortName); p != port {
+		t.Errorf("console.listen %q, but the console's readiness port is %d", listen, p)
+	}
+	o := cfg.Console.Auth.OIDC
+	if o == nil || cfg.Console.Auth.None {
+		t.Fatalf("console: want console.auth.oidc and not none (anyone could do anything), got %+v", cfg.Console.Auth)
+	}
+	if o.ClientSecret != "test-oidc_client_secret" {
+		t.Errorf("console.auth.oidc.clientSecret should be ${OIDC_CLIENT_SECRET} from the environment")
+	}
+	u, err := url.Parse(o.RedirectURL)
+	if err != nil || u.Scheme != "https" || u.Host != console.Labels["HAPROXY_0_VHOST"] || u.Path != config.CallbackPath {
+		t.Errorf("console.auth.oidc.redirectUrl %q, want https://%s%s", o.RedirectURL, console.Labels["HAPROXY_0_VHOST"], config.CallbackPath)
+	}
+	if len(cfg.Roles)+len(cfg.Console.Roles) == 0 {
+		t.Errorf("console: no roles, so nobody could see anything")
+	}
+	// Roles apply to the approval API and Slack too: an approver a
+	// promotion names but no role lets approve in its target environment
+	// would be refused everywhere.
+	policy := access.New(cfg)
+	for _, pr := range cfg.Promotions {
+		for _, name := range pr.Approval.Approvers {
+			if !policy.Can(access.Identity{Name: name}, access.Approve, pr.To) {
+				t.Errorf("promotion %s names approver %s, but no role lets %s approve in %s", pr.Name, name, name, pr.To)
+			}
 		}
 	}
 }
