@@ -118,3 +118,25 @@ func TestAPostWithoutTheCSRFTokenIsRefused(t *testing.T) {
 		t.Fatalf("the approval is %s after a refused post", rec.State)
 	}
 }
+
+func TestTheApprovalsPageFollowsEveryApprovalEventLive(t *testing.T) {
+	r := newConsoleRig(t, testConfig())
+	_, page := r.body(t, "release", "/approvals")
+	_, rest, ok := strings.Cut(page, `id="approvals-live" data-stream="`)
+	stream, _, _ := strings.Cut(rest, `"`)
+	if !ok || stream != "/timeline/stream?type=approval.*" {
+		t.Fatalf("the queue follows %q, want the approval events", stream)
+	}
+	sr := r.openStream(t, "release", stream)
+	eventually(t, "the stream is subscribed", func() bool { return r.srv.live.streams() == 1 })
+	r.push(t, "tst", "apps/web", "1", digestOf(1)) // not an approval event
+	r.pending(t, "a1", "tst")
+	res := r.post(t, "release", "/approvals/decide", url.Values{"ids[]": {"a1"}, "decision": {"approve"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approve: %s", res.Status)
+	}
+	got := sr.wait(t, 1)
+	if got[0].row.Type != "approval.granted" || !strings.Contains(got[0].row.Summary, "a1 granted by rita via console") {
+		t.Fatalf("the queue's stream sent %+v, want a1's grant", got[0].row)
+	}
+}

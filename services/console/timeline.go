@@ -26,6 +26,8 @@ const (
 // eventFilter is what the timeline, its live stream and /api/events
 // select on; an empty field selects everything.
 type eventFilter struct {
+	// Type is a short type (image.pushed) or a family of them
+	// (approval.*).
 	Env, Type, Repository string
 	// ID selects one event and those it caused (an action's id, say).
 	ID string
@@ -34,7 +36,11 @@ type eventFilter struct {
 func (s *server) eventFilter(c echo.Context) (eventFilter, error) {
 	f := eventFilter{Env: strings.TrimSpace(c.QueryParam("env")), Repository: strings.TrimSpace(c.QueryParam("repository")),
 		ID: strings.TrimSpace(c.QueryParam("id"))}
-	if t := strings.TrimSpace(c.QueryParam("type")); t != "" {
+	if t := strings.TrimSpace(c.QueryParam("type")); strings.HasSuffix(t, ".*") {
+		// A family of types (approval.*): what a page that shows one
+		// kind of thing follows live.
+		f.Type = t
+	} else if t != "" {
 		typ, err := events.ParseType(t)
 		if err != nil {
 			return f, echo.NewHTTPError(http.StatusBadRequest, err.Error())
@@ -46,7 +52,7 @@ func (s *server) eventFilter(c echo.Context) (eventFilter, error) {
 
 func (f eventFilter) matches(e *stored) bool {
 	return (f.Env == "" || e.env == f.Env) &&
-		(f.Type == "" || e.typ == f.Type) &&
+		(f.Type == "" || e.typ == f.Type || strings.HasSuffix(f.Type, ".*") && strings.HasPrefix(e.typ, strings.TrimSuffix(f.Type, "*"))) &&
 		(f.Repository == "" || slices.Contains(e.repos, f.Repository)) &&
 		(f.ID == "" || e.ev.ID() == f.ID || events.CausationOf(e.ev) == f.ID)
 }

@@ -29,6 +29,10 @@
     live: function (url, types, onEvent) {
       if (!window.EventSource) return null;
       var es = new EventSource(url, { withCredentials: true });
+      // A stream ends when the session does, and the browser's reconnect
+      // then fails: EventSource does not say why, so ask, and go to the
+      // login when the session is over.
+      es.addEventListener("error", function () { slipway.checkSession(); });
       types.forEach(function (t) {
         es.addEventListener(t, function (e) {
           var data;
@@ -37,6 +41,18 @@
         });
       });
       return es;
+    },
+
+    // checkSession sends the page to the login when the session has
+    // ended (401); other failures are left to EventSource's reconnects.
+    checkSession: function () {
+      fetch("/api/events?limit=1", { credentials: "same-origin", headers: { "X-Requested-With": "fetch", "Accept": "application/json" } })
+        .then(function (r) {
+          if (r.status === 401) {
+            location.href = "/auth/login?next=" + encodeURIComponent(location.pathname + location.search);
+          }
+        })
+        .catch(function () {});
     },
 
     // onReady runs fn once the document is parsed.
@@ -88,5 +104,84 @@
       body.insertBefore(tr, body.firstChild);
       while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
     });
+  });
+})();
+
+// Bulk forms: a "select all" checkbox in the header of each table marked
+// data-select-all (the rows' own checkboxes work without the script).
+(function () {
+  "use strict";
+  var s = window.slipway;
+  if (!s) return;
+  s.selectAll = function (table) {
+    var th = table.tHead && table.tHead.rows[0] && table.tHead.rows[0].cells[0];
+    if (!th || th.querySelector("input.select-all")) return;
+    var all = document.createElement("input");
+    all.type = "checkbox";
+    all.className = "select-all";
+    all.setAttribute("aria-label", "select all");
+    var boxes = function () {
+      return Array.prototype.slice.call(table.tBodies[0].querySelectorAll("input[type=checkbox]"));
+    };
+    all.addEventListener("change", function () {
+      boxes().forEach(function (b) { b.checked = all.checked; });
+    });
+    table.addEventListener("change", function (e) {
+      if (e.target === all) return;
+      var bs = boxes();
+      all.checked = bs.length > 0 && bs.every(function (b) { return b.checked; });
+    });
+    th.appendChild(all);
+  };
+  s.onReady(function () {
+    document.querySelectorAll("table[data-select-all]").forEach(s.selectAll);
+  });
+})();
+
+// Approvals: a decision or a new request made anywhere (another browser,
+// the API, Slack) shows without a reload: on each approval event the
+// queue is fetched again and replaced, keeping what the user has ticked
+// and typed.
+(function () {
+  "use strict";
+  var s = window.slipway;
+  if (!s) return;
+  s.onReady(function () {
+    var box = document.getElementById("approvals-live");
+    if (!box || !window.EventSource || !window.DOMParser) return;
+    var timer = null;
+    var replace = function (html) {
+      var next = new DOMParser().parseFromString(html, "text/html").getElementById("approvals-live");
+      if (!next) return;
+      var ticked = {};
+      box.querySelectorAll("tbody input[type=checkbox]:checked").forEach(function (b) { ticked[b.value] = true; });
+      var reason = box.querySelector("input[name=reason]");
+      var typed = reason ? reason.value : "";
+      box.replaceChildren.apply(box, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
+      box.querySelectorAll("tbody input[type=checkbox]").forEach(function (b) { b.checked = !!ticked[b.value]; });
+      reason = box.querySelector("input[name=reason]");
+      if (reason) reason.value = typed;
+      box.querySelectorAll("table[data-select-all]").forEach(s.selectAll);
+      box.setAttribute("data-refreshed", String(Date.now()));
+    };
+    var refresh = function () {
+      if (timer) return;
+      // Decisions often come in bursts (a bulk approval): one fetch for
+      // the burst.
+      timer = setTimeout(function () {
+        timer = null;
+        fetch(location.pathname + location.search, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Requested-With": "fetch" } })
+          .then(function (r) {
+            if (r.status === 401) { s.checkSession(); return null; }
+            return r.ok ? r.text() : null;
+          })
+          .then(function (html) { if (html) replace(html); })
+          .catch(function () {});
+      }, 200);
+    };
+    var es = s.live(box.getAttribute("data-stream"), ["message"], refresh);
+    // After a reconnect the queue may have changed meanwhile.
+    var opened = false;
+    if (es) es.addEventListener("open", function () { if (opened) refresh(); opened = true; });
   });
 })();
