@@ -37,6 +37,10 @@ var _ app.Service = (*Service)(nil)
 // Name is how --only selects the service.
 func (*Service) Name() string { return "console" }
 
+// ServesHealth: /healthz, /readyz and /metrics are on the console's
+// listener, so a process running it needs no ops listener of its own.
+func (*Service) ServesHealth() bool { return true }
+
 // CheckConfig checks the console's part of the file.
 func (*Service) CheckConfig(cfg *config.Config, p *config.Problems) { checkConfig(cfg, p) }
 
