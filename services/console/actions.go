@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"embed"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -91,4 +93,62 @@ func (s *server) actionAnswer(c echo.Context, name string, e events.Event, resul
 		return c.JSON(http.StatusAccepted, body)
 	}
 	return c.Redirect(http.StatusSeeOther, body["timeline"])
+}
+
+// The "actions" partial (templates/partials/actions.html): the buttons of
+// the manual actions, for the pages that show a workload or an image.
+// Every page may include it once loadViews parses it with the layout
+// (parsePartials); its data is an *actionsView, built per request because
+// the buttons depend on who asks.
+//
+//go:embed templates/partials/*.html
+var partialsFS embed.FS
+
+// parsePartials adds the partials to t (a page's base, the layout).
+func parsePartials(t *template.Template) (*template.Template, error) {
+	return t.ParseFS(partialsFS, "templates/partials/*.html")
+}
+
+// actionsView is what the "actions" partial shows: a workload's rollback
+// and redeploy (Cluster, AppID), an image's promotions (Image,
+// Promotions), with the session's CSRF token.
+type actionsView struct {
+	CSRF           string
+	Cluster, AppID string
+	Image          string
+	Promotions     []promotionChoice
+	// Compact shows them as a menu (a matrix cell).
+	Compact bool
+}
+
+// promotionChoice is a rule an image may be promoted by now.
+type promotionChoice struct{ Name, To string }
+
+// workloadActions are the buttons of appID on cluster, or nil when the
+// user may not operate in its environment (or the cluster is unknown).
+func (s *server) workloadActions(c echo.Context, cluster, appID string, compact bool) *actionsView {
+	target, err := actions.WorkloadTarget(s.cfg, cluster, appID)
+	u := s.user(c)
+	if err != nil || !s.policy.Can(u.Identity, access.Operate, target.Environment) {
+		return nil
+	}
+	return &actionsView{CSRF: u.CSRF, Cluster: target.Cluster, AppID: target.AppID, Compact: compact}
+}
+
+// promoteActions are the buttons that promote image (registry/
+// repository:tag[@digest]) now: one per rule that promotes it to an
+// environment the user may operate in; nil when there is none.
+func (s *server) promoteActions(c echo.Context, image string, compact bool) *actionsView {
+	u := s.user(c)
+	v := &actionsView{CSRF: u.CSRF, Image: image, Compact: compact}
+	for _, p := range s.cfg.Promotions {
+		target, err := actions.PromoteTarget(s.cfg, image, p.Name)
+		if err == nil && s.policy.Can(u.Identity, access.Operate, target.Environment) {
+			v.Promotions = append(v.Promotions, promotionChoice{Name: p.Name, To: target.Environment})
+		}
+	}
+	if len(v.Promotions) == 0 {
+		return nil
+	}
+	return v
 }
