@@ -43,6 +43,8 @@ type imageView struct {
 	Referrers []referrerSource  `json:"referrers"`
 	// Problems name what could not be read; the page shows the rest.
 	Problems []string `json:"problems,omitempty"`
+	// Live is how the page follows the stream.
+	Live liveRegion `json:"-"`
 }
 
 // timelineEntry is one event of the causal timeline.
@@ -87,7 +89,8 @@ func (s *server) image(c echo.Context) (imageView, error) {
 		return imageView{}, echo.NewHTTPError(http.StatusNotFound, "not an image digest (sha256:<64 hex digits>)")
 	}
 	visible := s.policy.Filter(auth.UserOf(c).Identity)
-	v := imageView{Digest: d, Timeline: []timelineEntry{}, Approvals: []approval.Record{}, Referrers: []referrerSource{}}
+	v := imageView{Digest: d, Timeline: []timelineEntry{}, Approvals: []approval.Record{}, Referrers: []referrerSource{},
+		Live: s.liveRegionOf(c, "")}
 	recs, err := s.records(c)
 	if err != nil {
 		return imageView{}, err
@@ -107,8 +110,14 @@ func (s *server) image(c echo.Context) (imageView, error) {
 	if len(v.Runs) == 0 && len(v.Timeline) == 0 && len(v.Approvals) == 0 {
 		return imageView{}, echo.NewHTTPError(http.StatusNotFound, "no image "+d+" in the environments you may view")
 	}
-	v.Referrers = s.referrersOf(c.Request().Context(), d, v)
 	return v, nil
+}
+
+// withReferrers adds to v what the registries say is attached to it
+// (the page's live part does not show it, and does not wait for them).
+func (s *server) withReferrers(c echo.Context, v imageView) imageView {
+	v.Referrers = s.referrersOf(c.Request().Context(), v.Digest, v)
+	return v
 }
 
 // causalTimeline is the recent events that name digest and every event
@@ -280,13 +289,17 @@ func referrerKind(t string) string {
 	return "artifact"
 }
 
-// imagePage is GET /images/{digest}.
+// imagePage is GET /images/{digest}; with ?fragment=live only where it
+// runs and its timeline, which the page's script swaps in as they change.
 func (s *server) imagePage(c echo.Context) error {
 	v, err := s.image(c)
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "image", v)
+	if c.QueryParam("fragment") == "" {
+		v = s.withReferrers(c, v)
+	}
+	return s.renderView(c, "image", v)
 }
 
 // imageAPI is GET /api/images/{digest}.
@@ -295,5 +308,5 @@ func (s *server) imageAPI(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, s.withReferrers(c, v))
 }

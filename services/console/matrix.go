@@ -32,6 +32,8 @@ type matrixView struct {
 	// Problem says what could not be read (the compliance record): the
 	// matrix shows the rest.
 	Problem string `json:"problem,omitempty"`
+	// Live is how the page follows the stream.
+	Live liveRegion `json:"-"`
 }
 
 type matrixQuery struct {
@@ -289,6 +291,7 @@ func (s *server) matrix(c echo.Context) (matrixView, error) {
 	if err := f.Compile(); err != nil {
 		return matrixView{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
+	live := s.liveRegionOf(c, q.Env)
 	recs, err := s.records(c)
 	if err != nil {
 		return matrixView{}, err
@@ -296,7 +299,7 @@ func (s *server) matrix(c echo.Context) (matrixView, error) {
 	recs = f.Apply(recs)
 	violations, problem := s.violations(c.Request().Context())
 	v := buildMatrix(s.matrixEnvs(c, q.Env), recs, violations)
-	v.Filter, v.Choices, v.Problem = q, s.visibleEnvs(c), problem
+	v.Filter, v.Choices, v.Problem, v.Live = q, s.visibleEnvs(c), problem, live
 	return v, nil
 }
 
@@ -323,13 +326,14 @@ func (s *server) violations(parent context.Context) ([]compliance.Violation, str
 	return vs, ""
 }
 
-// matrixPage is GET /: the release matrix.
+// matrixPage is GET /: the release matrix; with ?fragment=live only its
+// table, which the page's script swaps in as deployments happen.
 func (s *server) matrixPage(c echo.Context) error {
 	v, err := s.matrix(c)
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "matrix", v)
+	return s.renderView(c, "matrix", v)
 }
 
 // matrixAPI is GET /api/matrix: the same as JSON.

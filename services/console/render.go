@@ -214,6 +214,14 @@ func ago(t time.Time) string {
 // rendered into a buffer first so that the user gets a clean 500, not half
 // a page.
 func (s *server) render(c echo.Context, status int, name string, data any) error {
+	return s.renderPart(c, status, name, layoutFile, data)
+}
+
+// renderPart writes the template part of page name (layoutFile for the
+// whole page, or a part the page defines, such as the piece a script
+// swaps in live) with what the layout gets: the same data, user and CSRF
+// token, and the same headers.
+func (s *server) renderPart(c echo.Context, status int, name, part string, data any) error {
 	t, ok := pageViews.pages[name]
 	if !ok {
 		return fmt.Errorf("console: no page %q", name)
@@ -225,8 +233,8 @@ func (s *server) render(c echo.Context, status int, name string, data any) error
 	}
 	var buf bytes.Buffer
 	p := page{User: u, CSRF: u.CSRF, Logout: s.auth.Mode() != "none", Nav: nav, Active: active, Name: name, Data: data}
-	if err := t.ExecuteTemplate(&buf, layoutFile, p); err != nil {
-		s.log.Error("console: rendering a page failed", "page", name, "err", err)
+	if err := t.ExecuteTemplate(&buf, part, p); err != nil {
+		s.log.Error("console: rendering a page failed", "page", name, "part", part, "err", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "the page could not be rendered")
 	}
 	setPageHeaders(c.Response().Header())
