@@ -164,11 +164,20 @@ type me struct {
 // browser is a new browser: a cookie jar, following redirects.
 func (r *rig) browser(t *testing.T) *http.Client {
 	t.Helper()
+	b := newJarClient(t)
+	b.Transport = r.srv.Client().Transport
+	return b
+}
+
+// newJarClient is a browser-like client: a cookie jar, following
+// redirects.
+func newJarClient(t *testing.T) *http.Client {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, Transport: r.srv.Client().Transport, Timeout: 30 * time.Second}
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
 }
 
 // noFollow is b that stops at the first redirect, to look at it.
@@ -269,7 +278,11 @@ func (r *rig) sessions(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := kv.Keys(t.Context())
+	// Keys can wait forever for a record that expires while it lists:
+	// bounded, so that a test fails rather than hangs.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	keys, err := kv.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil
 	}
@@ -277,6 +290,24 @@ func (r *rig) sessions(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// hasSession reports whether the session bucket holds the session of
+// the id in b's session cookie.
+func (r *rig) hasSession(t *testing.T, id string) bool {
+	t.Helper()
+	kv, err := r.js.KeyValue(t.Context(), auth.SessionBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kv.Get(t.Context(), sha256Hex(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }
 
 // cookie is the browser's cookie name for the console, or "".

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-cd/slipway/pkg/testkit"
 )
 
 // expectLoginRequired checks that b's session is over: a page goes back
@@ -157,4 +159,19 @@ func TestLogoutEndsTheSessionHereAndAtTheProvider(t *testing.T) {
 		t.Fatal("alice is still signed in at the provider")
 	}
 	r.expectLoginRequired(t, b)
+}
+
+func TestSessionBucketForgetsSessionsAfterSessionTTL(t *testing.T) {
+	// Nobody logs out and nobody comes back: the bucket's TTL is what
+	// removes the session (the clock of the console does not move here).
+	r := newRig(t, rigOptions{sessionTTL: 3 * time.Second})
+	b := r.browser(t)
+	if resp := r.login(t, b, alice, "/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	id := r.cookie(b, "slipway-session")
+	if !r.hasSession(t, id) {
+		t.Fatal("no session after a login")
+	}
+	testkit.WaitFor(t, "session removed by the bucket's TTL", func() bool { return !r.hasSession(t, id) })
 }
