@@ -50,7 +50,8 @@
     return !!(digest && row.causationId && document.getElementById("ev-" + row.causationId));
   }
 
-  var last = 0, timer = null, busy = false, again = false, lastHTML = null, opened = false;
+  var last = 0, timer = null, busy = false, again = false, lastHTML = null, opened = false, leaving = false;
+  document.addEventListener("submit", function (e) { if (!e.defaultPrevented) leaving = true; });
 
   function schedule() {
     if (busy) { again = true; return; }
@@ -65,8 +66,9 @@
     fetch(fragmentURL, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Requested-With": "slipway" } })
       .then(function (res) {
         if (res.status === 401) {
-          // The session ended: a navigation takes the browser to the login.
-          location.reload();
+          // The session ended: a navigation takes the browser to the login
+          // (unless it is already leaving, say by the logout form).
+          if (!leaving) location.reload();
           return null;
         }
         if (!res.ok) throw new Error("fragment: " + res.status);
