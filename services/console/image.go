@@ -17,7 +17,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/oci"
-	"github.com/slipway-cd/slipway/services/console/auth"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 )
 
@@ -36,6 +35,12 @@ type imageView struct {
 	Digest string `json:"digest"`
 	// Runs are the workloads that run it (or ran it before they drifted).
 	Runs []inventory.Record `json:"runs"`
+	// RunActions are the buttons of each run (the same index), nil where
+	// the user may not operate; Promote the promotions of the image the
+	// user may ask for, one per repository it runs from. The page only:
+	// they depend on who asks and carry the session's CSRF token.
+	RunActions []*actionsView `json:"-"`
+	Promote    []*actionsView `json:"-"`
 	// Timeline is the events about it and everything they caused, oldest
 	// first.
 	Timeline  []timelineEntry   `json:"timeline"`
@@ -88,7 +93,7 @@ func (s *server) image(c echo.Context) (imageView, error) {
 	if !validDigest(d) {
 		return imageView{}, echo.NewHTTPError(http.StatusNotFound, "not an image digest (sha256:<64 hex digits>)")
 	}
-	visible := s.policy.Filter(auth.UserOf(c).Identity)
+	visible := s.policy.Filter(s.user(c).Identity)
 	v := imageView{Digest: d, Timeline: []timelineEntry{}, Approvals: []approval.Record{}, Referrers: []referrerSource{},
 		Live: s.liveRegionOf(c, "")}
 	recs, err := s.records(c)
@@ -99,6 +104,7 @@ func (s *server) image(c echo.Context) (imageView, error) {
 	if v.Runs == nil {
 		v.Runs = []inventory.Record{}
 	}
+	v.RunActions, v.Promote = s.imageActions(c, d, v.Runs)
 	v.Timeline = s.causalTimeline(d, visible)
 	apps, err := s.approvalsOf(c.Request().Context(), d, visible)
 	if err != nil {
@@ -111,6 +117,31 @@ func (s *server) image(c echo.Context) (imageView, error) {
 		return imageView{}, echo.NewHTTPError(http.StatusNotFound, "no image "+d+" in the environments you may view")
 	}
 	return v, nil
+}
+
+// imageActions are the buttons of an image page: each run's rollback and
+// redeploy, and the promotions of the image from each registry and
+// repository it runs from (a promote action names the image by its
+// registry, repository and tag).
+func (s *server) imageActions(c echo.Context, digest string, runs []inventory.Record) ([]*actionsView, []*actionsView) {
+	perRun := make([]*actionsView, len(runs))
+	var promote []*actionsView
+	seen := map[string]bool{}
+	for i, r := range runs {
+		perRun[i] = s.workloadActions(c, r.Cluster, r.AppID, false)
+		if r.Registry == "" || r.Repository == "" || r.Tag == "" {
+			continue
+		}
+		image := r.Registry + "/" + r.Repository + ":" + r.Tag + "@" + digest
+		if seen[image] {
+			continue
+		}
+		seen[image] = true
+		if a := s.promoteActions(c, image, false); a != nil {
+			promote = append(promote, a)
+		}
+	}
+	return perRun, promote
 }
 
 // withReferrers adds to v what the registries say is attached to it

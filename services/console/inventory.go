@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway-cd/slipway/pkg/platform/access"
-	"github.com/slipway-cd/slipway/services/console/auth"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 )
 
@@ -32,7 +31,7 @@ func (s *server) records(c echo.Context) ([]inventory.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	visible := s.policy.Filter(auth.UserOf(c).Identity)
+	visible := s.policy.Filter(s.user(c).Identity)
 	return slices.DeleteFunc(all, func(r inventory.Record) bool { return !visible(r.Environment) }), nil
 }
 
@@ -207,5 +206,5 @@ func (s *server) visibleEnvs(c echo.Context) []string {
 	for _, e := range s.cfg.Environments {
 		names = append(names, e.Name)
 	}
-	return s.policy.Environments(auth.UserOf(c).Identity, access.View, names)
+	return s.policy.Environments(s.user(c).Identity, access.View, names)
 }

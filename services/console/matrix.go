@@ -100,6 +100,10 @@ type matrixCell struct {
 	// Gap is set on the cell of a later environment that lacks what the
 	// earlier one runs.
 	Gap *matrixGap `json:"gap,omitempty"`
+	// Actions are the workload's buttons (roll back, redeploy) for a user
+	// who may operate in its environment; nil otherwise. The page only:
+	// they depend on who asks and carry the session's CSRF token.
+	Actions *actionsView `json:"-"`
 
 	pushedAt, updatedAt int64
 }
@@ -300,6 +304,15 @@ func (s *server) matrix(c echo.Context) (matrixView, error) {
 	violations, problem := s.violations(c.Request().Context())
 	v := buildMatrix(s.matrixEnvs(c, q.Env), recs, violations)
 	v.Filter, v.Choices, v.Problem, v.Live = q, s.visibleEnvs(c), problem, live
+	for _, g := range v.Groups {
+		for _, row := range g.Rows {
+			for _, cell := range row.Cells {
+				if cell != nil {
+					cell.Actions = s.workloadActions(c, cell.Cluster, row.AppID, true)
+				}
+			}
+		}
+	}
 	return v, nil
 }
 

@@ -50,7 +50,7 @@ var nav = []navItem{
 
 // navOf is the navigation entry a page belongs to when its name is not one
 // (an image page is reached from the matrix).
-var navOf = map[string]string{"image": "matrix"}
+var navOf = map[string]string{"image": "matrix", "deadletter": "deadletters"}
 
 // page is what the layout renders: who asks, where they are, and the
 // page's own data (.Data in the page's template).
@@ -145,6 +145,10 @@ func loadViews() (*views, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console layout: %w", err)
 	}
+	// The partials once, in the layout: every page's clone has them.
+	if base, err = parsePartials(base); err != nil {
+		return nil, fmt.Errorf("console partials: %w", err)
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -226,7 +230,7 @@ func (s *server) renderPart(c echo.Context, status int, name, part string, data 
 	if !ok {
 		return fmt.Errorf("console: no page %q", name)
 	}
-	u := auth.UserOf(c)
+	u := s.user(c)
 	active := name
 	if n, ok := navOf[name]; ok {
 		active = n

@@ -110,9 +110,30 @@
     var wraps = [].map.call(region.querySelectorAll(".table-wrap"), function (w) { return [w.scrollLeft, w.scrollTop]; });
     var focused = document.activeElement && region.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
 
+    // And the actions a user is about to take: an open menu of a cell and
+    // the reasons typed into its forms.
+    var openMenus = {}, typed = {};
+    Object.keys(before).forEach(function (k) {
+      var d = before[k].querySelector("details[open]");
+      if (d) openMenus[k] = true;
+      before[k].querySelectorAll("form.action input[name=reason]").forEach(function (i) {
+        if (i.value) typed[k + " " + i.form.getAttribute("action")] = i.value;
+      });
+    });
+
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
     region.replaceChildren(tpl.content);
+
+    var now = parts(region);
+    Object.keys(now).forEach(function (k) {
+      var d = now[k].querySelector("details");
+      if (d && openMenus[k]) d.open = true;
+      now[k].querySelectorAll("form.action input[name=reason]").forEach(function (i) {
+        var v = typed[k + " " + i.form.getAttribute("action")];
+        if (v) i.value = v;
+      });
+    });
 
     region.querySelectorAll(".table-wrap").forEach(function (w, i) {
       if (wraps[i]) { w.scrollLeft = wraps[i][0]; w.scrollTop = wraps[i][1]; }
