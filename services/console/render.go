@@ -241,15 +241,17 @@ func (s *server) renderPart(c echo.Context, status int, name, part string, data 
 		s.log.Error("console: rendering a page failed", "page", name, "part", part, "err", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "the page could not be rendered")
 	}
-	setPageHeaders(c.Response().Header())
+	setPageHeaders(c.Response().Header(), s.auth.FormAction())
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
 // setPageHeaders: pages load only the console's own scripts and styles,
 // are never framed, and are not kept by shared caches (they show what the
-// user may see).
-func setPageHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+// user may see). Forms post to the console only, though the logout form's
+// answer may lead on to the provider's logout (formAction, from the
+// login).
+func setPageHeaders(h http.Header, formAction string) {
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action "+formAction+"; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")

@@ -108,6 +108,19 @@ func (a *Authenticator) Mode() string {
 	return "oidc"
 }
 
+// FormAction is the Content-Security-Policy form-action of a page with the
+// logout form: the console itself and, when the provider has a logout of
+// its own, that logout's origin. The console answers the logout's POST
+// with a redirect there, and browsers check a form's redirects against
+// form-action too: with 'self' alone the browser stays on the page and the
+// provider's session lives on.
+func (a *Authenticator) FormAction() string {
+	if a.rp == nil {
+		return "'self'"
+	}
+	return a.rp.formAction()
+}
+
 // Mount adds /auth/login, /auth/callback and /auth/logout, and refuses
 // cross-origin unsafe requests everywhere.
 func (a *Authenticator) Mount(e *echo.Echo) {

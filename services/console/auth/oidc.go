@@ -220,6 +220,17 @@ func (rp *relyingParty) provider() *discovered {
 	return rp.idp
 }
 
+// formAction is 'self' and the origin of the provider's logout, once the
+// provider is discovered and has one (see Authenticator.FormAction).
+func (rp *relyingParty) formAction() string {
+	if idp := rp.provider(); idp != nil && idp.endSession != "" {
+		if u, err := url.Parse(idp.endSession); err == nil && u.Host != "" {
+			return "'self' " + u.Scheme + "://" + u.Host
+		}
+	}
+	return "'self'"
+}
+
 // ready is the "oidc" readiness check: nobody can log in before the
 // provider has been discovered.
 func (rp *relyingParty) ready(context.Context) error {
@@ -375,7 +386,8 @@ func (rp *relyingParty) logoutForm(c echo.Context) error {
 	if !ok {
 		return renderPage(c, http.StatusOK, page{Title: "Not logged in", Message: "You are not logged in to the Slipway console.", Link: "/auth/login", LinkText: "Log in"})
 	}
-	return renderPage(c, http.StatusOK, page{Title: "Log out", Message: "Log out of the Slipway console as " + s.User + "?", CSRF: s.CSRF})
+	return renderPage(c, http.StatusOK, page{Title: "Log out", Message: "Log out of the Slipway console as " + s.User + "?", CSRF: s.CSRF,
+		formAction: rp.formAction()})
 }
 
 // logout ends the session (CSRF-checked: a page elsewhere cannot log the

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -33,6 +34,9 @@ type page struct {
 	Link, LinkText string
 	// CSRF, when set, shows the logout form with the session's token.
 	CSRF string
+	// formAction is the page's CSP form-action ('self' when empty): the
+	// logout form's page must let its redirect to the provider through.
+	formAction string
 }
 
 func renderPage(c echo.Context, status int, p page) error {
@@ -45,7 +49,7 @@ func renderPage(c echo.Context, status int, p page) error {
 	// never framed.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+cmp.Or(p.formAction, "'self'")+"; frame-ancestors 'none'")
 	return c.HTMLBlob(status, b.Bytes())
 }
 

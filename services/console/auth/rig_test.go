@@ -93,6 +93,7 @@ type rigOptions struct {
 // and the in-process OpenID provider, on an httptest server whose address
 // is known before the provider registers the console's callback.
 type rig struct {
+	auth    *auth.Authenticator
 	op      *testkit.OIDCProvider
 	js      jetstream.JetStream
 	srv     *httptest.Server
@@ -131,6 +132,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.auth = a
 	e := echo.New()
 	health.Mount(e, checks, prometheus.NewRegistry())
 	a.Mount(e)

@@ -175,3 +175,26 @@ func TestSessionBucketForgetsSessionsAfterSessionTTL(t *testing.T) {
 	}
 	testkit.WaitFor(t, "session removed by the bucket's TTL", func() bool { return !r.hasSession(t, id) })
 }
+
+// A browser checks where a form's answer redirects against the page's
+// form-action: the logout's redirect to the provider's end_session must be
+// allowed there, or the browser stays on the page, logged out here but not
+// at the provider.
+func TestPagesWithTheLogoutFormLetItsRedirectToTheProvidersLogoutThrough(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	b := r.browser(t)
+	r.loggedIn(t, b, alice)
+	iss, err := url.Parse(r.op.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "form-action 'self' " + iss.Scheme + "://" + iss.Host
+	if got := r.auth.FormAction(); "form-action "+got != want {
+		t.Errorf("the pages' form-action is %q, want %q", got, want)
+	}
+	resp := r.get(t, b, "/auth/logout", map[string]string{"Accept": "text/html"})
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK || !strings.Contains(csp, want+";") {
+		t.Errorf("the logout form's page: %d with Content-Security-Policy %q, want %s", resp.StatusCode, csp, want)
+	}
+}
