@@ -15,14 +15,14 @@ import (
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 )
 
-// matrixView is the release matrix: workloads (rows, grouped by the
+// matrixView is the release matrix: applications (rows, grouped by the
 // image's repository) × environments and their clusters (columns). The
 // HTML page and /api/matrix show the same value.
 type matrixView struct {
 	Envs   []matrixEnv   `json:"environments"`
 	Groups []matrixGroup `json:"groups"`
-	// Workloads counts the rows; Gaps the rows whose later environment
-	// lacks what an earlier one runs.
+	// Workloads counts the rows (applications); Gaps the rows whose later
+	// environment lacks what an earlier one runs.
 	Workloads int `json:"workloads"`
 	Gaps      int `json:"gaps"`
 	// Filter is the query (?env=, ?repository=); Choices the environments
@@ -54,11 +54,15 @@ type matrixGroup struct {
 	Rows       []matrixRow `json:"rows"`
 }
 
-// matrixRow is one workload (an app id) across every column: Cells has
-// one entry per cluster column, in the columns' order, nil where the
-// workload does not run.
+// matrixRow is one application across every column: the workloads that
+// run one repository under one name, whatever path each environment puts
+// it under (Marathon's /dev/web, /tst/web and /prd/web are the row
+// "web"). Cells has one entry per cluster column, in the columns' order,
+// nil where the application does not run; each cell names its workload.
 type matrixRow struct {
-	AppID string        `json:"appId"`
+	// Name is the row's label: the workload id when every cell has the
+	// same one, else the name the ids share.
+	Name  string        `json:"name"`
 	Cells []*matrixCell `json:"cells"`
 	// Gaps name what a later environment lacks: the newest digest of the
 	// environment before it.
@@ -74,10 +78,12 @@ type matrixGap struct {
 	Digest string `json:"digest"`
 }
 
-// matrixCell is what one cluster runs of the workload.
+// matrixCell is what one cluster runs of the application: the workload
+// AppID.
 type matrixCell struct {
 	Env     string `json:"environment"`
 	Cluster string `json:"cluster"`
+	AppID   string `json:"appId"`
 	Tag     string `json:"tag,omitempty"`
 	Digest  string `json:"digest,omitempty"`
 	Managed bool   `json:"managed"`
@@ -156,17 +162,39 @@ func buildMatrix(envs []matrixEnv, records []inventory.Record, violations []comp
 		byWorkload[k] = append(byWorkload[k], matrixViolation{Rule: v.Rule, Detail: v.Detail})
 	}
 
-	type rowKey struct{ repo, app string }
+	// A row is an application: its repository and its workloads' name.
+	// Two workloads of one cluster with the same name and repository
+	// (/team-a/web and /team-b/web) would share a cell: those ids keep
+	// rows of their own, in every environment, by their full ids.
+	type rowKey struct {
+		repo, name string
+		full       bool
+	}
+	keyOf := func(r inventory.Record) rowKey { return rowKey{repo: repoOf(r), name: workloadName(r.AppID)} }
+	first := map[[3]string]string{} // repository, name, cluster → the first id seen
+	apart := map[[2]string]bool{}   // repository, id → it shares a cell with another id
+	for _, r := range records {
+		k := keyOf(r)
+		ck := [3]string{k.repo, k.name, r.Cluster}
+		if id, ok := first[ck]; !ok {
+			first[ck] = r.AppID
+		} else if id != r.AppID {
+			apart[[2]string{k.repo, id}], apart[[2]string{k.repo, r.AppID}] = true, true
+		}
+	}
 	rows := map[rowKey]*matrixRow{}
 	for _, r := range records {
 		ci, ok := col[[2]string{r.Environment, r.Cluster}]
 		if !ok {
 			continue
 		}
-		k := rowKey{repoOf(r), r.AppID}
+		k := keyOf(r)
+		if apart[[2]string{k.repo, r.AppID}] {
+			k.name, k.full = r.AppID, true
+		}
 		row := rows[k]
 		if row == nil {
-			row = &matrixRow{AppID: r.AppID, Cells: make([]*matrixCell, n)}
+			row = &matrixRow{Name: k.name, Cells: make([]*matrixCell, n)}
 			rows[k] = row
 		}
 		row.Cells[ci] = cellOf(r, byWorkload[inventory.Key(r.Cluster, r.AppID)])
@@ -175,6 +203,7 @@ func buildMatrix(envs []matrixEnv, records []inventory.Record, violations []comp
 	v := matrixView{Envs: envs}
 	groups := map[string]*matrixGroup{}
 	for k, row := range rows {
+		row.Name = rowLabel(row.Name, row.Cells)
 		row.Gaps = gapsOf(envs, row.Cells)
 		if len(row.Gaps) > 0 {
 			v.Gaps++
@@ -187,7 +216,7 @@ func buildMatrix(envs []matrixEnv, records []inventory.Record, violations []comp
 		g.Rows = append(g.Rows, *row)
 	}
 	for _, g := range groups {
-		slices.SortFunc(g.Rows, func(a, b matrixRow) int { return strings.Compare(a.AppID, b.AppID) })
+		slices.SortFunc(g.Rows, func(a, b matrixRow) int { return strings.Compare(a.Name, b.Name) })
 		v.Groups = append(v.Groups, *g)
 		v.Workloads += len(g.Rows)
 	}
@@ -208,9 +237,36 @@ func repoOf(r inventory.Record) string {
 	return r.Image
 }
 
+// workloadName is a workload id without what differs per environment:
+// a Marathon app id's last segment (/dev/web and /prd/web are both
+// "web"); a Docker container's or Swarm service's name is itself.
+func workloadName(id string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(id, "/"), '/'); i >= 0 {
+		return strings.TrimRight(id[i+1:], "/")
+	}
+	return id
+}
+
+// rowLabel is a row's label: the workload id when every cell has the
+// same one (an installation that names a workload alike everywhere reads
+// it as it configured it), else name.
+func rowLabel(name string, cells []*matrixCell) string {
+	id := ""
+	for _, c := range cells {
+		switch {
+		case c == nil:
+		case id == "":
+			id = c.AppID
+		case c.AppID != id:
+			return name
+		}
+	}
+	return cmp.Or(id, name)
+}
+
 func cellOf(r inventory.Record, violations []matrixViolation) *matrixCell {
 	c := &matrixCell{
-		Env: r.Environment, Cluster: r.Cluster, Tag: r.Tag, Digest: r.Digest, Managed: r.Managed,
+		Env: r.Environment, Cluster: r.Cluster, AppID: r.AppID, Tag: r.Tag, Digest: r.Digest, Managed: r.Managed,
 		Wanted: r.Wanted, Healthy: r.Healthy, Counted: r.Platform != "" || r.Wanted+r.Running+r.Healthy > 0,
 		Drift: r.Drift, LeftManagement: r.LeftManagement, Violations: violations,
 		pushedAt: r.PushedAt.UnixNano(), updatedAt: r.UpdatedAt.UnixNano(),
@@ -225,28 +281,32 @@ func cellOf(r inventory.Record, violations []matrixViolation) *matrixCell {
 }
 
 // gapsOf finds, for each pair of consecutive environments that both run
-// the workload, the newest digest of the earlier one that the later one
+// the application, the newest digest of the earlier one that the later one
 // does not run ("in tst, not in prd"), and marks the later one's cells.
-// An environment without the workload is not a gap: many workloads run
-// in some environments only.
+// An environment without the application is not a gap: many run in some
+// environments only. A cell whose digest is unknown (the platform names a
+// tag only) runs the earlier digest when it has its tag: it cannot be told
+// apart, so it is not called a gap.
 func gapsOf(envs []matrixEnv, cells []*matrixCell) []matrixGap {
 	var out []matrixGap
-	var prev *matrixCell // the newest cell of the previous environment with the workload
+	var prev *matrixCell // the newest cell of the previous environment with a known digest
 	var prevEnv string
 	i := 0
 	for _, e := range envs {
 		group := cells[i : i+len(e.Clusters)]
 		i += len(e.Clusters)
 		var newest *matrixCell
+		runs := false
 		for _, c := range group {
+			runs = runs || c != nil
 			if c != nil && c.Digest != "" && (newest == nil || newerThan(c, newest)) {
 				newest = c
 			}
 		}
-		if newest == nil {
+		if !runs {
 			continue
 		}
-		if prev != nil && !slices.ContainsFunc(group, func(c *matrixCell) bool { return c != nil && c.Digest == prev.Digest }) {
+		if prev != nil && !slices.ContainsFunc(group, func(c *matrixCell) bool { return c != nil && mayRun(c, prev) }) {
 			g := matrixGap{From: prevEnv, To: e.Name, Tag: prev.Tag, Digest: prev.Digest}
 			out = append(out, g)
 			for _, c := range group {
@@ -255,9 +315,20 @@ func gapsOf(envs []matrixEnv, cells []*matrixCell) []matrixGap {
 				}
 			}
 		}
-		prev, prevEnv = newest, e.Name
+		if newest != nil {
+			prev, prevEnv = newest, e.Name
+		}
 	}
 	return out
+}
+
+// mayRun: c runs what p runs, or may (its digest is unknown, its tag the
+// same).
+func mayRun(c, p *matrixCell) bool {
+	if c.Digest == "" {
+		return c.Tag != "" && c.Tag == p.Tag
+	}
+	return c.Digest == p.Digest
 }
 
 // newerThan: the image pushed later, or when neither push is known the
@@ -308,7 +379,7 @@ func (s *server) matrix(c echo.Context) (matrixView, error) {
 		for _, row := range g.Rows {
 			for _, cell := range row.Cells {
 				if cell != nil {
-					cell.Actions = s.workloadActions(c, cell.Cluster, row.AppID, true)
+					cell.Actions = s.workloadActions(c, cell.Cluster, cell.AppID, true)
 				}
 			}
 		}

@@ -90,13 +90,20 @@ func shopRecords() []inventory.Record {
 	}
 }
 
-func TestMatrixShowsWhatEachEnvironmentRunsAndWhatALaterOneLacks(t *testing.T) {
+// servedMatrix serves records in dev, tst and prd and returns the
+// console's URL and its /api/matrix.
+func servedMatrix(t *testing.T, records ...inventory.Record) (string, matrixView) {
+	t.Helper()
 	rig := newNATSRig(t)
-	seed(t, rig, shopRecords()...)
+	seed(t, rig, records...)
 	hs, _ := viewsServer(t, threeEnvs(), rig)
-
 	var m matrixView
 	getJSON(t, hs.URL+"/api/matrix", &m)
+	return hs.URL, m
+}
+
+func TestMatrixShowsWhatEachEnvironmentRunsAndWhatALaterOneLacks(t *testing.T) {
+	base, m := servedMatrix(t, shopRecords()...)
 	if got := len(m.Envs); got != 3 || m.Envs[0].Name != "dev" || m.Envs[2].Name != "prd" || len(m.Envs[2].Clusters) != 2 {
 		t.Fatalf("columns %+v; want dev, tst, prd (prd-a, prd-b) in the file's order", m.Envs)
 	}
@@ -118,7 +125,7 @@ func TestMatrixShowsWhatEachEnvironmentRunsAndWhatALaterOneLacks(t *testing.T) {
 		t.Errorf("a workload of dev only has gaps %+v", tools.Gaps)
 	}
 
-	resp, body := get(t, hs.URL+"/")
+	resp, body := get(t, base+"/")
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /: %s", resp.Status)
 	}
@@ -134,6 +141,120 @@ func TestMatrixShowsWhatEachEnvironmentRunsAndWhatALaterOneLacks(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the matrix page lacks %s", want)
 		}
+	}
+}
+
+// perEnvRecords: apps/web under a path of each environment, as Marathon
+// installations name apps (/dev/web, /tst/web, /prd/web): tst runs 2.0,
+// prd still 1.0 on both its clusters.
+func perEnvRecords() []inventory.Record {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	return []inventory.Record{
+		record("dev-a", "dev", "/dev/web", "apps/web", "2.0", imageDigest(2), t0.Add(time.Hour)),
+		record("tst-a", "tst", "/tst/web", "apps/web", "2.0", imageDigest(2), t0.Add(time.Hour)),
+		record("prd-a", "prd", "/prd/web", "apps/web", "1.0", imageDigest(1), t0),
+		record("prd-b", "prd", "/prd/web", "apps/web", "1.0", imageDigest(1), t0),
+	}
+}
+
+func TestMatrixShowsAnApplicationWithADifferentIdPerEnvironmentAsOneRow(t *testing.T) {
+	base, m := servedMatrix(t, perEnvRecords()...)
+	if m.Workloads != 1 || len(m.Groups) != 1 || len(m.Groups[0].Rows) != 1 {
+		t.Fatalf("%d rows in %+v; want apps/web as one row", m.Workloads, m.Groups)
+	}
+	web := m.Groups[0].Rows[0]
+	if web.Name != "web" {
+		t.Errorf("the row is %q; want web, the name the ids share", web.Name)
+	}
+	for i, want := range []string{"/dev/web", "/tst/web", "/prd/web", "/prd/web"} {
+		if c := web.Cells[i]; c == nil || c.AppID != want {
+			t.Errorf("cell %d: %+v; want workload %s", i, c, want)
+		}
+	}
+	if len(web.Gaps) != 1 || web.Gaps[0] != (matrixGap{From: "tst", To: "prd", Tag: "2.0", Digest: imageDigest(2)}) || m.Gaps != 1 {
+		t.Errorf("gaps %+v (%d rows); want tst's 2.0 lacking in prd", web.Gaps, m.Gaps)
+	}
+	if web.Cells[2].Gap == nil || web.Cells[3].Gap == nil || web.Cells[1].Gap != nil {
+		t.Errorf("the gap marks %v %v %v; want prd's cells only", web.Cells[1].Gap, web.Cells[2].Gap, web.Cells[3].Gap)
+	}
+
+	_, body := get(t, base+"/")
+	for _, want := range []string{
+		`<tr class="gap">`,
+		`<th scope="row">web<br><span class="gap-note">in tst, not in prd: 2.0`,
+		`data-cell="tst-a /tst/web">`,
+		`<span class="workload-id">/prd/web</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the matrix page lacks %s", want)
+		}
+	}
+}
+
+// asListed is records as the inventory bucket returns them: with the
+// image's parts (record's images are registry.ENV/REPO:TAG).
+func asListed(records ...inventory.Record) []inventory.Record {
+	for i, r := range records {
+		ref, tag, _ := strings.Cut(r.Image, ":")
+		records[i].Registry, records[i].Tag = "registry."+r.Environment, tag
+		records[i].Repository = strings.TrimPrefix(ref, records[i].Registry+"/")
+		records[i].Managed = true
+	}
+	return records
+}
+
+func TestMatrixKeepsTwoWorkloadsOfOneClusterWithTheSameNameApart(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	records := append(perEnvRecords(),
+		// Two teams run apps/api under the same name in dev, one of them
+		// in tst too; prd's is a Docker container named api.
+		record("dev-a", "dev", "/team-a/api", "apps/api", "3.0", imageDigest(3), t0),
+		record("dev-a", "dev", "/team-b/api", "apps/api", "3.1", imageDigest(4), t0),
+		record("tst-a", "tst", "/team-a/api", "apps/api", "3.0", imageDigest(3), t0),
+		record("prd-a", "prd", "api", "apps/api", "3.0", imageDigest(3), t0),
+	)
+	envs := []matrixEnv{{Name: "dev", Clusters: []string{"dev-a"}}, {Name: "tst", Clusters: []string{"tst-a"}}, {Name: "prd", Clusters: []string{"prd-a", "prd-b"}}}
+	m := buildMatrix(envs, asListed(records...), nil)
+	if len(m.Groups) != 2 || m.Groups[0].Repository != "apps/api" {
+		t.Fatalf("groups %+v; want apps/api and apps/web", m.Groups)
+	}
+	var names []string
+	for _, r := range m.Groups[0].Rows {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, " ") != "/team-a/api /team-b/api api" {
+		t.Fatalf("apps/api rows %q; want /team-a/api and /team-b/api apart, by their ids, and prd's api", names)
+	}
+	teamA := m.Groups[0].Rows[0]
+	if teamA.Cells[0] == nil || teamA.Cells[0].AppID != "/team-a/api" || teamA.Cells[1] == nil || teamA.Cells[2] != nil {
+		t.Errorf("/team-a/api %+v; want its dev and tst cells, in one row", teamA.Cells)
+	}
+	if teamB := m.Groups[0].Rows[1]; teamB.Cells[0] == nil || teamB.Cells[0].AppID != "/team-b/api" || teamB.Cells[1] != nil {
+		t.Errorf("/team-b/api %+v; want its dev cell alone", teamB.Cells)
+	}
+	if m.Workloads != 4 {
+		t.Errorf("%d rows; want 4", m.Workloads)
+	}
+}
+
+func TestMatrixGapCountsACellOfUnknownDigestByItsTag(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	envs := []matrixEnv{{Name: "dev", Clusters: []string{"dev-a"}}, {Name: "tst", Clusters: []string{"tst-a"}}}
+	for _, tc := range []struct {
+		name, tstTag string
+		gap          bool
+	}{
+		{"an older tag is a gap", "1.0", true},
+		{"the same tag may be the same image", "2.0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tst := record("tst-a", "tst", "/tst/web", "apps/web", tc.tstTag, "", t0)
+			m := buildMatrix(envs, asListed(record("dev-a", "dev", "/dev/web", "apps/web", "2.0", imageDigest(2), t0), tst), nil)
+			row := m.Groups[0].Rows[0]
+			if got := len(row.Gaps) == 1 && row.Cells[1].Gap != nil; got != tc.gap {
+				t.Errorf("tst running %s of unknown digest: gaps %+v; want a gap: %v", tc.tstTag, row.Gaps, tc.gap)
+			}
+		})
 	}
 }
 
