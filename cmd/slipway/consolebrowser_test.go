@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/slipway-cd/slipway/pkg/testkit"
@@ -26,7 +28,7 @@ const domDeadline = 45 * time.Second
 const screenshotsEnv = "SLIPWAY_SCREENSHOTS"
 
 // screenshotMaxHeight bounds a screenshot's height in pixels.
-const screenshotMaxHeight = 1400
+const screenshotMaxHeight = 1100
 
 // tab is one person's window on the console: a browser context of its own
 // (its own cookies), so that several users can be signed in at once.
@@ -61,7 +63,21 @@ func (p *tab) open(path string) {
 	if strings.HasPrefix(path, "/") {
 		u = p.base + path
 	}
-	p.run("open "+u, chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS("body")))
+	// A navigation the page started itself (a form's answer, a script's
+	// reload) can abort this one: then it is asked again, within the DOM
+	// deadline.
+	deadline := time.Now().Add(domDeadline)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, time.Until(deadline))
+		err := chromedp.Do(ctx, chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS("body")))
+		cancel()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "ERR_ABORTED") || time.Now().After(deadline) {
+			p.t.Fatalf("browser: open %s: %v (at %s)", u, err, p.location())
+		}
+	}
 }
 
 // location is the page's URL.
@@ -215,8 +231,10 @@ func (p *tab) pageKept() bool {
 }
 
 // screenshot writes a full-page PNG of the page (up to
-// screenshotMaxHeight), 1280 wide, as name.png
-// to the screenshots directory.
+// screenshotMaxHeight), 1280 wide, as name.png to the screenshots
+// directory. Not testkit.Screenshot: that one takes the whole page however
+// long, and a timeline of hundreds of events would make an image of
+// megabytes for the docs.
 func (p *tab) screenshot(name string) {
 	p.t.Helper()
 	dir := os.Getenv(screenshotsEnv)
@@ -228,8 +246,6 @@ func (p *tab) screenshot(name string) {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, domDeadline)
 	defer cancel()
-	// The whole page up to screenshotMaxHeight: a timeline of hundreds
-	// of events would otherwise make an image of megabytes.
 	var height int64
 	p.eval(`document.documentElement.scrollHeight`, &height)
 	height = min(max(height, 600), screenshotMaxHeight)
@@ -245,37 +261,17 @@ func (p *tab) screenshot(name string) {
 	}
 }
 
-// chromiumPath is Debian's Chromium.
-const chromiumPath = "/usr/bin/chromium"
-
-// browser is one headless Chromium for a test and its sub-tests; each tab
-// is a browser context of its own.
+// browser is one headless Chromium for a test and its sub-tests (pkg/
+// testkit's, which fails under CI=true without Chromium and skips
+// otherwise); each tab is a browser context of its own.
 type browser struct {
 	ctx context.Context
 }
 
-// startBrowser starts headless Chromium, stopped at t.Cleanup. Without it
-// the test skips, or fails under CI=true.
+// startBrowser starts headless Chromium, stopped at t.Cleanup.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required under CI=true: %v", err)
-		}
-		t.Skipf("no Chromium: %v", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.WindowSize(1280, 800),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start Chromium: %v", err)
-	}
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return &browser{ctx: ctx}
+	return &browser{ctx: testkit.Browser(t)}
 }
 
 // newContext is a browser context of its own (cookies, storage), closed at
@@ -346,7 +342,7 @@ const clickInJS = `((text, label) => {
     .sort((a, b) => a.innerText.length - b.innerText.length);
   for (const box of boxes) {
     const el = [...box.querySelectorAll("button, input[type=submit], a")]
-      .find(b => (b.innerText || b.value || "").trim().toLowerCase().startsWith(label));
+      .find(b => (b.innerText || b.textContent || b.value || "").trim().toLowerCase().startsWith(label));
     if (el) { el.click(); return true; }
   }
   return false;
@@ -399,12 +395,49 @@ func (p *tab) check(text string) {
 }
 
 // logout logs out with the header's button and waits until the browser
-// has left the console (the provider's signed-out page).
+// has left the console: the provider ends its session and sends the
+// browser back to the console, which sends it on to the provider's login
+// form (nobody is signed in any more).
 func (p *tab) logout() {
 	p.t.Helper()
 	p.click("form.logout button")
-	p.waitJS("the signed-out page", fmt.Sprintf(`!location.href.startsWith(%q) || !!document.querySelector("#signed-out")`, p.base+"/"))
+	p.waitJS("the provider's login form after the logout",
+		fmt.Sprintf(`!location.href.startsWith(%q) && !!document.querySelector("#username")`, p.base+"/"))
 }
+
+// ensureLogin signs u in unless the tab's session is still good: a
+// sub-test run alone (go test -run) finds the tab signed out.
+func (p *tab) ensureLogin(u testkit.OIDCUser) {
+	p.t.Helper()
+	p.open("/")
+	if !strings.HasPrefix(p.location(), p.base+"/") || p.text("header .user") == "" {
+		p.login(u)
+	}
+}
+
+// sessionCookie is the value of the tab's console session cookie (HttpOnly:
+// read through the browser's protocol, as no page script can).
+func (p *tab) sessionCookie() string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, domDeadline)
+	defer cancel()
+	res, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (*network.GetCookiesResult, error) {
+		r, err := cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{p.base + "/"}})
+		return &r, err
+	})
+	if err != nil {
+		p.t.Fatalf("browser: cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == consoleSessionCookie {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// consoleSessionCookie is the console's session cookie over plain HTTP.
+const consoleSessionCookie = "slipway-session"
 
 // rollback asks for app on cluster to be rolled back: with the matrix
 // cell's own button when it has one, else on the image page the cell
@@ -420,7 +453,9 @@ func (p *tab) rollback(app, cluster string) {
     if (!th || th.firstChild.textContent.trim() !== app) continue;
     const td = tr.querySelectorAll("td")[col];
     if (!td) break;
-    const b = [...td.querySelectorAll("button, input[type=submit]")].find(b => (b.innerText || b.value).toLowerCase().startsWith("roll back"));
+    // textContent: the cell's buttons are in a closed menu, which
+    // innerText does not see.
+    const b = [...td.querySelectorAll("button, input[type=submit]")].find(b => (b.textContent || b.value).trim().toLowerCase().startsWith("roll back"));
     if (b) { b.click(); return {Clicked: "yes", Href: ""}; }
     const a = td.querySelector("a[href^='/images/']");
     return {Clicked: "", Href: a ? a.href : ""};
@@ -428,6 +463,7 @@ func (p *tab) rollback(app, cluster string) {
   return {Clicked: "", Href: ""};
 })(%q, %q)`, app, cluster), &res)
 	if res.Clicked != "" {
+		p.waitJS("the rollback's answer", `location.pathname === "/timeline" && document.readyState === "complete"`)
 		return
 	}
 	if res.Href == "" {

@@ -327,6 +327,22 @@ func (f *flakyConsumer) handledOnce(id string) bool {
 	return f.handled[id] > 0
 }
 
+// waitRedrivable waits until the dead letter of event id can be redriven:
+// it is listed and the event stream's duplicate window since the original
+// is over.
+func (s *consoleSys) waitRedrivable(t *testing.T, id string) {
+	t.Helper()
+	testkit.WaitFor(t, "the dead letter of "+id+" redrivable", func() bool {
+		list, err := bus.ListDeadLetters(t.Context(), s.JS, bus.DeadLetterStreamName(bus.DefaultStream))
+		for _, d := range list {
+			if err == nil && d.EventID == id {
+				return time.Now().After(bus.RedriveNotBefore(t.Context(), s.JS, bus.DefaultStream, d))
+			}
+		}
+		return false
+	})
+}
+
 // shortenDuplicateWindow sets the duplicate window of the event stream and
 // its dead letters.
 func shortenDuplicateWindow(t *testing.T, js jetstream.JetStream, window time.Duration) {

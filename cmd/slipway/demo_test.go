@@ -80,6 +80,50 @@ func (w *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp) string {
 	}
 }
 
+// demoRun is a demo played in the background for a test.
+type demoRun struct {
+	out, logs *syncBuffer
+	cancel    context.CancelFunc
+	done      chan struct{}
+	res       *demoResult
+	err       error
+}
+
+// fastDemo are the options of a demo under test: free ports, fast
+// deployments, no pause before the prd approval.
+func fastDemo() demoOptions {
+	return demoOptions{
+		IngestListen:   "127.0.0.1:0",
+		ConsoleListen:  "127.0.0.1:0",
+		DeployDuration: 50 * time.Millisecond,
+		BrokenTimeout:  time.Second,
+		StepTimeout:    2 * time.Minute,
+	}
+}
+
+// playDemo plays the demo with opts (its log at warn level into logs)
+// until stop, or the test's end.
+func playDemo(t *testing.T, opts demoOptions) *demoRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	d := &demoRun{out: newSyncBuffer(), logs: newSyncBuffer(), cancel: cancel, done: make(chan struct{})}
+	opts.Log, opts.LogLevel = d.logs, slog.LevelWarn
+	go func() {
+		defer close(d.done)
+		defer d.out.end()
+		d.res, d.err = runDemo(ctx, d.out, opts)
+	}()
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+// stop interrupts the demo (Ctrl-C) and waits for it to end.
+func (d *demoRun) stop() (*demoResult, error) {
+	d.cancel()
+	<-d.done
+	return d.res, d.err
+}
+
 // TestDemo plays `slipway demo` headless, with no pauses and fast
 // deployments: the release reaches prd after the approval, the broken image
 // is rolled back, every app ends on the release, the team's Slack channels
@@ -88,29 +132,11 @@ func (w *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp) string {
 // bash: the pushed image arrives, the hand-made change shows as drift. The
 // demo stops cleanly when interrupted.
 func TestDemo(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	out, logs := newSyncBuffer(), newSyncBuffer()
-	var res *demoResult
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer out.end()
-		res, err = runDemo(ctx, out, demoOptions{
-			IngestListen:   "127.0.0.1:0",
-			ConsoleListen:  "127.0.0.1:0",
-			DeployDuration: 50 * time.Millisecond,
-			BrokenTimeout:  time.Second,
-			StepTimeout:    2 * time.Minute,
-			Log:            logs,
-			LogLevel:       slog.LevelWarn,
-		})
-	}()
+	d := playDemo(t, fastDemo())
+	out := d.out
 	defer func() {
-		cancel()
-		<-done
-		t.Logf("output:\n%s\nlog:\n%s\nerror: %v", out, logs, err)
+		_, err := d.stop()
+		t.Logf("output:\n%s\nlog:\n%s\nerror: %v", out, d.logs, err)
 	}()
 	out.waitFor(t, regexp.MustCompile(`Ctrl-C stops everything`))
 
@@ -156,8 +182,7 @@ func TestDemo(t *testing.T) {
 	out.waitFor(t, regexp.MustCompile(`drift\.detected +prd +vsphere-prd:/prd/web`))
 	out.waitFor(t, regexp.MustCompile(`→ #releases: drift on vsphere-prd: /prd/web runs apps/web 1\.3\.0`))
 
-	cancel() // Ctrl-C
-	<-done
+	res, err := d.stop() // Ctrl-C
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +335,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("no drift.detected for /prd/web after the edit")
 	}
 	// The sample apps' labels are all valid: nothing warns about them.
-	for line := range strings.SplitSeq(logs.String(), "\n") {
+	for line := range strings.SplitSeq(d.logs.String(), "\n") {
 		if strings.Contains(strings.ToLower(line), "label") {
 			t.Errorf("the services warned: %s", line)
 		}
