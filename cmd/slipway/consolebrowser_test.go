@@ -28,7 +28,7 @@ const domDeadline = 45 * time.Second
 const screenshotsEnv = "SLIPWAY_SCREENSHOTS"
 
 // screenshotMaxHeight bounds a screenshot's height in pixels.
-const screenshotMaxHeight = 1100
+const screenshotMaxHeight = 900
 
 // tab is one person's window on the console: a browser context of its own
 // (its own cookies), so that several users can be signed in at once.
