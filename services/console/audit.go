@@ -46,6 +46,9 @@ type auditEntry struct {
 	// Target says in words what it was about: the approval, the workload,
 	// the image or the dead letter.
 	Target string `json:"target"`
+	// Image is the image a promotion was asked for (the page shows it as
+	// a reference).
+	Image  string `json:"image,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -149,6 +152,7 @@ func auditOf(seq uint64, ev events.Event) (auditEntry, bool) {
 			return e, false
 		}
 		e.Action, e.Actor, e.Via, e.Reason, e.Target = d.Action, d.Actor, d.Via, d.Reason, targetText(d.Target)
+		e.Image = imageOf(d.Target)
 		if !d.RequestedAt.IsZero() {
 			e.Time = d.RequestedAt.UTC()
 		}

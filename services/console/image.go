@@ -60,6 +60,8 @@ type timelineEntry struct {
 	Subject     string    `json:"subject"`
 	Time        time.Time `json:"time"`
 	CausationID string    `json:"causationId,omitempty"`
+	// Parts is its one-line summary (as the timeline page's).
+	Parts []summaryPart `json:"parts"`
 	// Caused is true when its cause is on the timeline too (the page
 	// indents it under its cause).
 	Caused bool `json:"caused"`
@@ -183,7 +185,7 @@ func (s *server) causalTimeline(digest string, visible func(string) bool) []time
 		cause := events.CausationOf(e)
 		_, caused := seen[cause]
 		out = append(out, timelineEntry{
-			ID: e.ID(), Type: shortType(e.Type()), Environment: env, Subject: e.Subject(), Time: e.Time(),
+			ID: e.ID(), Type: shortType(e.Type()), Environment: env, Subject: e.Subject(), Time: e.Time(), Parts: summarize(e),
 			CausationID: cause, Caused: caused && visible(events.EnvironmentOf(seen[cause])),
 		})
 	}

@@ -184,6 +184,12 @@ var viewFuncs = template.FuncMap{
 	"when":        when,
 	"ago":         ago,
 	"join":        strings.Join,
+	// ref, at and shortID render references, times and ids compactly
+	// (refs.go).
+	"ref":     ref,
+	"refName": refName,
+	"at":      at,
+	"shortID": shortID,
 }
 
 // shortDigest shows a digest as docker does: its first 12 hex digits.

@@ -71,40 +71,89 @@ func (f eventFilter) query() string {
 // eventRow is one event as the timeline shows it and /api/events and the
 // live stream send it.
 type eventRow struct {
-	Seq          uint64          `json:"seq"`
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	Environment  string          `json:"environment"`
-	Subject      string          `json:"subject,omitempty"`
-	Source       string          `json:"source"`
-	Time         time.Time       `json:"time"`
-	CausationID  string          `json:"causationId,omitempty"`
-	Repositories []string        `json:"repositories,omitempty"`
-	Digests      []string        `json:"digests,omitempty"`
-	Summary      string          `json:"summary"`
-	Data         json.RawMessage `json:"data,omitempty"`
+	Seq          uint64    `json:"seq"`
+	ID           string    `json:"id"`
+	Type         string    `json:"type"`
+	Environment  string    `json:"environment"`
+	Subject      string    `json:"subject,omitempty"`
+	Source       string    `json:"source"`
+	Time         time.Time `json:"time"`
+	CausationID  string    `json:"causationId,omitempty"`
+	Repositories []string  `json:"repositories,omitempty"`
+	Digests      []string  `json:"digests,omitempty"`
+	Summary      string    `json:"summary"`
+	// Parts is the summary with its image references apart, as the
+	// page shows them.
+	Parts []summaryPart   `json:"parts"`
+	Data  json.RawMessage `json:"data,omitempty"`
 }
 
 func rowOf(e *stored) eventRow {
 	r := eventRow{Seq: e.seq, ID: e.ev.ID(), Type: e.typ, Environment: e.env, Subject: e.ev.Subject(), Source: e.ev.Source(),
-		Time: e.ev.Time().UTC(), CausationID: events.CausationOf(e.ev), Repositories: e.repos, Digests: e.digests,
-		Summary: summarize(e.ev)}
+		Time: e.ev.Time().UTC(), CausationID: events.CausationOf(e.ev), Repositories: e.repos, Digests: e.digests}
+	line := summarize(e.ev)
+	r.Summary, r.Parts = line.String(), line
 	if d := e.ev.Data(); json.Valid(d) {
 		r.Data = d
 	}
 	return r
 }
 
+// summaryPart is a piece of an event's one-line summary: text, or an
+// image reference the page renders compactly (ref).
+type summaryPart struct {
+	Text string    `json:"text,omitempty"`
+	Ref  *imageRef `json:"ref,omitempty"`
+	// NameOnly shows Ref without its digest: the line names it already.
+	NameOnly bool `json:"nameOnly,omitempty"`
+}
+
+// summaryLine builds a summary from its parts.
+type summaryLine []summaryPart
+
+func (l *summaryLine) text(format string, args ...any) *summaryLine {
+	*l = append(*l, summaryPart{Text: fmt.Sprintf(format, args...)})
+	return l
+}
+
+func (l *summaryLine) ref(v any) *summaryLine {
+	r := refOf(v)
+	*l = append(*l, summaryPart{Ref: &r})
+	return l
+}
+
+// refName is ref for an image whose digest the line names already (a
+// promotion's copy).
+func (l *summaryLine) refName(v any) *summaryLine {
+	l.ref(v)
+	(*l)[len(*l)-1].NameOnly = true
+	return l
+}
+
+// String is the summary as plain text, each reference in full.
+func (l summaryLine) String() string {
+	var b strings.Builder
+	for _, p := range l {
+		if p.Ref != nil {
+			b.WriteString(p.Ref.Full)
+		} else {
+			b.WriteString(p.Text)
+		}
+	}
+	return b.String()
+}
+
 // summarize says in a line what an event is about.
-func summarize(e events.Event) string {
+func summarize(e events.Event) summaryLine {
+	l := &summaryLine{}
 	switch events.Type(e.Type()) {
 	case events.TypeImagePushed:
 		if d, err := events.DataAs[events.ImagePushed](e); err == nil {
-			return fmt.Sprintf("%s pushed to %s%s", d.Ref(), d.Environment, by(d.Actor))
+			return *l.ref(d.Ref()).text(" pushed to %s%s", d.Environment, by(d.Actor))
 		}
 	case events.TypeApprovalRequested:
 		if d, err := events.DataAs[events.ApprovalRequested](e); err == nil {
-			return fmt.Sprintf("approval %s asked: %s → %s (%s)", d.ApprovalID, d.From, d.To.Environment, d.Promotion)
+			return *l.text("approval %s asked: %s ", d.ApprovalID, d.From.Environment).ref(d.From).text(" → %s (%s)", d.To.Environment, d.Promotion)
 		}
 	case events.TypeApprovalGranted, events.TypeApprovalRejected:
 		if d, err := events.DataAs[events.ApprovalDecision](e); err == nil {
@@ -112,34 +161,46 @@ func summarize(e events.Event) string {
 			if events.Type(e.Type()) == events.TypeApprovalRejected {
 				verb = "rejected"
 			}
-			return fmt.Sprintf("approval %s %s%s%s%s", d.ApprovalID, verb, by(d.By), via(d.Via), because(d.Reason))
+			return *l.text("approval %s %s%s%s%s", d.ApprovalID, verb, by(d.By), via(d.Via), because(d.Reason))
 		}
 	case events.TypeImagePromoted:
 		if d, err := events.DataAs[events.ImagePromoted](e); err == nil {
-			return fmt.Sprintf("%s promoted to %s (%s)", d.From, d.To, d.Promotion)
+			return *l.ref(d.From).text(" promoted to %s ", d.To.Environment).refName(d.To).text(" (%s)", d.Promotion)
 		}
 	case events.TypePromotionFailed:
 		if d, err := events.DataAs[events.PromotionFailed](e); err == nil {
-			return fmt.Sprintf("promotion of %s to %s failed: %s", d.From, d.To.Environment, d.Error)
+			return *l.text("promotion of ").ref(d.From).text(" to %s failed: %s", d.To.Environment, oneLine(d.Error))
 		}
 	case events.TypeDeploymentStarted, events.TypeDeploymentSucceeded, events.TypeDeploymentFailed:
 		if d, err := events.DataAs[events.Deployment](e); err == nil {
-			s := fmt.Sprintf("%s %s on %s: %s", d.AppID, strings.TrimPrefix(events.Type(e.Type()).Short(), "deployment."), d.Cluster, d.ToImage)
+			l.text("%s %s on %s: ", d.AppID, strings.TrimPrefix(events.Type(e.Type()).Short(), "deployment."), d.Cluster).ref(d.ToImage)
 			if d.Reason != "" {
-				s += " (" + d.Reason + ")"
+				l.text(" (%s)", oneLine(d.Reason))
 			}
-			return s
+			return *l
 		}
 	case events.TypeActionRequested:
 		if d, err := events.DataAs[events.ActionRequested](e); err == nil {
-			return fmt.Sprintf("%s of %s asked%s%s%s", d.Action, targetText(d.Target), by(d.Actor), via(d.Via), because(d.Reason))
+			l.text("%s of ", d.Action)
+			if img := imageOf(d.Target); img != "" {
+				l.ref(img)
+			} else {
+				l.text("%s", targetText(d.Target))
+			}
+			return *l.text(" asked%s%s%s", by(d.Actor), via(d.Via), because(d.Reason))
 		}
 	case events.TypeEventDeadLettered:
 		if d, err := events.DataAs[events.EventDeadLettered](e); err == nil {
-			return fmt.Sprintf("%s gave up on %s after %d deliveries: %s", d.Consumer, d.Subject, d.Deliveries, d.Error)
+			return *l.text("%s gave up on %s after %d deliveries: %s", d.Consumer, d.Subject, d.Deliveries, oneLine(d.Error))
 		}
 	}
-	return e.Subject()
+	return *l.text("%s", e.Subject())
+}
+
+// oneLine is text on one line: an error's or a reason's line breaks and
+// runs of spaces become single spaces.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func by(who string) string {
@@ -160,7 +221,16 @@ func because(reason string) string {
 	if reason == "" {
 		return ""
 	}
-	return ": " + reason
+	return ": " + oneLine(reason)
+}
+
+// imageOf is the image an action is about (a promotion's), or "" when it
+// is about a workload or a dead letter.
+func imageOf(t events.ActionTarget) string {
+	if t.Cluster != "" || t.Sequence != 0 {
+		return ""
+	}
+	return t.Image
 }
 
 // targetText names an action's target in words.

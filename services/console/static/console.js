@@ -64,6 +64,82 @@
 
   window.slipway = slipway;
 
+  // The pages' copy buttons and the like show only with the script.
+  document.documentElement.classList.add("js");
+
+  // ref builds what the pages' ref renders from a reference's parts
+  // ({full, registry, repository, tag, digest}): for rows the script adds.
+  slipway.ref = function (r, nameOnly) {
+    var span = document.createElement("span");
+    span.className = "ref";
+    span.title = r.full || "";
+    // A long reference may break after a slash, not inside a name.
+    var part = function (cls, text) {
+      var el = document.createElement("span");
+      el.className = cls;
+      text.split("/").forEach(function (seg, i) {
+        if (i > 0) {
+          el.appendChild(document.createTextNode("/"));
+          el.appendChild(document.createElement("wbr"));
+        }
+        el.appendChild(document.createTextNode(seg));
+      });
+      span.appendChild(el);
+    };
+    if (r.registry) part("registry", r.registry + "/");
+    part("repo", r.repository || "");
+    if (r.tag) part("tag", ":" + r.tag);
+    if (r.digest && !nameOnly) {
+      var code = document.createElement("code");
+      code.className = "digest";
+      var hex = r.digest.split(":")[1] || r.digest;
+      code.textContent = hex.length > 12 ? hex.slice(0, 12) : hex;
+      span.appendChild(document.createTextNode(" "));
+      if (/^sha256:[0-9a-f]{64}$/.test(r.digest)) {
+        var a = document.createElement("a");
+        a.href = "/images/" + r.digest;
+        a.appendChild(code);
+        span.appendChild(a);
+      } else {
+        span.appendChild(code);
+      }
+    }
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "copy";
+    b.setAttribute("data-copy", r.full || "");
+    b.setAttribute("aria-label", "copy the image reference");
+    b.textContent = "copy";
+    span.appendChild(b);
+    return span;
+  };
+
+  // time builds what the pages' at renders: the time of day when it is
+  // today, else the date and minute (UTC), the full time in the title.
+  slipway.time = function (iso) {
+    var el = document.createElement("time");
+    var d = new Date(iso);
+    if (!iso || isNaN(d)) return el;
+    var full = d.toISOString().replace(/\.\d+Z$/, "Z");
+    el.setAttribute("datetime", full);
+    el.title = full.replace("T", " ").replace("Z", " UTC");
+    var today = new Date().toISOString().slice(0, 10) === full.slice(0, 10);
+    el.textContent = today ? full.slice(11, 19) : full.slice(0, 10) + " " + full.slice(11, 16);
+    return el;
+  };
+
+  // Copy buttons copy the whole reference (their data-copy).
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("button.copy[data-copy]");
+    if (!b || !navigator.clipboard) return;
+    e.preventDefault();
+    navigator.clipboard.writeText(b.getAttribute("data-copy")).then(function () {
+      b.classList.add("copied");
+      b.textContent = "copied";
+      setTimeout(function () { b.classList.remove("copied"); b.textContent = "copy"; }, 1500);
+    }).catch(function () {});
+  });
+
   // Filter forms submit on change (they work with their button without
   // the script).
   slipway.onReady(function () {
@@ -95,12 +171,31 @@
       tr.id = "event-" + row.seq;
       tr.setAttribute("data-seq", row.seq);
       tr.className = "new";
-      [row.time ? row.time.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, "Z") : "", row.environment, row.type, row.summary]
-        .forEach(function (text) {
-          var td = document.createElement("td");
-          td.textContent = text || "";
-          tr.appendChild(td);
-        });
+      var cell = function (cls) {
+        var td = document.createElement("td");
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+        return td;
+      };
+      cell().appendChild(s.time(row.time));
+      cell().textContent = row.environment || "";
+      cell("type").textContent = row.type || "";
+      var what = cell("what");
+      (row.parts || [{ text: row.summary }]).forEach(function (p) {
+        what.appendChild(p.ref ? s.ref(p.ref, p.nameOnly) : document.createTextNode(p.text || ""));
+      });
+      if (row.id) {
+        var a = document.createElement("a");
+        a.className = "event-id";
+        a.href = "/timeline?id=" + encodeURIComponent(row.id);
+        var id = document.createElement("span");
+        id.className = "id";
+        id.title = row.id;
+        id.textContent = row.id.length > 8 ? row.id.slice(0, 8) + "\u2026" : row.id;
+        a.appendChild(id);
+        what.appendChild(document.createTextNode(" "));
+        what.appendChild(a);
+      }
       body.insertBefore(tr, body.firstChild);
       while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
     });
@@ -155,12 +250,15 @@
       if (!next) return;
       var ticked = {};
       box.querySelectorAll("tbody input[type=checkbox]:checked").forEach(function (b) { ticked[b.value] = true; });
-      var reason = box.querySelector("input[name=reason]");
-      var typed = reason ? reason.value : "";
+      // The bulk reason and each row's, by the form they belong to.
+      var formOf = function (i) { return i.getAttribute("form") || (i.form && i.form.id) || ""; };
+      var typed = {};
+      box.querySelectorAll("input[name=reason]").forEach(function (i) { if (i.value) typed[formOf(i)] = i.value; });
       box.replaceChildren.apply(box, Array.prototype.map.call(next.childNodes, function (n) { return document.importNode(n, true); }));
       box.querySelectorAll("tbody input[type=checkbox]").forEach(function (b) { b.checked = !!ticked[b.value]; });
-      reason = box.querySelector("input[name=reason]");
-      if (reason) reason.value = typed;
+      box.querySelectorAll("input[name=reason]").forEach(function (i) {
+        if (typed[formOf(i)]) i.value = typed[formOf(i)];
+      });
       box.querySelectorAll("table[data-select-all]").forEach(s.selectAll);
       box.setAttribute("data-refreshed", String(Date.now()));
     };
