@@ -55,6 +55,7 @@ func newServer(ctx context.Context, d app.Deps, log *slog.Logger, now func() tim
 func (s *server) handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorPage(e.DefaultHTTPErrorHandler)
 	health.Mount(e, s.deps.Health, s.deps.Metrics)
 	s.auth.Mount(e)
 	g := e.Group("", s.auth.Require())
