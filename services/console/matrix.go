@@ -165,39 +165,38 @@ func buildMatrix(envs []matrixEnv, records []inventory.Record, violations []comp
 	// A row is an application: its repository and its workloads' name.
 	// Two workloads of one cluster with the same name and repository
 	// (/team-a/web and /team-b/web) would share a cell: those ids keep
-	// rows of their own, in every environment, by their full ids.
+	// rows of their own, in every environment, by their full ids. Such a
+	// clash is rare: the records are laid out again only when one shows.
 	type rowKey struct {
 		repo, name string
 		full       bool
 	}
-	keyOf := func(r inventory.Record) rowKey { return rowKey{repo: repoOf(r), name: workloadName(r.AppID)} }
-	first := map[[3]string]string{} // repository, name, cluster → the first id seen
-	apart := map[[2]string]bool{}   // repository, id → it shares a cell with another id
-	for _, r := range records {
-		k := keyOf(r)
-		ck := [3]string{k.repo, k.name, r.Cluster}
-		if id, ok := first[ck]; !ok {
-			first[ck] = r.AppID
-		} else if id != r.AppID {
-			apart[[2]string{k.repo, id}], apart[[2]string{k.repo, r.AppID}] = true, true
+	place := func(apart map[[2]string]bool) (map[rowKey]*matrixRow, map[[2]string]bool) {
+		rows, clash := map[rowKey]*matrixRow{}, map[[2]string]bool{}
+		for _, r := range records {
+			ci, ok := col[[2]string{r.Environment, r.Cluster}]
+			if !ok {
+				continue
+			}
+			k := rowKey{repo: repoOf(r), name: workloadName(r.AppID)}
+			if apart[[2]string{k.repo, r.AppID}] {
+				k.name, k.full = r.AppID, true
+			}
+			row := rows[k]
+			if row == nil {
+				row = &matrixRow{Name: k.name, Cells: make([]*matrixCell, n)}
+				rows[k] = row
+			}
+			if c := row.Cells[ci]; c != nil && c.AppID != r.AppID {
+				clash[[2]string{k.repo, c.AppID}], clash[[2]string{k.repo, r.AppID}] = true, true
+			}
+			row.Cells[ci] = cellOf(r, byWorkload[inventory.Key(r.Cluster, r.AppID)])
 		}
+		return rows, clash
 	}
-	rows := map[rowKey]*matrixRow{}
-	for _, r := range records {
-		ci, ok := col[[2]string{r.Environment, r.Cluster}]
-		if !ok {
-			continue
-		}
-		k := keyOf(r)
-		if apart[[2]string{k.repo, r.AppID}] {
-			k.name, k.full = r.AppID, true
-		}
-		row := rows[k]
-		if row == nil {
-			row = &matrixRow{Name: k.name, Cells: make([]*matrixCell, n)}
-			rows[k] = row
-		}
-		row.Cells[ci] = cellOf(r, byWorkload[inventory.Key(r.Cluster, r.AppID)])
+	rows, clash := place(nil)
+	if len(clash) > 0 {
+		rows, _ = place(clash)
 	}
 
 	v := matrixView{Envs: envs}
