@@ -184,6 +184,15 @@ func (c *cluster) acting(ctx context.Context, appID string) bool {
 	return err == nil && rec != nil && rec.Phase != phaseDone
 }
 
+// busyAttempts and busyRetry: an action that finds its workload busy is
+// tried again busyRetry later, up to busyAttempts deliveries in all, before
+// it is refused (a deployment that has just ended holds its lease a moment
+// longer than its announcement).
+const (
+	busyAttempts = 4
+	busyRetry    = time.Second
+)
+
 // plan decides what an action does to its workload as it runs now: the
 // record of the deployment to carry out, or of a refusal (phaseRefusing,
 // Reason set) when it cannot be. busy tells that another deployer holds
@@ -222,6 +231,12 @@ func (c *cluster) plan(ctx context.Context, e events.Event, a events.ActionReque
 	}
 	rec.Policy, rec.Notify, rec.Timeout = m.policy.String(), m.notify, c.timeoutOf(m)
 	if busy || len(w.Rollouts) > 0 || c.unfinished(ctx, id, w.Image) || c.acting(ctx, id) {
+		// A deployment that is ending (its outcome announced, its lease
+		// not yet given back) is not one a person should be told to wait
+		// for: ask again a few times before refusing.
+		if d, ok := bus.DeliveryFrom(ctx); ok && d.Attempt < busyAttempts && d.Attempt < d.MaxDeliver-1 {
+			return nil, bus.RetryAfter(fmt.Errorf("a deployment of %s is in progress or ending", id), busyRetry)
+		}
 		which := ""
 		if len(w.Rollouts) > 0 {
 			which = " (" + w.Rollouts[0] + ")"

@@ -3,6 +3,7 @@ package deployer_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/actions"
-	"github.com/slipway-cd/slipway/pkg/testkit"
 	"github.com/slipway-cd/slipway/services/deployer"
 	"github.com/slipway-cd/slipway/services/deployer/inventory"
 	"github.com/slipway-cd/slipway/services/deployer/marathon"
@@ -58,9 +58,26 @@ func (e *env) causedBy(t events.Type, ev events.Event) []events.Event {
 }
 
 // waitCausedBy waits for n events of type t caused by ev.
+// When they do not come, it says what the action caused instead.
 func (e *env) waitCausedBy(t events.Type, ev events.Event, n int) []events.Event {
 	e.t.Helper()
-	testkit.WaitFor(e.t, t.Short()+" of "+ev.ID(), func() bool { return len(e.causedBy(t, ev)) >= n })
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(e.causedBy(t, ev)) < n {
+		select {
+		case <-tick.C:
+			continue
+		case <-deadline:
+			var caused []string
+			for _, x := range e.rec.All() {
+				if events.CausationOf(x) == ev.ID() {
+					caused = append(caused, events.Type(x.Type()).Short()+" "+string(x.Data()))
+				}
+			}
+			e.t.Fatalf("no %d %s caused by action %s within a minute; it caused: %v", n, t.Short(), ev.ID(), caused)
+		}
+	}
 	return e.causedBy(t, ev)
 }
 
@@ -240,7 +257,9 @@ func TestRedeliveredActionDeploysOnce(t *testing.T) {
 // as its cause and a reason a person understands; Marathon is not asked
 // to change anything.
 func TestRefusedActionsChangeNothing(t *testing.T) {
-	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 2 * time.Second},
+	// /dev/busy's new tasks never become healthy: its deployment stays in
+	// flight for as long as an action may wait for it to end.
+	c := newCluster(t, "azure-int", emulator.Options{DeployDuration: 2 * time.Second, UnhealthyImages: regexp.MustCompile(`apps/busy`)},
 		appJSON("/dev/web", registry+"/apps/web:0.9.0", map[string]string{"slipway.policy": "all"}),
 		appJSON("/dev/fresh", registry+"/apps/fresh:1.0.0", map[string]string{"slipway.policy": "all"}),
 		appJSON("/dev/manual", registry+"/apps/manual:1.0.0", nil),
