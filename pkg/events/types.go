@@ -177,6 +177,30 @@ type ImagePromoted struct {
 	// promotions that needed no approval, and from older events.
 	ApprovalID string `json:"approvalId,omitempty"`
 	ApprovedBy string `json:"approvedBy,omitempty"`
+	// Verified are the rule's verification policies the image passed,
+	// with the identities that signed it; absent when the rule verifies
+	// nothing.
+	Verified []Verified `json:"verified,omitempty"`
+	// SummaryDigest is the digest of the verification summary (SLSA VSA)
+	// attached to the promoted image, signed with Slipway's key.
+	SummaryDigest string `json:"summaryDigest,omitempty"`
+}
+
+// Verified is one verification policy an image passed.
+type Verified struct {
+	// Policy is the policy's name, Kind what it checked.
+	Policy string `json:"policy"`
+	Kind   string `json:"kind" jsonschema:"enum=cosign,enum=notation,enum=provenance"`
+	// Identity is who signed: a key's fingerprint (sha256:…), a keyless
+	// certificate's subject, a Notation certificate's subject.
+	Identity string `json:"identity"`
+	// Issuer is the keyless certificate's OIDC issuer, or the Notation
+	// signing certificate's issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// Builder and Source are what a provenance policy checked: the
+	// builder id and the source repository (with its ref).
+	Builder string `json:"builder,omitempty"`
+	Source  string `json:"source,omitempty"`
 }
 
 // PromotionFailed is the data of dev.slipway.promotion.failed.v1.
@@ -189,6 +213,9 @@ type PromotionFailed struct {
 	// Retryable tells whether Slipway will try again (5xx, timeouts) or gave
 	// up for good (401/403/404, a missing signature).
 	Retryable bool `json:"retryable"`
+	// Policy names the verification policy the image failed, when that is
+	// why (Error says why in words).
+	Policy string `json:"policy,omitempty"`
 }
 
 // Platforms a deployment event's Platform names.

@@ -197,7 +197,7 @@ func variants() []events.Spec {
 		Type: events.TypeDeploymentFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
 		CausationID: failed.CausationID, Time: failed.Time, Data: d,
 	}
-	return append([]events.Spec{superseded, leftManagement(), approvedPromotion(), manualRollback(), refusedAction()}, otherPlatforms()...)
+	return append([]events.Spec{superseded, leftManagement(), approvedPromotion(), unverifiedPromotion(), manualRollback(), refusedAction()}, otherPlatforms()...)
 }
 
 // manualRollback is the rollback the action.requested sample asks for,
@@ -256,10 +256,29 @@ func approvedPromotion() events.Spec {
 	p.Promotion, p.From = decision.Promotion, p.To
 	p.To.Environment, p.To.Registry = "prd", "registry.prd.example"
 	p.ApprovalID, p.ApprovedBy = decision.ApprovalID, decision.By
+	p.Verified = []events.Verified{
+		{Policy: "signed-by-ci", Kind: "cosign", Identity: "https://github.com/example/payments/.github/workflows/release.yml@refs/heads/main", Issuer: "https://token.actions.githubusercontent.com"},
+		{Policy: "built-by-ci", Kind: "provenance", Identity: "sha256:4f1c9e0b7a2d", Builder: "https://github.com/actions/runner/github-hosted", Source: "git+https://github.com/example/payments@refs/heads/main"},
+	}
+	p.SummaryDigest = "sha256:5e0c8d2a4f6b8c0e2a4c6e8f0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d"
 	return events.Spec{
 		ID:   events.CausedID(granted.ID, events.TypeImagePromoted, decision.Promotion),
 		Type: events.TypeImagePromoted, Source: tst.Source, Environment: "prd", Subject: p.To.String(),
 		CausationID: granted.ID, Time: granted.Time.Add(40 * time.Second), Data: p,
+	}
+}
+
+// unverifiedPromotion is a promotion refused because the image failed a
+// verification policy: final, naming the policy.
+func unverifiedPromotion() events.Spec {
+	failed, _ := sampleFor(events.TypePromotionFailed)
+	f := failed.Data.(events.PromotionFailed)
+	f.Retryable, f.Attempt, f.Policy = false, 1, "signed-by-ci"
+	f.Error = "verification policy signed-by-ci: no cosign signature certified for an identity matching https://github.com/example/payments/.* by issuer https://token.actions.githubusercontent.com (1 signature found, by jdoe@example.com)"
+	return events.Spec{
+		ID:   events.CausedID(failed.CausationID, events.TypePromotionFailed, "verify"),
+		Type: events.TypePromotionFailed, Source: failed.Source, Environment: failed.Environment, Subject: failed.Subject,
+		CausationID: failed.CausationID, Time: failed.Time, Data: f,
 	}
 }
 

@@ -379,13 +379,17 @@ func inline(s *jsonschema.Schema, ref string, def *jsonschema.Schema) bool {
 		return false
 	}
 	for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
-		if pair.Value.Ref == ref {
+		switch {
+		case pair.Value.Ref == ref:
 			c := *def
 			if pair.Value.Description != "" {
 				c.Description = pair.Value.Description
 			}
-			pair.Value = &c
 			s.Properties.Set(pair.Key, &c)
+			found = true
+		case pair.Value.Items != nil && pair.Value.Items.Ref == ref: // a list of them
+			c := *def
+			pair.Value.Items = &c
 			found = true
 		}
 	}

@@ -25,6 +25,11 @@ type Config struct {
 	// their environments at each deployer reconcile.
 	Compliance []ComplianceRule `yaml:"compliance"`
 
+	// Verification is Slipway's own key, which signs the verification
+	// summary a promotion attaches to what it verified, and checks it where
+	// a cluster requires one (deploy.requireVerified).
+	Verification Verification `yaml:"verification"`
+
 	// Console is the web console's section (services/console).
 	Console Console `yaml:"console"`
 	// Roles say who may view, approve and operate in which environments:
@@ -329,7 +334,11 @@ type Promotion struct {
 	Approval         Approval      `yaml:"approval"`
 	CopyReferrers    *bool         `yaml:"copyReferrers"`
 	Require          *Requirements `yaml:"require"`
-	MinAge           time.Duration `yaml:"minAge"`
+	// Verify lists the verification policies an image must pass, all of
+	// them, before it is copied: signatures (cosign, Notation) and
+	// provenance (SLSA).
+	Verify []VerifyPolicy `yaml:"verify"`
+	MinAge time.Duration  `yaml:"minAge"`
 }
 
 // TagFilter selects tags by semver constraint or regular expression.
@@ -483,6 +492,10 @@ type DeployPolicy struct {
 	// Only, when set, is every image the cluster may deploy; anything else
 	// is never deployed there, whatever the workloads' labels say.
 	Only *ImageSelector `yaml:"only"`
+	// RequireVerified deploys only images that carry a verification summary
+	// (SLSA VSA) signed with Slipway's key (verification.summary): what a
+	// promotion that verified the image attached to it.
+	RequireVerified bool `yaml:"requireVerified"`
 }
 
 // ImageSelector selects images by repository globs and a tag filter.
@@ -593,4 +606,85 @@ func (r Role) Matches(name string, groups []string) bool {
 		return r.User == name
 	}
 	return r.Group != "" && slices.Contains(groups, r.Group)
+}
+
+// VerifyPolicy is one check of a promotion rule's verify list; exactly one
+// of Cosign, Notation and Provenance is set.
+type VerifyPolicy struct {
+	// Name names the policy in events and errors (default: its kind and
+	// position, "cosign#1").
+	Name       string            `yaml:"name"`
+	Cosign     *CosignPolicy     `yaml:"cosign"`
+	Notation   *NotationPolicy   `yaml:"notation"`
+	Provenance *ProvenancePolicy `yaml:"provenance"`
+}
+
+// CosignPolicy accepts an image signed with cosign (the tag scheme
+// sha256-<hex>.sig, or a Sigstore bundle attached as an OCI 1.1 referrer)
+// by a public key, or keyless by an identity certified by a trusted root.
+// Exactly one of Key, KeyFile and Keyless is set.
+type CosignPolicy struct {
+	// Key is a PEM public key written inline; KeyFile a file holding one.
+	Key     string   `yaml:"key"`
+	KeyFile string   `yaml:"keyFile"`
+	Keyless *Keyless `yaml:"keyless"`
+}
+
+// Keyless accepts a signature whose short-lived certificate (Fulcio) names
+// an identity, checked against a trusted root.
+type Keyless struct {
+	// TrustedRoot is a Sigstore trusted-root JSON file: the certificate
+	// authorities, transparency logs and timestamp authorities trusted.
+	TrustedRoot string `yaml:"trustedRoot"`
+	// Issuer is the OIDC issuer the certificate must name
+	// (https://token.actions.githubusercontent.com).
+	Issuer string `yaml:"issuer"`
+	// Subject or SubjectRegex: the identity (an e-mail, a workflow URI).
+	Subject      string `yaml:"subject"`
+	SubjectRegex string `yaml:"subjectRegex"`
+}
+
+// NotationPolicy accepts an image signed with Notation (Notary Project),
+// verified with a trust store and a trust policy as the notation CLI does.
+type NotationPolicy struct {
+	// TrustStore is a directory laid out as notation's:
+	// x509/{ca,signingAuthority,tsa}/<name>/*.pem.
+	TrustStore string `yaml:"trustStore"`
+	// TrustPolicy is a notation trustpolicy.json (OCI trust policy).
+	TrustPolicy string `yaml:"trustPolicy"`
+}
+
+// ProvenancePolicy accepts an image with a SLSA v1 provenance attestation
+// (in-toto, attached with cosign attest or as a Sigstore bundle), signed as
+// a CosignPolicy says, whose builder, source and build type are allowed.
+type ProvenancePolicy struct {
+	CosignPolicy `yaml:",inline"`
+	// BuilderIDs are the builder ids allowed (runDetails.builder.id).
+	BuilderIDs []string `yaml:"builderIds"`
+	// SourceRepository is the repository the build must come from (a URI
+	// such as git+https://github.com/org/repo, matched without the git+
+	// prefix and a trailing .git); SourceRef, when set, the ref
+	// (refs/heads/main).
+	SourceRepository string `yaml:"sourceRepository"`
+	SourceRef        string `yaml:"sourceRef"`
+	// BuildType, when set, is the buildDefinition.buildType required.
+	BuildType string `yaml:"buildType"`
+}
+
+// Verification is Slipway's own signing key for verification summaries.
+type Verification struct {
+	Summary SummaryKey `yaml:"summary"`
+}
+
+// SummaryKey signs (promoter) and checks (deployer) the verification
+// summaries (SLSA verification summary attestations).
+type SummaryKey struct {
+	// KeyFile is the private key (PEM: ECDSA P-256 or Ed25519) the
+	// promoter signs with; PublicKeyFile its public key, enough for a
+	// deployer (derived from KeyFile when only that is given).
+	KeyFile       string `yaml:"keyFile"`
+	PublicKeyFile string `yaml:"publicKeyFile"`
+	// VerifierID is the summary's verifier.id (default
+	// https://slipway.dev/promoter).
+	VerifierID string `yaml:"verifierId"`
 }
