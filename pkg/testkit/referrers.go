@@ -40,6 +40,13 @@ const (
 // it. It returns the artifact's manifest digest.
 func PushReferrer(t testing.TB, subject, artifactType, layerMediaType string, data []byte) string {
 	t.Helper()
+	return PushAnnotatedReferrer(t, subject, artifactType, layerMediaType, data, nil)
+}
+
+// PushAnnotatedReferrer is PushReferrer with annotations on the artifact's
+// manifest (cosign's bundles name their content and predicate type there).
+func PushAnnotatedReferrer(t testing.TB, subject, artifactType, layerMediaType string, data []byte, annotations map[string]string) string {
+	t.Helper()
 	d, ok := parseRef(t, subject).(name.Digest)
 	if !ok {
 		t.Fatalf("testkit: PushReferrer: subject %q is not a digest reference", subject)
@@ -55,6 +62,7 @@ func PushReferrer(t testing.TB, subject, artifactType, layerMediaType string, da
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  artifactType,
 		Subject:       &v1.Descriptor{MediaType: sub.MediaType, Digest: sub.Digest, Size: sub.Size},
+		Annotations:   annotations,
 	}
 	for i, l := range []v1.Layer{cfg, layer} {
 		if err := remote.WriteLayer(d.Context(), l, RemoteOptions(t)...); err != nil {
@@ -96,21 +104,11 @@ func PushCosignSignature(t testing.TB, subject string) string {
 	if !ok {
 		t.Fatalf("testkit: PushCosignSignature: subject %q is not a digest reference", subject)
 	}
-	payload, err := json.Marshal(map[string]any{
-		"critical": map[string]any{
-			"identity": map[string]string{"docker-reference": d.Context().String()},
-			"image":    map[string]string{"docker-manifest-digest": d.DigestStr()},
-			"type":     "cosign container image signature",
-		},
-		"optional": nil,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := simpleSigningPayload(t, d, d.DigestStr())
 	sig := make([]byte, 64)
 	_, _ = rand.Read(sig)
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{
+	img, err := mutate.Append(img, mutate.Addendum{
 		Layer:       static.NewLayer(payload, CosignSimpleSigningMediaType),
 		Annotations: map[string]string{CosignSignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
 	})
