@@ -294,15 +294,7 @@ func (c *Copier) newRun(ctx context.Context, req Request) (*copyRun, error) {
 	// progress API reports bytes only, not which blobs were skipped or
 	// mounted, and the counts are part of image.promoted.
 	r.count = newCounter(c.baseTransport(req.To.Registry))
-	common := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(c.access.Keychain()),
-		remote.WithJobs(c.jobs),
-		remote.WithRetryBackoff(remote.Backoff{Duration: c.backoff, Factor: 2, Jitter: 0.1, Steps: c.retries}),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
-		remote.WithRetryPredicate(c.retryPredicate(ctx)),
-		remote.WithUserAgent("slipway-promoter"),
-	}
+	common := append(c.options(ctx), remote.WithJobs(c.jobs))
 	if r.srcPull, err = remote.NewPuller(slices.Concat(common, []remote.Option{remote.WithTransport(c.baseTransport(req.From.Registry))})...); err != nil {
 		return nil, err
 	}
@@ -383,4 +375,45 @@ func (c *Copier) Resolve(ctx context.Context, ref Ref) (string, error) {
 		return "", c.scrub(fmt.Errorf("look up %s: %w", ref, err))
 	}
 	return desc.Digest.String(), nil
+}
+
+// Remote is ref's image by digest and the options that reach its registry
+// as a copy does (credentials, TLS, retries of transient failures), for
+// the promoter's other requests about an image it promotes: verifying
+// its signatures in the source, attaching the verification summary in
+// the target.
+func (c *Copier) Remote(ctx context.Context, ref Ref) (name.Digest, []remote.Option, error) {
+	if ref.Digest == "" {
+		return name.Digest{}, nil, badInput("image %s: a digest is required", ref)
+	}
+	repo, err := c.repository(ref)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	d, err := name.NewDigest(repo.String()+"@"+ref.Digest, c.nameOpts(ref.Registry)...)
+	if err != nil {
+		return name.Digest{}, nil, badInput("image %s: bad digest: %v", ref, err)
+	}
+	return d, append(c.options(ctx), remote.WithTransport(c.baseTransport(ref.Registry))), nil
+}
+
+// options are every request's: credentials, retries, the user agent.
+func (c *Copier) options(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(c.access.Keychain()),
+		remote.WithRetryBackoff(remote.Backoff{Duration: c.backoff, Factor: 2, Jitter: 0.1, Steps: c.retries}),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryPredicate(c.retryPredicate(ctx)),
+		remote.WithUserAgent("slipway-promoter"),
+	}
+}
+
+// Scrub removes configured passwords from err's message, for errors of
+// requests made with Remote's options.
+func (c *Copier) Scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	return c.scrub(err)
 }
