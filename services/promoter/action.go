@@ -68,19 +68,19 @@ func (p *promoter) failOrRetry(ctx context.Context, causeID string, r *rules.Rul
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	retryable := copier.Retryable(cause)
+	again := retryable(cause)
 	last := true
 	if dl, ok := bus.DeliveryFrom(ctx); ok {
 		last = dl.Last()
 	}
-	if retryable && !last {
+	if again && !last {
 		p.log.Warn("promotion failed; will retry", "rule", r.Name, "from", from.String(), "to", to.String(), "error", cause)
 		return cause
 	}
-	if err := p.fail(ctx, causeID, r, from, to, cause, retryable); err != nil {
+	if err := p.fail(ctx, causeID, r, from, to, cause, again); err != nil {
 		return err
 	}
-	if retryable {
+	if again {
 		return cause // to the dead letters, with the failure announced
 	}
 	return nil

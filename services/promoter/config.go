@@ -9,8 +9,9 @@ import (
 )
 
 // CheckConfig checks the promotions of c: each compiles (names, globs, tag
-// filters, templates, …), and names environments and approvers the file
-// declares. It is a config.Section, run by `slipway config check` and at
+// filters, templates, …), names environments and approvers the file
+// declares, and has verification policies whose keys, trusted roots and
+// trust stores load (with Slipway's summary key when a rule verifies). It is a config.Section, run by `slipway config check` and at
 // the start of a process that runs the promoter.
 func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 	for i, r := range c.Promotions {
@@ -25,6 +26,13 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 			if _, ok := c.Approver(a); !ok && a != "" {
 				p.Add(fmt.Sprintf("%s.approval.approvers[%d]", path, j), "unknown approver %q", a)
 			}
+		}
+	}
+	// Keys, trusted roots and trust stores are read as at start: the same
+	// code, so what passes here starts.
+	if _, err := buildVerification(c); err != nil {
+		for _, e := range joined(err) {
+			p.AddError(e)
 		}
 	}
 	_, err := rules.CompileAll(c.Promotions)

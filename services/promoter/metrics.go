@@ -11,6 +11,9 @@ type metrics struct {
 	promotions *prometheus.CounterVec   // rule, outcome: promoted, failed, approval_requested
 	bytes      *prometheus.CounterVec   // rule
 	duration   *prometheus.HistogramVec // rule
+
+	verifications  *prometheus.CounterVec   // rule, outcome: passed, failed
+	verifyDuration *prometheus.HistogramVec // rule
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,16 +31,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to copy an image with its referrers.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 9),
 		}, []string{"rule"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_promoter_verifications_total",
+			Help: "Verifications of images against their rule's policies, by rule and outcome (passed, failed).",
+		}, []string{"rule", "outcome"}),
+		verifyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "slipway_promoter_verify_seconds",
+			Help:    "Time to verify an image against every policy of its rule.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 8),
+		}, []string{"rule"}),
 	}
-	var err error
-	if m.promotions, err = prom.Register(reg, m.promotions); err != nil {
+	if err := register(reg, &m.promotions, &m.bytes, &m.verifications); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {
-		return nil, err
-	}
-	if m.duration, err = prom.Register(reg, m.duration); err != nil {
+	if err := register(reg, &m.duration, &m.verifyDuration); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// register registers each collector, or takes the one already registered
+// under its name in its place.
+func register[C prometheus.Collector](reg prometheus.Registerer, cs ...*C) error {
+	for _, c := range cs {
+		var err error
+		if *c, err = prom.Register(reg, *c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
 	"github.com/slipway-cd/slipway/pkg/platform/config"
 	"github.com/slipway-cd/slipway/pkg/platform/promoted"
+	"github.com/slipway-cd/slipway/pkg/platform/verify"
 	"github.com/slipway-cd/slipway/services/promoter/copier"
 	"github.com/slipway-cd/slipway/services/promoter/rules"
 )
@@ -29,6 +30,8 @@ type promoter struct {
 	log        *slog.Logger
 	now        func() time.Time
 	metrics    *metrics
+	// verification is the rules' verify lists and the summary key.
+	verification *verification
 
 	// promoted records each digest being promoted into an environment,
 	// for the clusters that deploy only promoted images.
@@ -130,6 +133,13 @@ func (p *promoter) apply(ctx context.Context, e events.Event, r *rules.Rule, d e
 // approval already granted lets the copy go ahead; one rejected or expired
 // cannot be asked again while its record lasts, and the action fails.
 func (p *promoter) requestApproval(ctx context.Context, e events.Event, r *rules.Rule, from, to events.ImageRef, byAction bool) error {
+	// Nobody is asked to approve an image that fails the rule's
+	// verification: it could never be promoted. (The copy verifies again
+	// once approved: the decision may come days later, under another
+	// configuration, and image.promoted names what passed then.)
+	if _, err := p.verify(ctx, r, from); err != nil {
+		return p.failOrRetry(ctx, e.ID(), r, from, to, err)
+	}
 	now := p.now().UTC()
 	requestID := events.CausedID(e.ID(), events.TypeApprovalRequested, r.Name)
 	rec := approval.Record{
@@ -242,6 +252,15 @@ func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from
 	if done, err := p.state.done(ctx, key); err != nil || done != nil {
 		return err
 	}
+	// Before anything is written anywhere: an image that fails is not
+	// marked promoted and the target registry is not asked anything. A
+	// failure is not recorded as the promotion's outcome: the image may be
+	// signed after it was pushed, and a later push or a person's promote
+	// action verifies it again.
+	passed, err := p.verify(ctx, r, from)
+	if err != nil {
+		return p.failOrRetry(ctx, causeID, r, from, to, err)
+	}
 	// Recorded before the first byte is copied: the target registry
 	// announces the push by webhook as soon as the manifest lands, and a
 	// cluster that deploys only promoted images must find the digest
@@ -268,13 +287,28 @@ func (p *promoter) copy(ctx context.Context, causeID string, r *rules.Rule, from
 		return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "failed", Error: err.Error(), DoneAt: time.Now().UTC()})
 	}
 	to.Digest = res.Digest
+	// The summary is attached after the copy, to the digest in the target.
+	// The outcome is recorded only once image.promoted is out, so an
+	// attempt that ends between the copy and the summary (a crash, the
+	// target down) is delivered again, finds the image there and attaches
+	// the summary then; Summarize reuses one attached before.
+	var summary string
+	if len(passed) > 0 {
+		if summary, err = p.summarize(ctx, to, passed); err != nil {
+			if ferr := p.failOrRetry(ctx, causeID, r, from, to, err); ferr != nil {
+				return ferr
+			}
+			return p.state.record(ctx, key, outcome{Rule: r.Name, From: from.String(), To: to.String(), Result: "failed", Error: err.Error(), DoneAt: time.Now().UTC()})
+		}
+	}
 	id := events.CausedID(causeID, events.TypeImagePromoted, r.Name, to.String())
 	ev, err := events.New(ctx, events.Spec{
 		ID: id, Type: events.TypeImagePromoted, Source: "/slipway/promoter", Environment: r.To,
 		Subject: to.String(), CausationID: causeID,
 		Data: events.ImagePromoted{Promotion: r.Name, From: from, To: to, BlobsCopied: res.BlobsCopied,
 			BlobsSkipped: res.BlobsSkipped, BytesCopied: res.BytesCopied, ReferrersCopied: res.ReferrersCopied,
-			DurationMs: time.Since(start).Milliseconds(), ApprovalID: approvalID(approved), ApprovedBy: approver(approved)},
+			DurationMs: time.Since(start).Milliseconds(), ApprovalID: approvalID(approved), ApprovedBy: approver(approved),
+			Verified: passed, SummaryDigest: summary},
 	})
 	if err != nil {
 		return err
@@ -299,7 +333,8 @@ func (p *promoter) fail(ctx context.Context, causeID string, r *rules.Rule, from
 	ev, err := events.New(ctx, events.Spec{
 		ID: events.CausedID(causeID, events.TypePromotionFailed, r.Name, to.String()), Type: events.TypePromotionFailed,
 		Source: "/slipway/promoter", Environment: r.To, Subject: from.String(), CausationID: causeID,
-		Data: events.PromotionFailed{Promotion: r.Name, From: from, To: to, Error: cause.Error(), Attempt: attempt, Retryable: retryable},
+		Data: events.PromotionFailed{Promotion: r.Name, From: from, To: to, Error: cause.Error(), Attempt: attempt, Retryable: retryable,
+			Policy: failedPolicy(cause)},
 	})
 	if err != nil {
 		return err
@@ -310,6 +345,17 @@ func (p *promoter) fail(ctx context.Context, causeID string, r *rules.Rule, from
 	p.metrics.promotions.WithLabelValues(r.Name, "failed").Inc()
 	p.log.Warn("promotion failed", "rule", r.Name, "from", from.String(), "to", to.String(), "retryable", retryable, "error", cause)
 	return nil
+}
+
+// failedPolicy names the verification policy cause is about, if any.
+func failedPolicy(cause error) string {
+	if f, ok := errors.AsType[*verify.Failure](cause); ok {
+		return f.Policy
+	}
+	if u, ok := errors.AsType[*uncheckedError](cause); ok {
+		return u.policy
+	}
+	return ""
 }
 
 // approvalID and approver name the approval that allowed a promotion, for

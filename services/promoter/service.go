@@ -42,6 +42,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if err != nil {
 		return err
 	}
+	ver, err := buildVerification(cfg)
+	if err != nil {
+		return err
+	}
 	if len(rs) == 0 {
 		d.Log.Warn("no promotions configured; the promoter has nothing to do")
 		<-ctx.Done()
@@ -78,7 +82,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 		return err
 	}
 	p := &promoter{rules: rs, registries: registries, copier: copier.New(copts), approvals: approvals, state: state, promoted: marks,
-		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m}
+		pub: bus.NewPublisher(d.JS, d.Stream), log: d.Log, now: now, metrics: m, verification: ver}
 
 	var sweeping sync.WaitGroup
 	defer sweeping.Wait()
