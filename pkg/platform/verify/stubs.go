@@ -9,10 +9,6 @@ import (
 // The constructors below are replaced, one file each, by the kinds'
 // implementations (cosign.go, notation.go, provenance.go).
 
-func buildNotation(name string, p config.VerifyPolicy) (Policy, error) {
-	return nil, errors.New("notation verification is not built yet")
-}
-
 func buildProvenance(name string, p config.VerifyPolicy) (Policy, error) {
 	return nil, errors.New("provenance verification is not built yet")
 }
