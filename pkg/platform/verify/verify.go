@@ -53,7 +53,9 @@ type Failure struct {
 	Reason string
 }
 
-func (f *Failure) Error() string { return fmt.Sprintf("verification policy %s: %s", f.Policy, f.Reason) }
+func (f *Failure) Error() string {
+	return fmt.Sprintf("verification policy %s: %s", f.Policy, f.Reason)
+}
 
 // IsFailure reports whether err is an image failing a policy (as opposed
 // to a check that could not be made).
