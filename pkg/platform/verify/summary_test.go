@@ -22,41 +22,19 @@ import (
 	"github.com/slipway-cd/slipway/pkg/testkit"
 )
 
-// writeKeyPair writes a new private key (PKCS#8) and its public key (PKIX)
-// as PEM files and returns their paths.
+// writeKeyPair writes a new key pair (ECDSA P-256, or Ed25519) as PEM
+// files and returns their paths.
 func writeKeyPair(t *testing.T, ed bool) (keyFile, pubFile string) {
 	t.Helper()
-	var priv, pub any
 	if ed {
-		p, s, err := ed25519.GenerateKey(rand.Reader)
+		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		priv, pub = s, p
-	} else {
-		s, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		priv, pub = s, s.Public()
+		return testkit.WriteKeyFiles(t, k)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keyFile, pubFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "key.pub")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return keyFile, pubFile
+	k, _ := testkit.GenerateKey(t)
+	return testkit.WriteKeyFiles(t, k)
 }
 
 func signingKey(t *testing.T, ed bool) (signer, checker *SummaryKey) {
