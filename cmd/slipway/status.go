@@ -262,6 +262,9 @@ func refusedNote(r *inventory.Refusal) string {
 	if by == "" {
 		by = "an unnamed pusher"
 	}
+	if r.Reason != "" {
+		return "refused " + shortenDigests(r.Image) + ": " + r.Reason
+	}
 	return "refused direct push " + shortenDigests(r.Image) + " by " + by
 }
 

@@ -44,8 +44,10 @@ func onlyOf(cl config.Cluster) (*match.Images, error) {
 // event's image at all. deploy.only comes first: an image outside it is
 // never deployed here. Then, on a cluster that accepts only promoted
 // images, a push is deployed only when its digest was promoted into the
-// environment: the promoted copy arriving by the registry's webhook. Any
-// other push is refused and reported. ok false means nothing is deployed.
+// environment: the promoted copy arriving by the registry's webhook. Last,
+// on a cluster with deploy.requireVerified, the image must carry a
+// verification summary signed with Slipway's key. Any other image is
+// refused and reported. ok false means nothing is deployed.
 func (c *cluster) gate(ctx context.Context, e events.Event, t offer) (ok bool, err error) {
 	if c.only != nil {
 		if in, why := c.only.Matches(t.image.Repository, t.image.Tag); !in {
@@ -53,25 +55,61 @@ func (c *cluster) gate(ctx context.Context, e events.Event, t offer) (ok bool, e
 			return false, nil
 		}
 	}
-	if c.accept != config.AcceptPromoted || events.Type(e.Type()) != events.TypeImagePushed {
+	if c.accept == config.AcceptPromoted && events.Type(e.Type()) == events.TypeImagePushed {
+		_, promoted, err := c.promoted.Get(ctx, c.env, t.image.Digest)
+		if err != nil {
+			return false, err
+		}
+		if !promoted {
+			r, err := refusalOf(e)
+			if err != nil {
+				return false, err
+			}
+			r.kind = "refused"
+			r.reason = fmt.Sprintf("%s deploys only images a Slipway promotion brought into %s (accept: promoted); this one was pushed there directly", c.name, c.env)
+			r.warn = "direct push not deployed: the cluster deploys only promoted images"
+			return false, c.refuse(ctx, e, t, r)
+		}
+	}
+	if c.verified == nil {
 		return true, nil
 	}
-	_, promoted, err := c.promoted.Get(ctx, c.env, t.image.Digest)
-	if err != nil || promoted {
-		return promoted, err
-	}
-	d, err := events.DataAs[events.ImagePushed](e)
-	if err != nil {
-		return false, err
-	}
-	return false, c.refuse(ctx, e, t, d)
+	return c.checkVerified(ctx, e, t)
 }
 
-// refuse reports a direct push the cluster's workloads would have taken,
-// once per (cluster, digest): an event, a warning naming who pushed what,
-// and a note on each workload's inventory record. A push no workload would
-// have taken refuses nobody and is only logged.
-func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, d events.ImagePushed) error {
+// refusal is why an image is refused, with what its event said of it.
+type refusal struct {
+	// kind tells refusals of one image for different reasons apart in
+	// the once-only mark and the event's id.
+	kind                           string
+	reason, warn                   string
+	repository, tag, actor, source string
+}
+
+// refusalOf reads who brought the image, as the event says.
+func refusalOf(e events.Event) (refusal, error) {
+	switch events.Type(e.Type()) {
+	case events.TypeImagePushed:
+		d, err := events.DataAs[events.ImagePushed](e)
+		if err != nil {
+			return refusal{}, err
+		}
+		return refusal{repository: d.Repository, tag: d.Tag, actor: d.Actor, source: d.Source}, nil
+	case events.TypeImagePromoted:
+		d, err := events.DataAs[events.ImagePromoted](e)
+		if err != nil {
+			return refusal{}, err
+		}
+		return refusal{repository: d.To.Repository, tag: d.To.Tag, actor: d.ApprovedBy, source: "promotion " + d.Promotion}, nil
+	}
+	return refusal{}, fmt.Errorf("unexpected event type %s", e.Type())
+}
+
+// refuse reports an image the cluster's workloads would have taken, once
+// per (cluster, digest, kind of refusal): an event, a warning naming who
+// brought what, and a note on each workload's inventory record. An image
+// no workload would have taken refuses nobody and is only logged.
+func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, r refusal) error {
 	var takers []managedApp
 	for _, app := range c.index.lookup(t.image.RepoKey()) {
 		if app.policy.Accept(app.image, t.image).OK {
@@ -79,7 +117,7 @@ func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, d events.
 		}
 	}
 	if len(takers) == 0 {
-		c.log.Debug("direct push not deployable here and no workload would take it", "image", t.image.String(), "actor", d.Actor)
+		c.log.Debug("image not deployable here and no workload would take it", "image", t.image.String(), "actor", r.actor, "reason", r.reason)
 		return nil
 	}
 	slices.SortFunc(takers, func(a, b managedApp) int { return strings.Compare(a.id, b.id) })
@@ -91,22 +129,25 @@ func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, d events.
 	if which == "" {
 		which = t.image.String()
 	}
-	mark := "refused." + c.name + "." + events.ID(which)
+	// A direct push keeps the mark and event id it always had.
+	mark := r.kind + "." + c.name + "." + events.ID(which)
+	id := events.ID("deployment.refused", c.name, which)
+	if r.kind != "refused" {
+		id = events.ID("deployment.refused", c.name, which, r.kind)
+	}
 	if _, err := c.store.state.Get(ctx, mark); err == nil {
 		return nil // announced already
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return err
 	}
 	image := t.image.String()
-	id := events.ID("deployment.refused", c.name, which)
 	ev, err := events.New(ctx, events.Spec{
 		ID: id, Type: events.TypeDeploymentRefused, Source: "/slipway/deployer/" + c.name,
 		Environment: c.env, Subject: image, CausationID: e.ID(),
 		Data: events.DeploymentRefused{
 			Cluster: c.name, Environment: c.env, Image: image, Digest: t.image.Digest,
-			Repository: d.Repository, Tag: d.Tag, Actor: d.Actor, Source: d.Source,
-			Reason:    fmt.Sprintf("%s deploys only images a Slipway promotion brought into %s (accept: promoted); this one was pushed there directly", c.name, c.env),
-			Workloads: workloads,
+			Repository: r.repository, Tag: r.tag, Actor: r.actor, Source: r.source,
+			Reason: r.reason, Workloads: workloads,
 		},
 	})
 	if err != nil {
@@ -117,11 +158,13 @@ func (c *cluster) refuse(ctx context.Context, e events.Event, t offer, d events.
 	if _, err := c.pub.Publish(ctx, ev); err != nil {
 		return err
 	}
-	c.log.Warn("direct push not deployed: the cluster deploys only promoted images",
-		"image", image, "actor", d.Actor, "source", d.Source, "workloads", workloads, "event", id)
-	refusal := &inventory.Refusal{Image: image, Digest: t.image.Digest, Actor: d.Actor, At: time.Now().UTC(), EventID: id}
+	c.log.Warn(r.warn, "image", image, "actor", r.actor, "source", r.source, "reason", r.reason, "workloads", workloads, "event", id)
+	note := &inventory.Refusal{Image: image, Digest: t.image.Digest, Actor: r.actor, At: time.Now().UTC(), EventID: id}
+	if r.kind != "refused" {
+		note.Reason = r.reason
+	}
 	for _, app := range takers {
-		if err := c.noteRefusal(ctx, app, refusal); err != nil {
+		if err := c.noteRefusal(ctx, app, note); err != nil {
 			return err
 		}
 	}

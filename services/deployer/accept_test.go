@@ -20,7 +20,13 @@ import (
 // event id (a registry's second notification of the same push has another).
 func (e *env) pushBy(id, actor, repo, tag, dig string) events.Event {
 	e.t.Helper()
-	data := events.ImagePushed{Environment: "dev", Registry: registry, Repository: repo, Tag: tag, Digest: dig,
+	return e.pushFrom(registry, id, actor, repo, tag, dig)
+}
+
+// pushFrom is pushBy of an image in the registry host.
+func (e *env) pushFrom(host, id, actor, repo, tag, dig string) events.Event {
+	e.t.Helper()
+	data := events.ImagePushed{Environment: "dev", Registry: host, Repository: repo, Tag: tag, Digest: dig,
 		MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 700, Actor: actor, Source: "dev-registry",
 		Format: "distribution", UpstreamID: id, PushedAt: time.Now()}
 	ev, err := events.New(e.t.Context(), events.Spec{

@@ -42,6 +42,10 @@ type cluster struct {
 	// siblings.go).
 	siblings []string
 
+	// verified, when the cluster has deploy.requireVerified, checks the
+	// image's verification summary before anything is deployed.
+	verified *verifiedGate
+
 	// compliance is the environment's compliance rules; nil without any.
 	compliance *clusterCompliance
 

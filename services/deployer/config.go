@@ -87,6 +87,7 @@ func (*Service) CheckConfig(c *config.Config, p *config.Problems) {
 		}
 		checkBlocks(cl, path, p)
 		checkGates(cl, path, p)
+		checkVerifiedConfig(c, cl, path, p)
 		pl.check(cl, path, p)
 	}
 	checkCompliance(c, p)

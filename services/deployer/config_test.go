@@ -95,6 +95,10 @@ func TestConfigProblemsNameTheKeyPath(t *testing.T) {
 			"clusters[0].docker.tls: is for tcp:// hosts"},
 		{"missing TLS files", dev + "clusters: [{name: c, environment: dev, type: docker, docker: {host: 'tcp://vch:2376', tls: {caFile: /nonexistent/ca.pem}}}]",
 			"clusters[0].docker.tls: caFile: open /nonexistent/ca.pem"},
+		{"requireVerified without Slipway's key", dev + "clusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', auth: {none: true}}, deploy: {requireVerified: true}}]",
+			"clusters[0].deploy.requireVerified: needs Slipway's key to check summaries: set verification.summary.publicKeyFile (or verification.summary.keyFile)"},
+		{"requireVerified with a missing key file", dev + "verification: {summary: {publicKeyFile: /nonexistent/slipway.pub}}\nclusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', auth: {none: true}}, deploy: {requireVerified: true}}]",
+			"verification.summary: publicKeyFile /nonexistent/slipway.pub: open /nonexistent/slipway.pub"},
 		{"missing CA file", dev + "clusters: [{name: c, environment: dev, marathon: {url: 'https://m.example', caFile: /nonexistent/ca.pem}}]",
 			"clusters[0].marathon: marathon c: caFile"},
 	} {

@@ -95,6 +95,10 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			_ = c.Close()
 		}
 	}()
+	gates, err := newVerifiedGates(cfg)
+	if err != nil {
+		return err
+	}
 	siblings := siblingsOf(cfg.Clusters)
 	for i, cl := range cfg.Clusters {
 		tg, err := platforms[cl.Platform()].open(s, cl, target.Options{Log: d.Log.With("cluster", cl.Name), PollInterval: settingsOf(cfg.Deployer).PollInterval})
@@ -121,6 +125,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 			log: d.Log.With("cluster", cl.Name), settings: settingsOf(cfg.Deployer), hooks: s.Hooks,
 			synced: make(chan struct{}), metrics: m, siblings: siblings[cl.Name],
 		}
+		c.verified = gates[cl.Name]
 		c.compliance = comp.forCluster(cl)
 		c.digests = resolver
 		wg.Go(func() { c.watch(ctx) })

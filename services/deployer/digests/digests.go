@@ -91,6 +91,17 @@ func New(envs []config.Environment, o Options) *Resolver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	regs := Registries(envs)
+	if o.DownFor <= 0 {
+		o.DownFor = DefaultDownFor
+	}
+	return &Resolver{access: oci.NewAccess(regs), o: o, cache: map[string]*list.Element{}, lru: list.New(), down: map[string]time.Time{}}
+}
+
+// Registries are the environments' registries, each alias with its
+// registry's credentials and TLS setting: the only registries the
+// deployer asks anything.
+func Registries(envs []config.Environment) []config.Registry {
 	var regs []config.Registry
 	for _, e := range envs {
 		if e.Registry.Host == "" {
@@ -103,10 +114,7 @@ func New(envs []config.Environment, o Options) *Resolver {
 			regs = append(regs, alias)
 		}
 	}
-	if o.DownFor <= 0 {
-		o.DownFor = DefaultDownFor
-	}
-	return &Resolver{access: oci.NewAccess(regs), o: o, cache: map[string]*list.Element{}, lru: list.New(), down: map[string]time.Time{}}
+	return regs
 }
 
 // Resolve returns the digest image runs: the one its reference pins, or

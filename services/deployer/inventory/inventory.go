@@ -175,6 +175,9 @@ type Refusal struct {
 	At    time.Time `json:"at"`
 	// EventID is the deployment.refused event that announced it.
 	EventID string `json:"eventId"`
+	// Reason says why when it was not a direct push onto a cluster that
+	// accepts only promoted images (absent then, as in older records).
+	Reason string `json:"reason,omitempty"`
 }
 
 // WithWorkload fills in what the platform says of the workload now: its
