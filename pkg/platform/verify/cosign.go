@@ -53,7 +53,13 @@ type cosignPolicy struct {
 }
 
 func buildCosign(name string, p config.VerifyPolicy) (Policy, error) {
-	c := p.Cosign
+	return newCosign(name, *p.Cosign)
+}
+
+// newCosign builds the verification a cosign policy says: its key, or its
+// trusted root and identity. Provenance policies verify their
+// attestations' signatures with it too.
+func newCosign(name string, c config.CosignPolicy) (*cosignPolicy, error) {
 	set := 0
 	for _, s := range []bool{c.Key != "", c.KeyFile != "", c.Keyless != nil} {
 		if s {
@@ -205,15 +211,10 @@ func (c *cosignPolicy) Verify(ctx context.Context, img Image) (events.Verified, 
 		firstErr    error
 	)
 	for _, cd := range cands {
-		pol := []sgverify.PolicyOption{sgverify.WithKey()}
-		if c.identity != nil {
-			// The identity is checked below, to say whose it was.
-			pol = []sgverify.PolicyOption{sgverify.WithoutIdentitiesUnsafe()}
-		}
 		err := cd.err
 		var res *sgverify.VerificationResult
 		if err == nil {
-			res, err = c.verifier.Verify(cd.entity, sgverify.NewPolicy(cd.artifact, pol...))
+			res, err = c.verifyEntity(cd.entity, cd.artifact)
 		}
 		if err != nil {
 			if firstErr == nil {
@@ -225,18 +226,16 @@ func (c *cosignPolicy) Verify(ctx context.Context, img Image) (events.Verified, 
 			otherDigest = cd.claimed
 			continue
 		}
-		if c.identity == nil {
-			return events.Verified{Policy: c.name, Kind: "cosign", Identity: c.fingerprint}, nil
-		}
-		cert := res.Signature.Certificate
-		if cert == nil {
+		signer, other := c.signer(res)
+		if other != "" {
+			identities = append(identities, other)
 			continue
 		}
-		if err := c.identity.Verify(*cert); err != nil {
-			identities = append(identities, fmt.Sprintf("certificate for %s issued by %s", cert.SubjectAlternativeName, cert.Issuer))
+		if signer.Identity == "" {
 			continue
 		}
-		return events.Verified{Policy: c.name, Kind: "cosign", Identity: cert.SubjectAlternativeName, Issuer: cert.Issuer}, nil
+		signer.Policy, signer.Kind = c.name, "cosign"
+		return signer, nil
 	}
 	switch {
 	case otherDigest != "" && c.identity == nil:
@@ -250,6 +249,35 @@ func (c *cosignPolicy) Verify(ctx context.Context, img Image) (events.Verified, 
 	default:
 		return events.Verified{}, c.fail("%s found, none verifies against the trusted root (%v)", plural(len(cands), "signature"), firstErr)
 	}
+}
+
+// verifyEntity checks a signature (or a DSSE envelope) cryptographically:
+// with the policy's key, or against its trusted root. A keyless signer's
+// identity is left to signer, to say whose it was when it is not wanted.
+func (c *cosignPolicy) verifyEntity(e sgverify.SignedEntity, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
+	pol := sgverify.WithKey()
+	if c.identity != nil {
+		pol = sgverify.WithoutIdentitiesUnsafe()
+	}
+	return c.verifier.Verify(e, sgverify.NewPolicy(artifact, pol))
+}
+
+// signer is who made a verified signature: the key's fingerprint, or the
+// certificate's subject and issuer when they are the identity wanted.
+// Another identity is returned in words, as other; a keyless result
+// without a certificate is neither.
+func (c *cosignPolicy) signer(res *sgverify.VerificationResult) (v events.Verified, other string) {
+	if c.identity == nil {
+		return events.Verified{Identity: c.fingerprint}, ""
+	}
+	cert := res.Signature.Certificate
+	if cert == nil {
+		return events.Verified{}, ""
+	}
+	if err := c.identity.Verify(*cert); err != nil {
+		return events.Verified{}, fmt.Sprintf("certificate for %s issued by %s", cert.SubjectAlternativeName, cert.Issuer)
+	}
+	return events.Verified{Identity: cert.SubjectAlternativeName, Issuer: cert.Issuer}, ""
 }
 
 func (c *cosignPolicy) fail(format string, args ...any) *Failure {
@@ -267,11 +295,7 @@ func plural(n int, what string) string {
 // one is kept as a candidate that fails to verify, so that it counts among
 // those found.
 func (c *cosignPolicy) candidates(ctx context.Context, img Image) ([]candidate, error) {
-	layers, err := TagLayers(ctx, img, "sig")
-	if err != nil {
-		return nil, err
-	}
-	bundles, err := ReferrerBundles(ctx, img)
+	layers, bundles, err := attachments(ctx, img, "sig")
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +315,20 @@ func (c *cosignPolicy) candidates(ctx context.Context, img Image) ([]candidate, 
 		}
 	}
 	return out, nil
+}
+
+// attachments are what is attached to img in both forms: the layers of
+// its cosign tag (suffix sig or att) and its referrer bundles.
+func attachments(ctx context.Context, img Image, suffix string) ([]TagLayer, []ReferrerBundle, error) {
+	layers, err := TagLayers(ctx, img, suffix)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundles, err := ReferrerBundles(ctx, img)
+	if err != nil {
+		return nil, nil, err
+	}
+	return layers, bundles, nil
 }
 
 // tagCandidate turns a tag-scheme layer into a bundle sigstore-go
@@ -315,29 +353,37 @@ func tagCandidate(l TagLayer, where string) candidate {
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: sum[:]},
 			Signature:     sig,
 		}},
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}},
-		},
+		VerificationMaterial: tagMaterial(l.Annotations),
 	}
-	if certPEM := l.Annotations[cosignCertificateAnnot]; certPEM != "" {
+	cd.entity, cd.err = entity(pb)
+	return cd
+}
+
+// tagMaterial is a tag-scheme layer's verification material as a bundle
+// holds it: the certificate and timestamp of its annotations when keyless,
+// an empty key hint otherwise (the policy's key is the one that counts).
+func tagMaterial(annotations map[string]string) *protobundle.VerificationMaterial {
+	vm := &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}},
+	}
+	if certPEM := annotations[cosignCertificateAnnot]; certPEM != "" {
 		if block, _ := pem.Decode([]byte(certPEM)); block != nil {
-			pb.VerificationMaterial.Content = &protobundle.VerificationMaterial_Certificate{
+			vm.Content = &protobundle.VerificationMaterial_Certificate{
 				Certificate: &protocommon.X509Certificate{RawBytes: block.Bytes},
 			}
 		}
 	}
-	if ts := l.Annotations[cosignTimestampAnnot]; ts != "" {
+	if ts := annotations[cosignTimestampAnnot]; ts != "" {
 		var t struct {
 			SignedRFC3161Timestamp []byte
 		}
 		if json.Unmarshal([]byte(ts), &t) == nil {
-			pb.VerificationMaterial.TimestampVerificationData = &protobundle.TimestampVerificationData{
+			vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
 				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: t.SignedRFC3161Timestamp}},
 			}
 		}
 	}
-	cd.entity, cd.err = entity(pb)
-	return cd
+	return vm
 }
 
 // bundleCandidate is a referrer bundle; a message signature claims the
