@@ -65,29 +65,52 @@ promotions:
 // start runs a promoter until the test ends.
 func (e *env) start(svc *promoter.Service) {
 	e.t.Helper()
+	e.run(svc)
+}
+
+// run runs a promoter until the test ends or crash is called: the
+// promoter stops wherever it is, as if its process ended.
+func (e *env) run(svc *promoter.Service) (crash func()) {
+	e.t.Helper()
 	if svc.CopierOptions == nil {
 		svc.CopierOptions = func(o *copier.Options) { o.Retries = 3 }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	ended := make(chan struct{})
+	var result error // set before ended is closed
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("PROMOTER_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	go func() {
-		done <- svc.Run(ctx, app.Deps{Config: e.cfg, Log: log, JS: e.js, Stream: bus.DefaultStream,
+		defer close(ended)
+		result = svc.Run(ctx, app.Deps{Config: e.cfg, Log: log, JS: e.js, Stream: bus.DefaultStream,
 			Metrics: prometheus.NewRegistry(), Health: health.NewChecker()})
 	}()
 	e.t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("promoter: %v", err)
+		<-ended
+		if result != nil {
+			e.t.Errorf("promoter: %v", result)
 		}
 	})
+	// A promoter that refuses to start ends at once; the test ends with
+	// its error rather than waiting for a consumer that never comes.
 	testkit.WaitFor(e.t, "the promoter's consumer", func() bool {
+		select {
+		case <-ended:
+			return true
+		default:
+		}
 		_, err := e.js.Consumer(e.t.Context(), bus.DefaultStream, promoter.ConsumerName)
 		return err == nil
 	})
+	select {
+	case <-ended:
+		e.t.Fatalf("the promoter ended at start: %v", result)
+	default:
+	}
+	return cancel
 }
 
 // pushed announces an image in dev as ingest would.

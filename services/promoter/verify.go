@@ -37,14 +37,15 @@ func buildVerification(c *config.Config) (*verification, error) {
 		if len(r.Verify) == 0 {
 			continue
 		}
-		pols, err := verify.Build(r.Verify)
+		list := loaded(r.Verify)
+		pols, err := verify.Build(list)
 		if err == nil {
 			v.policies[r.Name] = pols
 			continue
 		}
 		// Build stops at the first broken entry; each is built alone to
 		// report them all in one go (Build names it verify[0]).
-		for j, p := range r.Verify {
+		for j, p := range list {
 			if _, err := verify.Build([]config.VerifyPolicy{p}); err != nil {
 				errs = append(errs, fmt.Errorf("promotions[%d].verify[%d]%s (promotion %s)", i, j, strings.TrimPrefix(err.Error(), "verify[0]"), r.Name))
 			}
@@ -65,6 +66,27 @@ func buildVerification(c *config.Config) (*verification, error) {
 	}
 	v.verifierID = cmp.Or(c.Verification.Summary.VerifierID, verify.DefaultVerifierID)
 	return v, errors.Join(errs...)
+}
+
+// loaded is list as the policies take it once the file is loaded: the
+// loader reads a keyFile into key (as it does every XFile beside an X), so
+// a loaded keyFile is a key, not a second one. list is not changed.
+func loaded(list []config.VerifyPolicy) []config.VerifyPolicy {
+	out := make([]config.VerifyPolicy, len(list))
+	for i, p := range list {
+		if c := p.Cosign; c != nil && c.Key != "" && c.KeyFile != "" {
+			cp := *c
+			cp.KeyFile = ""
+			p.Cosign = &cp
+		}
+		if v := p.Provenance; v != nil && v.Key != "" && v.KeyFile != "" {
+			cp := *v
+			cp.KeyFile = ""
+			p.Provenance = &cp
+		}
+		out[i] = p
+	}
+	return out
 }
 
 func anyVerify(c *config.Config) bool {
