@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/slipway-cd/slipway/pkg/testkit"
 )
 
 // TestDocsConfigExamplesPassConfigCheck runs every YAML example of Slipway's
@@ -90,7 +94,7 @@ func yamlBlocks(page string) []yamlBlock {
 // all among them is an example of it (others are registries', Compose's or
 // Prometheus' files).
 var topLevelKeys = []string{"nats", "environments", "ingest", "promotions", "approvers", "approvals", "clusters",
-	"compliance", "console", "roles", "notify", "deployer", "ops", "log"}
+	"compliance", "console", "roles", "verification", "notify", "deployer", "ops", "log"}
 
 // receiverKinds are the keys that make a list item a notify receiver.
 var receiverKinds = []string{"slack", "msteams", "email", "webhook", "cdevents"}
@@ -186,9 +190,12 @@ approvers:
 `
 
 var (
-	envVar   = regexp.MustCompile(`\$\{(\w+)\}`)
-	fileKey  = regexp.MustCompile(`(\w+File):\s*"?([^\s,"}]+)`)
-	urlishes = []string{"URL", "WEBHOOK", "HOOK_URL", "ENDPOINT"}
+	envVar  = regexp.MustCompile(`\$\{(\w+)\}`)
+	fileKey = regexp.MustCompile(`(\w+File):\s*"?([^\s,"}]+)`)
+	// trustedRoot names a Sigstore trusted root (a file, though its key
+	// does not end in File).
+	trustedRootKey = regexp.MustCompile(`trustedRoot:\s*"?([^\s,"}]+)`)
+	urlishes       = []string{"URL", "WEBHOOK", "HOOK_URL", "ENDPOINT"}
 )
 
 // writeExample writes the example over the base, with its variables set and
@@ -201,10 +208,18 @@ func writeExample(t *testing.T, text string) string {
 		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(f, exampleFile(t, m[1]), 0o600); err != nil {
+		if err := os.WriteFile(f, exampleFile(t, m[1], m[2]), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		text = strings.ReplaceAll(text, m[2], f)
+	}
+	if trustedRootKey.MatchString(text) {
+		// A trusted root of a test Sigstore (a CA and a timestamp
+		// authority), where the example names the public instance's.
+		root := testkit.NewSigstore(t).TrustedRootJSON(t)
+		for _, m := range trustedRootKey.FindAllStringSubmatch(text, -1) {
+			text = strings.ReplaceAll(text, m[1], root)
+		}
 	}
 	for _, m := range envVar.FindAllStringSubmatch(text, -1) {
 		v := "example-secret-value"
@@ -238,13 +253,17 @@ func writeExample(t *testing.T, text string) string {
 }
 
 var (
-	examplePEMOnce          sync.Once
-	exampleCert, exampleKey []byte
+	examplePEMOnce                sync.Once
+	exampleCert, exampleKey       []byte
+	exampleECKey, exampleECPublic []byte
 )
 
 // exampleFile is a plausible content for the file a *File key names: a
-// certificate, a private key, a URL or a secret.
-func exampleFile(t *testing.T, key string) []byte {
+// certificate, a private key, a URL or a secret; by its name, a public key
+// (*.pub: cosign's, or Slipway's summary key) or an ECDSA private key
+// (slipway.key: Slipway's summary key signs with ECDSA or Ed25519, not
+// RSA), one pair for all.
+func exampleFile(t *testing.T, key, path string) []byte {
 	t.Helper()
 	examplePEMOnce.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -260,8 +279,26 @@ func exampleFile(t *testing.T, key string) []byte {
 		}
 		exampleCert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 		exampleKey = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+		ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := x509.MarshalPKCS8PrivateKey(ec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exampleECKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv})
+		exampleECPublic = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
 	})
 	switch {
+	case strings.HasSuffix(path, ".pub"):
+		return exampleECPublic
+	case key == "keyFile" && filepath.Base(path) == "slipway.key":
+		return exampleECKey
 	case strings.HasSuffix(key, "CAFile"), key == "caFile", key == "certFile":
 		return exampleCert
 	case key == "keyFile", key == "privateKeyFile":
