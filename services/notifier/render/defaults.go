@@ -87,7 +87,7 @@ func render(e events.Event, data any) notify.Message {
 			Facts: facts("Promotion", d.Promotion, "From", d.From.String(), "To", d.To.String(),
 				"Blobs copied", strconv.Itoa(d.BlobsCopied), "Blobs skipped", strconv.Itoa(d.BlobsSkipped),
 				"Bytes copied", Bytes(d.BytesCopied), "Referrers copied", strconv.Itoa(d.ReferrersCopied),
-				"Duration", Millis(d.DurationMs)),
+				"Duration", Millis(d.DurationMs), "Verified", verifiedFact(d.Verified), "Verification summary", d.SummaryDigest),
 		}
 		m.Thread, m.ThreadTitle = thread(d.To.Repository, d.To.Tag, d.To.Digest)
 	case events.PromotionFailed:
@@ -258,6 +258,23 @@ func actionRequested(d events.ActionRequested) notify.Message {
 		Facts: facts("Action", d.Action, "Asked by", d.Actor, "Via", d.Via, "Cluster", t.Cluster, "App", t.AppID,
 			"Image", t.Image, "Promotion", t.Promotion, "Dead letter", seq, "Event ID", t.EventID, "Reason", d.Reason),
 	}
+}
+
+// verifiedFact lists the verification policies an image passed and who
+// signed: "signed-by-ci (cosign: sha256:4f1c…), slsa (provenance: …)".
+func verifiedFact(vs []events.Verified) string {
+	parts := make([]string, 0, len(vs))
+	for _, v := range vs {
+		who := v.Identity
+		if v.Builder != "" {
+			who += ", built by " + v.Builder
+		}
+		if v.Source != "" {
+			who += " from " + v.Source
+		}
+		parts = append(parts, v.Policy+" ("+v.Kind+": "+who+")")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // orSomeone is name, or "someone" when it is unknown.

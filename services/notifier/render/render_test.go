@@ -132,6 +132,22 @@ func TestDefaults(t *testing.T) {
 			facts: map[string]string{"Duration": "5.3 s", "Blobs skipped": "1"},
 		},
 		{
+			name: "promoted after verification",
+			e: event(t, events.TypeImagePromoted, "prd", prd.String(), events.ImagePromoted{
+				Promotion: "tst-to-prd", From: dev, To: prd, BlobsCopied: 3, BytesCopied: 12_000_000, DurationMs: 5321,
+				Verified: []events.Verified{
+					{Policy: "signed-by-ci", Kind: "cosign", Identity: "sha256:4f1c9e0b7a2d"},
+					{Policy: "slsa", Kind: "provenance", Identity: "ci@example.com", Builder: "https://builder.example", Source: "git+https://github.com/acme/web@refs/heads/main"},
+				},
+				SummaryDigest: "sha256:5e0c",
+			}),
+			title: "apps/web 1.4.0 promoted to prd (3 blobs, 12 MB)", status: "promoted", severity: notify.Good, thread: digest,
+			facts: map[string]string{
+				"Verified":             "signed-by-ci (cosign: sha256:4f1c9e0b7a2d), slsa (provenance: ci@example.com, built by https://builder.example from git+https://github.com/acme/web@refs/heads/main)",
+				"Verification summary": "sha256:5e0c",
+			},
+		},
+		{
 			name: "promotion failed",
 			e: event(t, events.TypePromotionFailed, "prd", dev.String(), events.PromotionFailed{
 				Promotion: "tst-to-prd", From: dev, To: prd, Error: "503", Attempt: 2, Retryable: true,
