@@ -92,16 +92,18 @@ func TestApprovingThreeAtOnceDecidesEachViaTheConsole(t *testing.T) {
 
 func TestADevOnlyUserGets403OnAPrdDecisionAndNothingIsWritten(t *testing.T) {
 	r := newConsoleRig(t, testConfig())
-	r.pending(t, "p1", "prd")
-	res := r.post(t, "dev", "/approvals/decide", url.Values{"ids[]": {"p1"}, "decision": {"approve"}})
+	// An id no page has by chance (a random CSRF token may hold "p1").
+	const id = "prd-only-approval"
+	r.pending(t, id, "prd")
+	res := r.post(t, "dev", "/approvals/decide", url.Values{"ids[]": {id}, "decision": {"approve"}})
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("a dev-only user's prd decision: %s, want 403", res.Status)
 	}
 	st, _ := approval.Open(t.Context(), r.js, 1)
-	if rec, err := st.Get(t.Context(), "p1"); err != nil || rec.State != approval.Pending {
+	if rec, err := st.Get(t.Context(), id); err != nil || rec.State != approval.Pending {
 		t.Fatalf("the approval is %s (%v) after a refused decision, want pending", rec.State, err)
 	}
-	if _, page := r.body(t, "dev", "/approvals"); strings.Contains(page, "p1") {
+	if _, page := r.body(t, "dev", "/approvals"); strings.Contains(page, id) {
 		t.Fatal("a dev-only user sees the prd approval in the queue")
 	}
 }
