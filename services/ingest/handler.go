@@ -120,6 +120,9 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 		slack.mount(e)
 	}
 	health.Mount(e, d.Health, d.Metrics)
+	if d.Config.Ops.Pprof {
+		health.MountPprof(e)
+	}
 	return e, nil
 }
 

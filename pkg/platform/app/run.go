@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, services ...
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	if addr := opsListen(cfg.Ops.Listen, services); addr != "" {
-		srv, err := health.Listen(addr, checker, reg, log)
+		srv, err := health.Listen(addr, checker, reg, cfg.Ops.Pprof, log)
 		if err != nil {
 			return fmt.Errorf("ops.listen: %w", err)
 		}

@@ -110,6 +110,11 @@ type Ops struct {
 	// Listen defaults to ":9464" in such a process; set it to serve them
 	// in every process, or "off" for none.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ next to /metrics. Off by default: a profile shows the
+	// process's internals and costs CPU while it is taken, so it is for
+	// an operator who asked for it, on a listener not open to the world.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Deployer tunes the deployer service.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -109,6 +110,21 @@ func Mount(e *echo.Echo, c *Checker, gatherer prometheus.Gatherer) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 }
 
+// MountPprof adds Go's runtime profiles under /debug/pprof/ (the index,
+// cmdline, profile, symbol, trace and every named profile such as heap and
+// allocs) to e. Only with ops.pprof: nothing mounts it by default.
+func MountPprof(e *echo.Echo) {
+	g := e.Group("/debug/pprof")
+	g.GET("/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	g.GET("/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	g.GET("/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	g.Any("/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	g.GET("/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	// pprof.Index serves the named profiles (heap, allocs, goroutine…)
+	// from the last path element.
+	g.GET("/:name", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+}
+
 // Server serves the health endpoints on a listener of their own.
 type Server struct {
 	ln  net.Listener
@@ -116,8 +132,9 @@ type Server struct {
 	log *slog.Logger
 }
 
-// Listen binds addr for the health endpoints; Serve serves them.
-func Listen(addr string, c *Checker, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+// Listen binds addr for the health endpoints (and the runtime profiles
+// when profiling is set); Serve serves them.
+func Listen(addr string, c *Checker, gatherer prometheus.Gatherer, profiling bool, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -125,6 +142,9 @@ func Listen(addr string, c *Checker, gatherer prometheus.Gatherer, log *slog.Log
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	Mount(e, c, gatherer)
+	if profiling {
+		MountPprof(e)
+	}
 	return &Server{ln: ln, srv: &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}, log: log}, nil
 }
 
