@@ -57,6 +57,9 @@ func (s *server) handler() http.Handler {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorPage(e.DefaultHTTPErrorHandler)
 	health.Mount(e, s.deps.Health, s.deps.Metrics)
+	if s.cfg.Ops.Pprof { // the process's profiles, where its metrics are
+		health.MountPprof(e)
+	}
 	s.auth.Mount(e)
 	g := e.Group("", s.auth.Require())
 	s.routes(e, g)
