@@ -261,7 +261,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, h 
 		done:    make(chan struct{}),
 	}
 	// Without it every failure would be retried for ever, and noticed late.
-	if _, err := js.Stream(ctx, DeadLetterStreamName(cfg.Stream)); err != nil {
+	// A missing stream is final; no answer (a leader election under way, a
+	// server restarting) is waited out, as opening the consumer is.
+	if err := c.whileTransient(ctx, "find the dead-letter stream", func(octx context.Context) error {
+		_, err := js.Stream(octx, DeadLetterStreamName(cfg.Stream))
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("consumer %s: dead-letter stream %s (EnsureStream creates it): %w", cfg.Durable, DeadLetterStreamName(cfg.Stream), err)
 	}
 	it, err := c.openFirst(ctx)
@@ -314,21 +319,34 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 // reconnect, a cluster electing the consumer's leader) as reopen does; a
 // refusal by the server (bad configuration) fails at once.
 func (c *Consumer) openFirst(ctx context.Context) (jetstream.MessagesContext, error) {
+	var it jetstream.MessagesContext
+	err := c.whileTransient(ctx, "open consumer", func(octx context.Context) error {
+		var err error
+		it, err = c.open(octx)
+		return err
+	})
+	return it, err
+}
+
+// whileTransient runs f (each time bounded by opTimeout) until it succeeds,
+// fails with an answer of the server (an API error: final), or ctx ends;
+// other failures (no answer, no responders) are retried with back-off.
+func (c *Consumer) whileTransient(ctx context.Context, what string, f func(context.Context) error) error {
 	delay := reopenDelay
 	for {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
-		it, err := c.open(octx)
+		err := f(octx)
 		cancel()
 		var apiErr *jetstream.APIError
-		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
-			return it, err
+		if err == nil || errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+			return err
 		}
-		c.log.Warn("open consumer; retrying", "retry_in", delay, "err", err)
+		c.log.Warn(what+"; retrying", "retry_in", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return err
 		case <-t.C:
 		}
 		delay = min(delay*2, 5*time.Second)
