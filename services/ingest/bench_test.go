@@ -9,14 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,65 +226,6 @@ func postAccepted(ctx context.Context, client *http.Client, url string, body []b
 		return fmt.Errorf("webhook: %d %s", resp.StatusCode, reply)
 	}
 	return nil
-}
-
-// BenchmarkIngestProcess runs the ingest binary as its own process, as it
-// runs in production, against an embedded NATS server in the benchmark's
-// process, and reports its throughput, latency and peak RSS (VmHWM of the
-// ingest process alone) under b.N concurrent webhook posts.
-//
-//	go test -run='^$' -bench=IngestProcess -benchtime=20000x ./services/ingest/
-func BenchmarkIngestProcess(b *testing.B) {
-	ns := testkit.NATS(b)
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "ingest")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ingest").CombinedOutput(); err != nil {
-		b.Fatalf("build ingest: %v\n%s", err, out)
-	}
-	addr := testkit.FreeAddr(b)
-	cfgPath := filepath.Join(dir, "slipway.yaml")
-	cfg := fmt.Sprintf(`
-nats: { url: %q }
-environments: [ { name: dev, registry: { host: %q } } ]
-ingest:
-  listen: %q
-  sources:
-    - name: dev-registry
-      format: distribution
-      environment: dev
-      auth: { header: { name: Authorization, value: %q } }
-log: { level: warn }
-`, ns.URL, devHost, addr, notifyToken)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	base := "http://" + addr
-	testkit.WaitReady(b, base+"/readyz", nil)
-
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
-	b.Cleanup(client.CloseIdleConnections)
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	b.ResetTimer()
-	lat, dur := load(b, b.N, func(ctx context.Context, i int) error {
-		body := envelope(distPush(fmt.Sprintf("p-%s-%d", run, i), "team/bench", fmt.Sprintf("p-%s-%d", run, i)))
-		return postAccepted(ctx, client, base+"/webhooks/dev-registry", body)
-	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/dur.Seconds(), "msgs/s")
-	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
-	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
-	if kb, ok := peakRSSKiB(cmd.Process.Pid); ok {
-		b.ReportMetric(float64(kb)/1024, "ingest-peak-RSS-MiB")
-	}
 }
 
 // rawMsg is the message ingest would store for the same push.
