@@ -1,0 +1,164 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/slipway-cd/slipway/pkg/events"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden messages in testdata/wire")
+
+// spanCtx returns ctx carrying a remote span context with fixed ids.
+func spanCtx(t testing.TB, flags trace.TraceFlags, state string) context.Context {
+	t.Helper()
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, err := trace.ParseTraceState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: ts, Remote: true,
+	}))
+}
+
+var wireTime = time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
+
+func pushedData() events.ImagePushed {
+	return events.ImagePushed{
+		Environment: "dev", Registry: "r.example:5000", Repository: "apps/web", Tag: "1.4.0",
+		Digest: "sha256:" + strings.Repeat("a", 64), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Size: 708, Actor: "alice", Source: "dev-registry", Format: "distribution", UpstreamID: "u-1",
+		PushedAt: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC),
+	}
+}
+
+type wireCase struct {
+	name string
+	ctx  context.Context
+	spec events.Spec
+}
+
+// wireCases are the messages whose bytes are pinned: an image.pushed as
+// ingest publishes it (with a sampled span and a tracestate), one caused by
+// another event without a span, one whose strings need escaping, data given
+// as JSON or as bytes, and one of every type with its zero data and an
+// unsampled span.
+func wireCases(t testing.TB) []wireCase {
+	pushed := pushedData()
+	cases := []wireCase{
+		{"image-pushed-traceparent", spanCtx(t, trace.FlagsSampled, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"), events.Spec{
+			ID:   events.ID("image.pushed", "dev", pushed.Registry, pushed.Repository, pushed.Tag, pushed.Digest),
+			Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry", Environment: "dev",
+			Subject: pushed.Ref().String(), Time: wireTime, Data: pushed,
+		}},
+		{"image-pushed-causation", context.Background(), events.Spec{
+			ID: "id-1", Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry", Environment: "dev",
+			Subject: pushed.Ref().String(), CausationID: "cause-1", Time: wireTime, Data: pushed,
+		}},
+		{"image-pushed-escaping", spanCtx(t, trace.FlagsSampled, ""), events.Spec{
+			ID: "id \"<2>\" & ü", Type: events.TypeImagePushed, Source: "/slipway/ingest/a%20b?x=<y>&z",
+			Environment: "dev_1-x", Subject: "r/a<b>&c\u2028d\te\"f\\g", CausationID: "c\u00e9\x01",
+			Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600)),
+			Data: events.ImagePushed{Actor: "<script>&\u2028", Repository: "ü\x02"},
+		}},
+		{"raw-data", context.Background(), events.Spec{
+			ID: "id-raw", Type: events.TypeEventDeadLettered, Source: "/slipway/test", Environment: "dev",
+			Time: wireTime, Data: json.RawMessage(`{ "a": [1, 2] }`),
+		}},
+		{"bytes-data", context.Background(), events.Spec{
+			ID: "id-bytes", Type: events.TypeEventDeadLettered, Source: "/slipway/test", Environment: "dev",
+			Time: wireTime, Data: []byte("not json\x00"),
+		}},
+	}
+	for _, tc := range events.Types {
+		cases = append(cases, wireCase{"zero-" + tc.Type.Short(), spanCtx(t, 0, "k=v"), events.Spec{
+			ID: "id-" + tc.Type.Short(), Type: tc.Type, Source: "/slipway/test", Environment: "prd",
+			Subject: "cluster:/apps/web", CausationID: "cause-2", Time: wireTime, Data: tc.Data,
+		}})
+	}
+	return cases
+}
+
+// wireBytes renders a message as it goes on the wire: subject, every header
+// key exactly as stored (sorted) with its values, a blank line, the body.
+func wireBytes(m *nats.Msg) []byte {
+	var b bytes.Buffer
+	b.WriteString(m.Subject + "\n")
+	for _, k := range slices.Sorted(maps.Keys(m.Header)) {
+		for _, v := range m.Header[k] {
+			b.WriteString(k + ": " + v + "\n")
+		}
+	}
+	b.WriteString("\n")
+	b.Write(m.Data)
+	return b.Bytes()
+}
+
+// The encoding of an event is the contract with every consumer and the
+// input of JetStream's de-duplication: a change of bytes, even one that
+// decodes to the same event, must be a deliberate one.
+func TestMessageBytesArePinned(t *testing.T) {
+	for _, tc := range wireCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := events.New(tc.ctx, tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := events.ToMsg(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wireBytes(m)
+			path := filepath.Join("testdata", "wire", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("message bytes changed\n got: %s\nwant: %s", got, want)
+			}
+		})
+	}
+}
+
+// BenchmarkNewToMsg is ingest's share of the event work per webhook: build an
+// image.pushed in a sampled span and encode it as a message.
+func BenchmarkNewToMsg(b *testing.B) {
+	ctx := spanCtx(b, trace.FlagsSampled, "")
+	pushed := pushedData()
+	spec := events.Spec{
+		ID:   events.ID("image.pushed", "dev", pushed.Registry, pushed.Repository, pushed.Tag, pushed.Digest),
+		Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry", Environment: "dev",
+		Subject: pushed.Ref().String(), Data: pushed,
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := events.New(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := events.ToMsg(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
