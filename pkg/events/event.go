@@ -61,7 +61,7 @@ func New(ctx context.Context, spec Spec) (Event, error) {
 	if spec.ID == "" {
 		return Event{}, errors.New("event id is required")
 	}
-	if _, err := Subject(spec.Type, spec.Environment); err != nil {
+	if _, err := subjectParts(spec.Type, spec.Environment); err != nil {
 		return Event{}, err
 	}
 	e := cloudevents.New(cloudevents.CloudEventsVersionV1)

@@ -213,3 +213,24 @@ func TestDeploymentRolloutReadsMarathonFieldsOfOlderEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestValidTokenAcceptsLettersDigitsDashAndUnderscoreOnly(t *testing.T) {
+	re := regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	for _, s := range []string{
+		"dev", "vsphere_prd", "azure-int", "A", "Z", "a", "z", "0", "9", "_", "-", "-_-", "Prd2",
+		"", " ", "d.v", "a b", "*", ">", "dev\n", "\x00", "dev\x00", "é", "dév", "a/b", "a:b", "@", "[", "`", "{",
+		"\u0660", "ｄｅｖ", "dev\u200b",
+	} {
+		if got, want := events.ValidToken(s), re.MatchString(s); got != want {
+			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+	// Every byte on its own, and between letters.
+	for b := 0; b < 256; b++ {
+		for _, s := range []string{string([]byte{byte(b)}), "a" + string([]byte{byte(b)}) + "b"} {
+			if got, want := events.ValidToken(s), re.MatchString(s); got != want {
+				t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+}
