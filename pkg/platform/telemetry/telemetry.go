@@ -57,10 +57,20 @@ func orDefault(s, d string) string {
 //     default is parentbased_always_on;
 //   - OTEL_BSP_*: the batch span processor's settings.
 //
-// Without an exporter spans are still created, so trace ids propagate
-// through the events, but go nowhere. Extra span processors are added as
-// they are (tests).
+// Without an exporter (and without OTEL_TRACES_SAMPLER or a span processor)
+// spans still get their own ids, so trace ids propagate through the events,
+// but nothing is recorded: see propagateOnly. Extra span processors are
+// added as they are (tests).
 func SetupTracing(ctx context.Context, serviceName string, processors ...sdktrace.SpanProcessor) (shutdown func(context.Context) error, err error) {
+	exp, err := exporterFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if exp == nil && len(processors) == 0 && os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		otel.SetTracerProvider(propagateOnly{})
+		return func(context.Context) error { return nil }, nil
+	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(
 			semconv.ServiceName(orDefault(serviceName, "slipway")),
@@ -77,10 +87,6 @@ func SetupTracing(ctx context.Context, serviceName string, processors ...sdktrac
 	if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
 		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
 	}
-	exp, err := exporterFromEnv(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if exp != nil {
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
@@ -89,7 +95,6 @@ func SetupTracing(ctx context.Context, serviceName string, processors ...sdktrac
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp.Shutdown, nil
 }
 

@@ -2,9 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/slipway-cd/slipway/pkg/platform/buildinfo"
@@ -74,5 +76,67 @@ func TestSetupTracingServiceName(t *testing.T) {
 	// The binary's version, as slipway --version prints it.
 	if v := attrs["service.version"]; v == "" || v != buildinfo.Version() {
 		t.Errorf("service.version = %q, want %q", v, buildinfo.Version())
+	}
+}
+
+// Without an exporter nothing records, but every span still has ids of its
+// own in the parent's trace, so the traceparent an event carries names the
+// trace of the webhook that caused it.
+func TestWithoutExporterSpansPropagateWithoutRecording(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_TRACES_SAMPLER", "")
+	prev := otel.GetTracerProvider()
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	if _, err := SetupTracing(t.Context(), "slipway-ingest"); err != nil {
+		t.Fatal(err)
+	}
+	tracer := otel.Tracer("test")
+
+	rootCtx, root := tracer.Start(t.Context(), "root")
+	rsc := root.SpanContext()
+	if !rsc.IsValid() || !rsc.IsSampled() || root.IsRecording() {
+		t.Fatalf("root span: valid %v, sampled %v, recording %v; want valid, sampled, not recording", rsc.IsValid(), rsc.IsSampled(), root.IsRecording())
+	}
+	_, child := tracer.Start(rootCtx, "child")
+	csc := child.SpanContext()
+	if csc.TraceID() != rsc.TraceID() || csc.SpanID() == rsc.SpanID() || !csc.IsSampled() {
+		t.Fatalf("child %s/%s of root %s/%s: want the root's trace, a span id of its own", csc.TraceID(), csc.SpanID(), rsc.TraceID(), rsc.SpanID())
+	}
+	_, other := tracer.Start(t.Context(), "another root")
+	if other.SpanContext().TraceID() == rsc.TraceID() {
+		t.Fatal("two roots share a trace id")
+	}
+
+	// A caller's traceparent (here unsampled, with a tracestate) is
+	// continued as the SDK's parentbased sampler would: same trace, same
+	// decision, same tracestate.
+	in := propagation.HeaderCarrier(http.Header{
+		"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+		"Tracestate":  {"vendor=x"},
+	})
+	ctx := otel.GetTextMapPropagator().Extract(t.Context(), in)
+	ctx, span := tracer.Start(ctx, "server")
+	out := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, out)
+	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + span.SpanContext().SpanID().String() + "-00"
+	if out["traceparent"] != want || out["tracestate"] != "vendor=x" || span.SpanContext().SpanID().String() == "00f067aa0ba902b7" {
+		t.Fatalf("injected %v, want traceparent %s and the caller's tracestate", out, want)
+	}
+}
+
+// A sampler asked for, or a processor, brings the SDK back: it decides.
+func TestSamplerSettingUsesTheSDK(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	prev := otel.GetTracerProvider()
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	shutdown, err := SetupTracing(t.Context(), "slipway-ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
+	_, span := otel.Tracer("test").Start(t.Context(), "s")
+	if span.SpanContext().IsSampled() {
+		t.Fatal("always_off sampled a span: the sampler setting was ignored")
 	}
 }
