@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
+	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/access"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/approval"
@@ -76,7 +77,7 @@ type approvalAPI struct {
 	// store is nil when no approver is configured (then every request is
 	// 401 before it would be needed).
 	store   *approval.Store
-	pub     publisher
+	pub     *bus.Publisher
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time

@@ -6,9 +6,9 @@ import (
 	"github.com/slipway-cd/slipway/pkg/events"
 )
 
-// event turns one normalised push into its image.pushed event, filling
-// in what the payload lacked: the registry host, the digest, the time.
-func (h *handler) event(ctx context.Context, src *source, p routed) (events.Event, error) {
+// event describes the image.pushed event of one normalised push, filling in
+// what the payload lacked: the registry host, the digest, the time.
+func (h *handler) event(ctx context.Context, src *source, p routed) events.Spec {
 	// The environment's registry, never the payload's host: consumers
 	// pull, copy and deploy from what the event names.
 	registry := p.dest.registry.Host
@@ -18,7 +18,7 @@ func (h *handler) event(ctx context.Context, src *source, p routed) (events.Even
 	if p.PushedAt.IsZero() {
 		p.PushedAt = h.now()
 	}
-	return events.New(ctx, events.Spec{
+	return events.Spec{
 		ID:          eventID(src, registry, p),
 		Type:        events.TypeImagePushed,
 		Source:      "/slipway/ingest/" + src.name,
@@ -39,7 +39,7 @@ func (h *handler) event(ctx context.Context, src *source, p routed) (events.Even
 			UpstreamID:  p.UpstreamID,
 			PushedAt:    p.PushedAt.UTC(),
 		},
-	})
+	}
 }
 
 // eventID is deterministic, so that JetStream's duplicate window drops what

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/slipway-cd/slipway/pkg/events"
 	"github.com/slipway-cd/slipway/pkg/events/bus"
 	"github.com/slipway-cd/slipway/pkg/platform/app"
 	"github.com/slipway-cd/slipway/pkg/platform/health"
@@ -32,17 +30,12 @@ const (
 	routeWithToken = "/webhooks/:source/:token"
 )
 
-// publisher stores an event and says whether JetStream already had it.
-type publisher interface {
-	Publish(ctx context.Context, e events.Event) (duplicate bool, err error)
-}
-
 // handler holds what every webhook request needs.
 type handler struct {
 	sources map[string]*source
 	maxBody int64
 	js      jetstream.JetStream
-	pub     publisher
+	pub     *bus.Publisher
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -128,8 +121,10 @@ func NewHandler(d app.Deps) (http.Handler, error) {
 
 // requestLog logs every request at debug level. It logs the route pattern
 // and the source name, never the URL: a urlToken source's path is a secret.
+// When debug is off it stays out of the way: echo's logger gathers every
+// value (remote address, latency…) before it is asked to log them.
 func requestLog(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+	logged := middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus:    true,
 		LogMethod:    true,
 		LogRoutePath: true,
@@ -144,6 +139,15 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withLog := logged(next)
+		return func(c echo.Context) error {
+			if !log.Enabled(c.Request().Context(), slog.LevelDebug) {
+				return next(c)
+			}
+			return withLog(c)
+		}
+	}
 }
 
 // jsonErrors answers echo's own errors (404 no route, 405, a recovered

@@ -90,15 +90,15 @@ func (h *handler) count(src *source, results []result, total int) (Counts, error
 
 // store builds the event of one push and publishes it, waiting for the ack.
 func (h *handler) store(ctx context.Context, src *source, p routed) (duplicate bool, err error) {
-	e, err := h.event(ctx, src, p)
-	if err != nil {
-		return false, fmt.Errorf("build event for %s:%s: %w", p.Repository, p.Tag, err)
-	}
+	spec := h.event(ctx, src, p)
 	start := time.Now()
-	duplicate, err = h.pub.Publish(ctx, e)
+	_, duplicate, err = h.pub.PublishNew(ctx, spec)
 	h.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if !errors.Is(err, context.Canceled) { // the sender went away: says nothing about NATS
 		h.stored.Observe(err)
 	}
-	return duplicate, err
+	if err != nil {
+		return false, fmt.Errorf("store the event of %s:%s: %w", p.Repository, p.Tag, err)
+	}
+	return duplicate, nil
 }
