@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -198,8 +200,18 @@ func TestBodyLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked big body: %d, want 413", resp.StatusCode)
 	}
-	if n := len(storedEvents(t, r.stream)); n != 1 {
-		t.Fatalf("%d events stored, want only the small delivery's", n)
+	// A small body without Content-Length is read whole all the same.
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, url, io.NopCloser(bytes.NewReader(envelope(distPush("e8", "team/web", "1.0.7")))))
+	req.ContentLength = -1
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("chunked small body: %d, want 202", resp.StatusCode)
+	}
+	if n := len(storedEvents(t, r.stream)); n != 2 {
+		t.Fatalf("%d events stored, want the two small deliveries'", n)
 	}
 }
 
@@ -375,5 +387,34 @@ func TestArtifactoryRepositoryPath(t *testing.T) {
 		if got := pushedData(t, evs[0]).Repository; got != tc.want {
 			t.Errorf("repositoryPath %t: repository %q, want %q", tc.repositoryPath, got, tc.want)
 		}
+	}
+}
+
+// A body shorter than its Content-Length (the sender stopped writing) is
+// refused as unreadable, and nothing is stored.
+func TestBodyShorterThanContentLength(t *testing.T) {
+	r := newRig(t)
+	srv := r.serve(t, testConfig(config.Registry{}, config.Source{Name: "dev-registry", Format: "distribution", Environment: "dev", Auth: none()}))
+	body := envelope(distPush("e1", "team/web", "1.0.0"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/dev-registry HTTP/1.1\r\nHost: ingest\r\nContent-Length: %d\r\n\r\n%s", len(body)+10, body)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "reading body") {
+		t.Fatalf("short body: %d %s, want 400 reading body", resp.StatusCode, raw)
+	}
+	if n := len(storedEvents(t, r.stream)); n != 0 {
+		t.Fatalf("%d events stored from a short body", n)
 	}
 }

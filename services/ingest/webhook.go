@@ -212,6 +212,16 @@ func readBody(c echo.Context, max int64) ([]byte, error) {
 		skipBody(c)
 		return nil, errTooLarge
 	}
+	if r.ContentLength > 0 {
+		// The usual delivery says its length: one buffer of that size,
+		// rather than io.ReadAll's growing copies. net/http stops the body
+		// at Content-Length, and a shorter one is an unexpected EOF.
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(c.Response().Writer, r.Body, max))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		skipBody(c)
