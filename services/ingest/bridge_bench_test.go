@@ -36,17 +36,23 @@ import (
 //     publish with Nats-Msg-Id, wait for the ack, 202);
 //  2. ingest: the ingest binary, configured as in production with header
 //     auth and no trace exporter;
-//  3. ingest+otlp: the same, exporting its spans over OTLP/HTTP to a
+//  3. ingest-otlp: the same, exporting its spans over OTLP/HTTP to a
 //     receiver in the benchmark's process that decodes every request.
 //
-// Each process gets benchWarmup webhooks first (connections, JIT-free but
-// lazily built state), then the measured b.N. Reported per process: msgs/s,
-// p50/p99 latency and peak RSS (VmHWM), and the ratios ingest/bridge.
+// Each process gets benchWarmup webhooks first (connections, lazily built
+// state), then the measured b.N. Reported per process: msgs/s, p50/p99
+// latency, peak RSS (VmHWM), CPU time per webhook (user and system, from
+// /proc), and its throughput over the bridge's; and the CPU per webhook of
+// the benchmark's own process (senders and NATS), which all share the two
+// cores with.
 //
 //	go test -run='^$' -bench=IngestVsBridge -benchtime=20000x ./services/ingest/
 //
-// SLIPWAY_BENCH_PPROF=DIR also writes ingest's CPU profile of the measured
-// phase and its allocation profile after it into DIR (ops.pprof on).
+// SLIPWAY_BENCH_PPROF=DIR also writes each process's CPU profile of the
+// measured phase (SLIPWAY_BENCH_PPROF_SECONDS long, 3 by default), its
+// allocation profile and its heap statistics into DIR (ops.pprof on).
+// SLIPWAY_BENCH_INGEST_BASELINE=BINARY adds a fourth phase with another
+// ingest binary (built from an earlier commit), for a before and after.
 func BenchmarkIngestVsBridge(b *testing.B) {
 	ns := testkit.NATS(b)
 	_, js := ns.Connect(b)
@@ -126,39 +132,64 @@ func BenchmarkIngestVsBridge(b *testing.B) {
 		return r
 	}
 
-	ingestCmd := func(env ...string) func(addr string) *exec.Cmd {
+	ingestCmd := func(bin string, env ...string) func(addr string) *exec.Cmd {
 		return func(addr string) *exec.Cmd {
 			cfg := filepath.Join(dir, "slipway-"+strconv.Itoa(len(env))+".yaml")
 			writeIngestConfig(b, cfg, ns.URL, addr, profileDir != "")
-			cmd := exec.Command(ingestBin, "--config", cfg)
+			cmd := exec.Command(bin, "--config", cfg)
 			cmd.Env = append(os.Environ(), env...)
 			return cmd
 		}
 	}
 	subject, _ := events.Subject(events.TypeImagePushed, "dev")
-
-	b.ResetTimer()
-	bridge := phase("bridge", func(addr string) *exec.Cmd {
-		return exec.Command(bridgeBin, "-listen", addr, "-nats", ns.URL, "-subject", subject, "-token", notifyToken)
-	}, "/webhook")
-	plain := phase("ingest", ingestCmd("OTEL_TRACES_EXPORTER=none"), "/webhooks/dev-registry")
-	traced := phase("ingest-otlp", ingestCmd(
-		"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+receiver.URL+"/v1/traces"), "/webhooks/dev-registry")
-	b.StopTimer()
-
-	for _, r := range []struct {
-		name string
-		r    result
-	}{{"bridge", bridge}, {"ingest", plain}, {"ingest-otlp", traced}} {
-		b.ReportMetric(r.r.rate, r.name+"-msgs/s")
-		b.ReportMetric(ms(r.r.p50), r.name+"-p50-ms")
-		b.ReportMetric(ms(r.r.p99), r.name+"-p99-ms")
-		b.ReportMetric(r.r.rssMiB, r.name+"-RSS-MiB")
-		b.ReportMetric(r.r.cpuUS, r.name+"-CPU-us/webhook")
+	phases := []struct {
+		name  string
+		start func(addr string) *exec.Cmd
+		path  string
+	}{
+		{"bridge", func(addr string) *exec.Cmd {
+			return exec.Command(bridgeBin, "-listen", addr, "-nats", ns.URL, "-subject", subject, "-token", notifyToken)
+		}, "/webhook"},
+		{"ingest", ingestCmd(ingestBin, "OTEL_TRACES_EXPORTER=none"), "/webhooks/dev-registry"},
+		{"ingest-otlp", ingestCmd(ingestBin,
+			"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+receiver.URL+"/v1/traces"), "/webhooks/dev-registry"},
 	}
-	b.ReportMetric(plain.rate/bridge.rate, "ingest/bridge")
-	b.ReportMetric(traced.rate/bridge.rate, "ingest-otlp/bridge")
+	// SLIPWAY_BENCH_INGEST_BASELINE=BINARY adds an ingest binary built from
+	// another commit, for a before-and-after in the same run.
+	if baseline := os.Getenv("SLIPWAY_BENCH_INGEST_BASELINE"); baseline != "" {
+		phases = append(phases, struct {
+			name  string
+			start func(addr string) *exec.Cmd
+			path  string
+		}{"ingest-baseline", ingestCmd(baseline, "OTEL_TRACES_EXPORTER=none"), "/webhooks/dev-registry"})
+	}
+
+	results := map[string]result{}
+	self0 := cpuTime(b, os.Getpid())
+	b.ResetTimer()
+	for _, ph := range phases {
+		results[ph.name] = phase(ph.name, ph.start, ph.path)
+	}
+	b.StopTimer()
+	// The benchmark's own process (senders and the NATS server) over all
+	// phases, warm-ups included: what the bridge or ingest shares the two
+	// cores with.
+	self := cpuTime(b, os.Getpid()) - self0
+
+	bridge := results["bridge"]
+	for _, ph := range phases {
+		r := results[ph.name]
+		b.ReportMetric(r.rate, ph.name+"-msgs/s")
+		b.ReportMetric(ms(r.p50), ph.name+"-p50-ms")
+		b.ReportMetric(ms(r.p99), ph.name+"-p99-ms")
+		b.ReportMetric(r.rssMiB, ph.name+"-RSS-MiB")
+		b.ReportMetric(r.cpuUS, ph.name+"-CPU-us/webhook")
+		if ph.name != "bridge" {
+			b.ReportMetric(r.rate/bridge.rate, ph.name+"/bridge")
+		}
+	}
+	b.ReportMetric(float64(self.Microseconds())/float64(len(phases)*(b.N+benchWarmup)), "senders+nats-CPU-us/webhook")
 	// The spans the receiver got: a server and a producer span per webhook
 	// when none is dropped (the batch processor drops what its queue cannot
 	// hold, and the last batch may still be in flight at the end).
