@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Extension attribute names (CloudEvents extensions are lowercase alphanumerics).
@@ -93,15 +95,47 @@ func New(ctx context.Context, spec Spec) (Event, error) {
 const extEnvironment = "environment"
 
 // EnvironmentOf returns the environment an event was published for.
-func EnvironmentOf(e Event) string {
-	s, _ := e.Extensions()[extEnvironment].(string)
+func EnvironmentOf(e Event) string { return extension(e, extEnvironment) }
+
+// CausationOf returns the id of the event that caused e, or "".
+func CausationOf(e Event) string { return extension(e, ExtCausation) }
+
+// extension returns the string extension attribute name of e, or "".
+func extension(e Event, name string) string {
+	s, _ := stringExtension(e, name)
 	return s
 }
 
-// CausationOf returns the id of the event that caused e, or "".
-func CausationOf(e Event) string {
-	s, _ := e.Extensions()[ExtCausation].(string)
-	return s
+// stringExtension returns the extension attribute name of e and whether it
+// is there as a string. e.Extensions() copies the whole map on every call; a
+// 1.0 context is read in place.
+func stringExtension(e Event, name string) (string, bool) {
+	var v any
+	if ec, ok := e.Context.(*cloudevents.EventContextV1); ok {
+		v = ec.Extensions[name]
+	} else {
+		v = e.Extensions()[name]
+	}
+	s, ok := v.(string)
+	return s, ok
+}
+
+// setExtension sets the string extension attribute name (a valid, lowercase
+// name) of e: what e.SetExtension does for such a name and value, without
+// validating them again.
+func setExtension(e *Event, name, value string) {
+	ec, ok := e.Context.(*cloudevents.EventContextV1)
+	if !ok {
+		e.SetExtension(name, value)
+		return
+	}
+	if ec.Extensions == nil {
+		ec.Extensions = make(map[string]any, 4)
+	}
+	ec.Extensions[name] = value
+	if e.FieldErrors != nil {
+		delete(e.FieldErrors, "extension:"+name)
+	}
 }
 
 // SubjectOf returns the NATS subject an event is published on.
@@ -135,10 +169,10 @@ func ToMsg(e Event) (*nats.Msg, error) {
 	m.Data = body
 	m.Header.Set(HeaderContentType, ContentType)
 	m.Header.Set(HeaderMsgID, e.ID())
-	if tp, ok := e.Extensions()[ExtTraceParent].(string); ok {
+	if tp, ok := stringExtension(e, ExtTraceParent); ok {
 		m.Header.Set(HeaderTraceParent, tp)
 	}
-	if ts, ok := e.Extensions()[ExtTraceState].(string); ok && ts != "" {
+	if ts := extension(e, ExtTraceState); ts != "" {
 		m.Header.Set(HeaderTraceState, ts)
 	}
 	return m, nil
@@ -156,31 +190,50 @@ func FromMsg(data []byte) (Event, error) {
 	return e, nil
 }
 
-// propagator is W3C trace context, whatever the process-wide otel setting:
-// the traceparent extension is part of the contract.
-var propagator = propagation.TraceContext{}
-
 // InjectTrace stamps the span context of ctx on e as the traceparent (and
 // tracestate) extension. Without a valid span in ctx, e is left unchanged.
+//
+// The values are those propagation.TraceContext{}.Inject writes (the W3C
+// trace context, whatever the process-wide otel setting: the traceparent
+// extension is part of the contract), formatted here without a carrier map.
 func InjectTrace(ctx context.Context, e *Event) {
-	c := propagation.MapCarrier{}
-	propagator.Inject(ctx, c)
-	if tp := c.Get(HeaderTraceParent); tp != "" {
-		e.SetExtension(ExtTraceParent, tp)
-		if ts := c.Get(HeaderTraceState); ts != "" {
-			e.SetExtension(ExtTraceState, ts)
-		}
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return
+	}
+	setExtension(e, ExtTraceParent, traceParent(sc))
+	if ts := sc.TraceState().String(); ts != "" {
+		setExtension(e, ExtTraceState, ts)
 	}
 }
+
+// traceParent formats sc as a version 00 traceparent,
+// "00-<trace id>-<span id>-<flags>", keeping only the flags the
+// specification defines (sampled and random).
+func traceParent(sc trace.SpanContext) string {
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	flags := [1]byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))}
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], flags[:])
+	return string(b[:])
+}
+
+// propagator reads the W3C trace context back from an event.
+var propagator = propagation.TraceContext{}
 
 // ExtractTrace returns ctx carrying the remote span context of e, so that the
 // consumer's spans join the producer's trace.
 func ExtractTrace(ctx context.Context, e Event) context.Context {
 	c := propagation.MapCarrier{}
-	if tp, ok := e.Extensions()[ExtTraceParent].(string); ok {
+	if tp := extension(e, ExtTraceParent); tp != "" {
 		c.Set(HeaderTraceParent, tp)
 	}
-	if ts, ok := e.Extensions()[ExtTraceState].(string); ok {
+	if ts := extension(e, ExtTraceState); ts != "" {
 		c.Set(HeaderTraceState, ts)
 	}
 	return propagator.Extract(ctx, c)

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -160,5 +162,75 @@ func BenchmarkNewToMsg(b *testing.B) {
 		if _, err := events.ToMsg(e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// InjectTrace formats the trace context itself; what it writes must be what
+// the W3C propagator writes, for every kind of span context.
+func TestInjectTraceWritesWhatTheW3CPropagatorWrites(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	for _, tc := range []struct {
+		name  string
+		flags trace.TraceFlags
+		state string
+		tid   trace.TraceID
+		sid   trace.SpanID
+	}{
+		{"sampled", trace.FlagsSampled, "", tid, sid},
+		{"unsampled", 0, "", tid, sid},
+		{"random", trace.FlagsRandom, "", tid, sid},
+		{"undefined flags dropped", 0xff, "", tid, sid},
+		{"sampled with tracestate", trace.FlagsSampled, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", tid, sid},
+		{"unsampled with tracestate", 0, "k=v", tid, sid},
+		{"no trace id", trace.FlagsSampled, "k=v", trace.TraceID{}, sid},
+		{"no span id", trace.FlagsSampled, "", tid, trace.SpanID{}},
+		{"high bytes", trace.FlagsSampled, "", trace.TraceID{0xff, 0xfe, 0x0a, 0xa0}, trace.SpanID{0x10, 0, 0, 0, 0, 0, 0, 0xff}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts, err := trace.ParseTraceState(tc.state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: tc.tid, SpanID: tc.sid, TraceFlags: tc.flags, TraceState: ts,
+			}))
+			want := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(ctx, want)
+
+			e := cloudevents.New()
+			events.InjectTrace(ctx, &e)
+			got := map[string]string{}
+			for k, v := range e.Extensions() {
+				got[k] = v.(string)
+			}
+			if !maps.Equal(got, map[string]string(want)) {
+				t.Errorf("extensions %v, the propagator writes %v", got, want)
+			}
+		})
+	}
+}
+
+// Without a span, InjectTrace leaves the trace an event already carries;
+// with one, it replaces the traceparent, and the tracestate only when the
+// span has one.
+func TestInjectTraceKeepsOrReplacesTheEventsTrace(t *testing.T) {
+	e := cloudevents.New()
+	events.InjectTrace(spanCtx(t, trace.FlagsSampled, "k=v"), &e)
+	events.InjectTrace(context.Background(), &e)
+	if tp := e.Extensions()[events.ExtTraceParent]; tp != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Errorf("traceparent = %v after an injection without span", tp)
+	}
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	events.InjectTrace(trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid,
+	})), &e)
+	want := map[string]any{
+		events.ExtTraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+		events.ExtTraceState:  "k=v",
+	}
+	if got := e.Extensions(); !maps.Equal(got, want) {
+		t.Errorf("extensions %v, want %v", got, want)
 	}
 }
