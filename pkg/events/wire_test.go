@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,5 +234,91 @@ func TestInjectTraceKeepsOrReplacesTheEventsTrace(t *testing.T) {
 	}
 	if got := e.Extensions(); !maps.Equal(got, want) {
 		t.Errorf("extensions %v, want %v", got, want)
+	}
+}
+
+// ToMsg writes the body itself rather than through e.MarshalJSON; the bytes
+// must be the SDK's for any event, odd strings and extensions included.
+func TestMessageBodyIsTheSDKEncoding(t *testing.T) {
+	odd := []string{
+		"", "plain", `quote " and \ backslash`, "<html>&amp;", "tab\tnew\nline\r", "\x00\x01\x1f\x7f",
+		"ü é 日本", "\u2028\u2029", "invalid \xff\xfe utf-8", "emoji 🚀", strings.Repeat("long ", 400),
+	}
+	for i, s := range odd {
+		checkBodyIsTheSDKEncoding(t, s, odd[(i+1)%len(odd)], []byte(`{"k":"`+strings.Repeat("v", i*97)+`"}`))
+	}
+	// Other shapes: no data, a data schema, a time in another zone, other
+	// extension types, other content types, binary data, a 0.3 event.
+	shapes := map[string]func(e *events.Event){
+		"no data":        func(e *events.Event) { e.DataEncoded = nil },
+		"data schema":    func(e *events.Event) { e.SetDataSchema("https://example.com/schema?a=<b>") },
+		"zoned time":     func(e *events.Event) { e.SetTime(time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("X", -7*3600))) },
+		"zero time":      func(e *events.Event) { e.SetTime(time.Time{}) },
+		"int extension":  func(e *events.Event) { e.SetExtension("count", 42) },
+		"bool extension": func(e *events.Event) { e.SetExtension("flag", true) },
+		"uri extension":  func(e *events.Event) { e.SetExtension("link", &url.URL{Scheme: "https", Host: "x", Path: "/a b"}) },
+		"many extensions": func(e *events.Event) {
+			for i := range 12 {
+				e.SetExtension(fmt.Sprintf("ext%d", 11-i), fmt.Sprint(i))
+			}
+		},
+		"text json":       func(e *events.Event) { e.SetDataContentType("text/json") },
+		"json params":     func(e *events.Event) { e.SetDataContentType("application/json; charset=utf-8") },
+		"plain text":      func(e *events.Event) { e.SetDataContentType("text/plain") },
+		"no content type": func(e *events.Event) { e.SetDataContentType("") },
+		"binary data":     func(e *events.Event) { _ = e.SetData("application/octet-stream", []byte{0, 1, 2}) },
+		"no subject":      func(e *events.Event) { e.SetSubject("") },
+		"version 0.3":     func(e *events.Event) { e.SetSpecVersion(cloudevents.CloudEventsVersionV03) },
+	}
+	for name, shape := range shapes {
+		t.Run(name, func(t *testing.T) {
+			e := bodyEvent("id", "subject", []byte(`{"a":1}`))
+			shape(&e)
+			checkBody(t, e)
+		})
+	}
+}
+
+func FuzzMessageBodyIsTheSDKEncoding(f *testing.F) {
+	f.Add("id", "r/apps/web:1.0", []byte(`{"a":1}`))
+	f.Add("\u2028<\"", "\xff", []byte(`not json`))
+	f.Fuzz(func(t *testing.T, s1, s2 string, data []byte) {
+		checkBodyIsTheSDKEncoding(t, s1, s2, data)
+	})
+}
+
+func checkBodyIsTheSDKEncoding(t *testing.T, s1, s2 string, data []byte) {
+	t.Helper()
+	checkBody(t, bodyEvent(s1, s2, data))
+	checkBody(t, bodyEvent(s2, s1, data))
+}
+
+// bodyEvent sets every attribute ToMsg writes, strings from a and b, in the
+// image.pushed type and an environment (ToMsg needs a subject).
+func bodyEvent(a, b string, data []byte) events.Event {
+	e := cloudevents.New()
+	e.SetID(a + "x")
+	e.SetType(string(events.TypeImagePushed))
+	e.SetSource("/slipway/" + url.PathEscape(b))
+	e.SetSubject(b)
+	e.SetTime(wireTime)
+	e.SetExtension("environment", "dev")
+	e.SetExtension(events.ExtCausation, a)
+	e.SetExtension(events.ExtTraceParent, b)
+	e.SetExtension(events.ExtTraceState, a+b)
+	e.SetDataContentType(cloudevents.ApplicationJSON)
+	e.DataEncoded = data
+	return e
+}
+
+func checkBody(t *testing.T, e events.Event) {
+	t.Helper()
+	want, wantErr := e.MarshalJSON()
+	m, err := events.ToMsg(e)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("ToMsg error %v, MarshalJSON error %v", err, wantErr)
+	}
+	if err == nil && !bytes.Equal(m.Data, want) {
+		t.Errorf("body differs from the SDK's encoding\n got: %q\nwant: %q", m.Data, want)
 	}
 }
