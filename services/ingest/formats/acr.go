@@ -10,7 +10,7 @@ package formats
 func init() { register("acr", parseACR) }
 
 func parseACR(d Delivery) (Result, error) {
-	p, push, err := parseRegistryEvent("acr", "", d.Body)
+	p, push, err := parseRegistryEvent("acr", d.Body)
 	switch {
 	case err != nil:
 		return Result{}, err

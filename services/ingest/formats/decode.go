@@ -33,12 +33,3 @@ func decodeObject(format, what string, raw []byte, v any) error {
 	}
 	return decodeJSON(format, what, raw, v)
 }
-
-// fieldPath names a field inside the element at path (e.g. "events[2]"), or at
-// the top level when path is empty, for error messages.
-func fieldPath(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
+	"time"
 )
 
 // CNCF Distribution notifications: {"events":[…]}, sent as
@@ -29,24 +31,26 @@ func init() {
 
 // registryEvent is one Distribution event; ACR sends the same shape, alone.
 type registryEvent struct {
-	ID        string `json:"id"`
-	Timestamp string `json:"timestamp"`
-	Action    string `json:"action"`
-	Target    *struct {
-		MediaType  string `json:"mediaType"`
-		Digest     string `json:"digest"`
-		Size       int64  `json:"size"`
-		Length     int64  `json:"length"`
-		Repository string `json:"repository"`
-		URL        string `json:"url"`
-		Tag        string `json:"tag"`
-	} `json:"target"`
-	Request struct {
+	ID        string          `json:"id"`
+	Timestamp string          `json:"timestamp"`
+	Action    string          `json:"action"`
+	Target    *registryTarget `json:"target"`
+	Request   struct {
 		Host string `json:"host"`
 	} `json:"request"`
 	Actor struct {
 		Name string `json:"name"`
 	} `json:"actor"`
+}
+
+type registryTarget struct {
+	MediaType  string `json:"mediaType"`
+	Digest     string `json:"digest"`
+	Size       int64  `json:"size"`
+	Length     int64  `json:"length"`
+	Repository string `json:"repository"`
+	URL        string `json:"url"`
+	Tag        string `json:"tag"`
 }
 
 func distributionParser(format string) Parser {
@@ -57,7 +61,7 @@ func distributionParser(format string) Parser {
 		}
 		var r Result
 		for i, ev := range events {
-			p, push, err := registryEventPush(format, fmt.Sprintf("events[%d]", i), ev)
+			p, push, err := registryEventPush(format, eventAt(i), ev)
 			switch {
 			case err != nil:
 				return Result{}, err
@@ -72,10 +76,14 @@ func distributionParser(format string) Parser {
 }
 
 // distributionEvents decodes the envelope's events. The common case, a
-// well-formed envelope, takes one decoding pass (this is the hot path of
-// every Distribution push); anything else is taken apart step by step to say
-// exactly what is wrong.
+// well-formed envelope as registries send it, is read by scanEnvelope (this
+// is the hot path of every Distribution push); what it leaves takes one
+// json.Unmarshal if well-formed, and anything else is taken apart step by
+// step to say exactly what is wrong.
 func distributionEvents(format string, body []byte) ([]*registryEvent, error) {
+	if events, ok := scanEnvelope(body); ok {
+		return events, nil
+	}
 	var fast struct {
 		Events *[]*registryEvent `json:"events"`
 	}
@@ -110,25 +118,21 @@ func distributionEvents(format string, body []byte) ([]*registryEvent, error) {
 	return events, nil
 }
 
-// parseRegistryEvent reads one event found at path ("" for a body that is
-// the event). push is false for anything but a push (pull, mount, delete,
-// ACR's ping and chart events, actions added later): those are not checked
-// further, because a registry must never be refused for a notification
-// Slipway does not act on. Blob pushes are reported with their media type
-// and left to Normalize.
-func parseRegistryEvent(format, path string, raw json.RawMessage) (p Push, push bool, err error) {
-	ev, err := decodeRegistryEvent(format, path, raw)
+// parseRegistryEvent reads a body that is one event (ACR's). push is false
+// for anything but a push (pull, mount, delete, ACR's ping and chart
+// events, actions added later): those are not checked further, because a
+// registry must never be refused for a notification Slipway does not act
+// on. Blob pushes are reported with their media type and left to Normalize.
+func parseRegistryEvent(format string, raw json.RawMessage) (p Push, push bool, err error) {
+	ev, err := decodeRegistryEvent(format, "body", raw)
 	if err != nil {
 		return Push{}, false, err
 	}
-	return registryEventPush(format, path, ev)
+	return registryEventPush(format, wholeBody, ev)
 }
 
-func decodeRegistryEvent(format, path string, raw json.RawMessage) (*registryEvent, error) {
-	what := path
-	if what == "" {
-		what = "body"
-	}
+// decodeRegistryEvent decodes an event, what naming it in errors.
+func decodeRegistryEvent(format, what string, raw json.RawMessage) (*registryEvent, error) {
 	var ev registryEvent
 	if err := decodeObject(format, what, raw, &ev); err != nil {
 		return nil, err
@@ -136,11 +140,28 @@ func decodeRegistryEvent(format, path string, raw json.RawMessage) (*registryEve
 	return &ev, nil
 }
 
-// registryEventPush interprets a decoded event found at path.
-func registryEventPush(format, path string, ev *registryEvent) (p Push, push bool, err error) {
+// eventAt is where an event is, for error messages: its index in an
+// envelope's events, or wholeBody. The field names of the messages are
+// built from it only when there is an error to report: a push that passes
+// every check builds no strings.
+type eventAt int
+
+// wholeBody is an event that is the whole body.
+const wholeBody eventAt = -1
+
+// field names a field of the event.
+func (at eventAt) field(name string) string {
+	if at == wholeBody {
+		return name
+	}
+	return "events[" + strconv.Itoa(int(at)) + "]." + name
+}
+
+// registryEventPush interprets a decoded event.
+func registryEventPush(format string, at eventAt, ev *registryEvent) (p Push, push bool, err error) {
 	switch ev.Action {
 	case "":
-		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "action"))
+		return Push{}, false, malformed("%s: %s is missing", format, at.field("action"))
 	case "push":
 	default:
 		return Push{}, false, nil
@@ -148,23 +169,25 @@ func registryEventPush(format, path string, ev *registryEvent) (p Push, push boo
 	t := ev.Target
 	switch {
 	case t == nil:
-		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "target"))
+		return Push{}, false, malformed("%s: %s is missing", format, at.field("target"))
 	case t.Digest == "":
-		return Push{}, false, malformed("%s: %s is missing", format, fieldPath(path, "target.digest"))
+		return Push{}, false, malformed("%s: %s is missing", format, at.field("target.digest"))
 	case t.Size < 0:
-		return Push{}, false, malformed("%s: %s is negative", format, fieldPath(path, "target.size"))
+		return Push{}, false, malformed("%s: %s is negative", format, at.field("target.size"))
 	case t.Length < 0:
-		return Push{}, false, malformed("%s: %s is negative", format, fieldPath(path, "target.length"))
+		return Push{}, false, malformed("%s: %s is negative", format, at.field("target.length"))
 	}
-	if err := checkImage(format, fieldPath(path, "target.repository"), t.Repository,
-		fieldPath(path, "target.tag"), t.Tag, fieldPath(path, "target.digest"), t.Digest); err != nil {
-		return Push{}, false, err
+	if !validImage(t.Repository, t.Tag, t.Digest) {
+		return Push{}, false, checkImage(format, at.field("target.repository"), t.Repository,
+			at.field("target.tag"), t.Tag, at.field("target.digest"), t.Digest)
 	}
-	at, err := optionalTime(format, fieldPath(path, "timestamp"), ev.Timestamp)
-	if err != nil {
-		return Push{}, false, err
+	var pushedAt time.Time
+	if ev.Timestamp != "" {
+		if pushedAt, err = parseTime(ev.Timestamp); err != nil {
+			return Push{}, false, timeError(format, at.field("timestamp"), ev.Timestamp, err)
+		}
 	}
-	host, err := registryEventHost(format, path, ev.Request.Host, t.URL)
+	host, err := registryEventHost(format, at, ev.Request.Host, t.URL)
 	if err != nil {
 		return Push{}, false, err
 	}
@@ -185,17 +208,17 @@ func registryEventPush(format, path string, ev *registryEvent) (p Push, push boo
 		Size:       size,
 		Actor:      ev.Actor.Name,
 		UpstreamID: id,
-		PushedAt:   at,
+		PushedAt:   pushedAt,
 	}, true, nil
 }
 
 // registryEventHost prefers request.host, the name the client pushed to;
 // target.url is built from the registry's configured http.host and is the
 // fallback for events relayed without their request record.
-func registryEventHost(format, path, reqHost, targetURL string) (string, error) {
+func registryEventHost(format string, at eventAt, reqHost, targetURL string) (string, error) {
 	if reqHost != "" {
 		if !validHost(reqHost) {
-			return "", malformed("%s: %s %q is not a host[:port]", format, fieldPath(path, "request.host"), reqHost)
+			return "", malformed("%s: %s %q is not a host[:port]", format, at.field("request.host"), reqHost)
 		}
 		return reqHost, nil
 	}
@@ -204,7 +227,7 @@ func registryEventHost(format, path, reqHost, targetURL string) (string, error) 
 	}
 	u, err := url.Parse(targetURL)
 	if err != nil || u.Host == "" || !validHost(u.Host) {
-		return "", malformed("%s: %s %q is not an absolute URL with a registry host", format, fieldPath(path, "target.url"), targetURL)
+		return "", malformed("%s: %s %q is not an absolute URL with a registry host", format, at.field("target.url"), targetURL)
 	}
 	return u.Host, nil
 }

@@ -66,6 +66,12 @@ func validTag(tag string) bool {
 
 func validHost(h string) bool { return len(h) <= 255 && hostRE.MatchString(h) }
 
+// validImage reports whether checkImage accepts the parts of a push, for a
+// caller that builds the field names of its messages only on an error.
+func validImage(repo, tag, digest string) bool {
+	return validRepository(repo) && validTag(tag) && (digest == "" || validDigest(digest))
+}
+
 // checkImage validates the parts of a push every parser fills, naming the
 // payload fields they came from in the error.
 func checkImage(format, repoField, repo, tagField, tag, digestField, digest string) error {

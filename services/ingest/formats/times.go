@@ -55,9 +55,14 @@ func optionalTime(format, field, s string) (time.Time, error) {
 	}
 	t, err := parseTime(s)
 	if err != nil {
-		return time.Time{}, malformed("%s: %s %q %v", format, field, s, err)
+		return time.Time{}, timeError(format, field, s, err)
 	}
 	return t, nil
+}
+
+// timeError is the error for a time field whose value s parseTime refused.
+func timeError(format, field, s string, err error) error {
+	return malformed("%s: %s %q %v", format, field, s, err)
 }
 
 // epochSeconds turns a Unix time in seconds into a time, refusing values no
