@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -320,5 +322,87 @@ func checkBody(t *testing.T, e events.Event) {
 	}
 	if err == nil && !bytes.Equal(m.Data, want) {
 		t.Errorf("body differs from the SDK's encoding\n got: %q\nwant: %q", m.Data, want)
+	}
+}
+
+// newWithSetters builds an event the way the SDK's setters and validation
+// do it, each attribute checked on its own: New must give the same event, or
+// the same error.
+func newWithSetters(ctx context.Context, spec events.Spec) (events.Event, error) {
+	if spec.ID == "" {
+		return events.Event{}, errors.New("event id is required")
+	}
+	if _, err := events.Subject(spec.Type, spec.Environment); err != nil {
+		return events.Event{}, err
+	}
+	e := cloudevents.New(cloudevents.CloudEventsVersionV1)
+	e.SetID(spec.ID)
+	e.SetType(string(spec.Type))
+	e.SetSource(spec.Source)
+	e.SetSubject(spec.Subject)
+	e.SetTime(spec.Time.UTC())
+	if spec.CausationID != "" {
+		e.SetExtension(events.ExtCausation, spec.CausationID)
+	}
+	e.SetExtension("environment", spec.Environment)
+	if err := e.SetData(cloudevents.ApplicationJSON, spec.Data); err != nil {
+		return events.Event{}, fmt.Errorf("encode %s data: %w", spec.Type, err)
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	if tp := c.Get(events.HeaderTraceParent); tp != "" {
+		e.SetExtension(events.ExtTraceParent, tp)
+		if ts := c.Get(events.HeaderTraceState); ts != "" {
+			e.SetExtension(events.ExtTraceState, ts)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return events.Event{}, fmt.Errorf("invalid event: %w", err)
+	}
+	return e, nil
+}
+
+func TestNewBuildsWhatTheSDKSettersBuild(t *testing.T) {
+	cases := wireCases(t)
+	base := cases[0]
+	for _, change := range []struct {
+		name string
+		f    func(*wireCase)
+	}{
+		{"blank id", func(c *wireCase) { c.spec.ID = " \t" }},
+		{"padded id", func(c *wireCase) { c.spec.ID = " id " }},
+		{"no source", func(c *wireCase) { c.spec.Source = "" }},
+		{"blank source", func(c *wireCase) { c.spec.Source = "  " }},
+		{"fragment source", func(c *wireCase) { c.spec.Source = "#" }},
+		{"bad source", func(c *wireCase) { c.spec.Source = "%zz" }},
+		{"control source", func(c *wireCase) { c.spec.Source = "/a\x01" }},
+		{"absolute source", func(c *wireCase) { c.spec.Source = "https://ingest.example/a?b#c" }},
+		{"blank subject", func(c *wireCase) { c.spec.Subject = " " }},
+		{"padded subject", func(c *wireCase) { c.spec.Subject = " s\n" }},
+		{"no data", func(c *wireCase) { c.spec.Data = nil }},
+		{"bytes data", func(c *wireCase) { c.spec.Data = []byte{1, 2} }},
+		{"unencodable data", func(c *wireCase) { c.spec.Data = func() {} }},
+		{"bad environment", func(c *wireCase) { c.spec.Environment = "d.v" }},
+		{"foreign type", func(c *wireCase) { c.spec.Type = "com.example.x" }},
+		{"padded type", func(c *wireCase) { c.spec.Type = "dev.slipway. x.v1" }},
+		{"no id", func(c *wireCase) { c.spec.ID = "" }},
+		{"no span", func(c *wireCase) { c.ctx = context.Background() }},
+	} {
+		c := base
+		c.name = change.name
+		change.f(&c)
+		cases = append(cases, c)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := events.New(tc.ctx, tc.spec)
+			want, wantErr := newWithSetters(tc.ctx, tc.spec)
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("error %v, want %v", err, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("event\n got: %#v\nwant: %#v", got.Context, want.Context)
+			}
+		})
 	}
 }
