@@ -241,15 +241,38 @@ var propagator = propagation.TraceContext{}
 // ExtractTrace returns ctx carrying the remote span context of e, so that the
 // consumer's spans join the producer's trace.
 func ExtractTrace(ctx context.Context, e Event) context.Context {
-	c := propagation.MapCarrier{}
-	if tp := extension(e, ExtTraceParent); tp != "" {
-		c.Set(HeaderTraceParent, tp)
+	tp := extension(e, ExtTraceParent)
+	if tp == "" {
+		// What the propagator returns without a traceparent.
+		return ctx
 	}
-	if ts := extension(e, ExtTraceState); ts != "" {
-		c.Set(HeaderTraceState, ts)
-	}
-	return propagator.Extract(ctx, c)
+	return propagator.Extract(ctx, &traceCarrier{traceParent: tp, traceState: extension(e, ExtTraceState)})
 }
+
+// traceCarrier hands an event's trace context to the propagator (a
+// propagation.MapCarrier would be a map per event).
+type traceCarrier struct{ traceParent, traceState string }
+
+func (c *traceCarrier) Get(key string) string {
+	switch key {
+	case HeaderTraceParent:
+		return c.traceParent
+	case HeaderTraceState:
+		return c.traceState
+	}
+	return ""
+}
+
+func (c *traceCarrier) Set(key, value string) {
+	switch key {
+	case HeaderTraceParent:
+		c.traceParent = value
+	case HeaderTraceState:
+		c.traceState = value
+	}
+}
+
+func (c *traceCarrier) Keys() []string { return []string{HeaderTraceParent, HeaderTraceState} }
 
 // Tracer is the tracer Slipway's event helpers use.
 var Tracer = otel.Tracer("github.com/slipway-cd/slipway/pkg/events")

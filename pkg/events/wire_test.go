@@ -406,3 +406,35 @@ func TestNewBuildsWhatTheSDKSettersBuild(t *testing.T) {
 		})
 	}
 }
+
+// ExtractTrace reads the trace context back as the W3C propagator reads it
+// from the same values, valid or not.
+func TestExtractTraceReadsWhatTheW3CPropagatorReads(t *testing.T) {
+	valid := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct{ name, tp, ts string }{
+		{"none", "", ""},
+		{"sampled", valid, ""},
+		{"unsampled with tracestate", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "k=v,a=b"},
+		{"tracestate only", "", "k=v"},
+		{"malformed", "00-xyz", "k=v"},
+		{"bad tracestate", valid, "=="},
+		{"future version", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := cloudevents.New()
+			want := propagation.MapCarrier{}
+			if tc.tp != "" {
+				e.SetExtension(events.ExtTraceParent, tc.tp)
+				want.Set(events.HeaderTraceParent, tc.tp)
+			}
+			if tc.ts != "" {
+				e.SetExtension(events.ExtTraceState, tc.ts)
+				want.Set(events.HeaderTraceState, tc.ts)
+			}
+			got := trace.SpanContextFromContext(events.ExtractTrace(context.Background(), e))
+			if w := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), want)); !got.Equal(w) {
+				t.Errorf("span context %v, the propagator reads %v", got, w)
+			}
+		})
+	}
+}
