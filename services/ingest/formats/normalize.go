@@ -2,6 +2,7 @@ package formats
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/slipway-cd/slipway/pkg/events"
@@ -46,23 +47,31 @@ func isDigest(tag string) bool {
 
 // Normalize keeps the pushes that are releases of an image: tagged pushes of
 // a manifest or index. Untagged children of multi-arch pushes, blob pushes
-// and signature/attestation tags count as ignored.
+// and signature/attestation tags count as ignored. A result it would not
+// change (every push a release, its actor clean: the common webhook) is
+// returned as it is, sharing r.Pushes, not copied.
 func Normalize(r Result) Result {
+	if len(r.Pushes) > 0 && !slices.ContainsFunc(r.Pushes, changedByNormalize) {
+		return r
+	}
 	out := Result{Ignored: r.Ignored}
 	for _, p := range r.Pushes {
-		switch {
-		case p.Repository == "",
-			p.Tag == "", isDigest(p.Tag),
-			IsAttachmentTag(p.Tag),
-			!IsManifestType(p.MediaType):
+		if !isRelease(p) {
 			out.Ignored++
-		default:
-			p.Actor = CleanActor(p.Actor)
-			out.Pushes = append(out.Pushes, p)
+			continue
 		}
+		p.Actor = CleanActor(p.Actor)
+		out.Pushes = append(out.Pushes, p)
 	}
 	return out
 }
+
+// isRelease reports whether Normalize keeps a push.
+func isRelease(p Push) bool {
+	return p.Repository != "" && p.Tag != "" && !isDigest(p.Tag) && !IsAttachmentTag(p.Tag) && IsManifestType(p.MediaType)
+}
+
+func changedByNormalize(p Push) bool { return !isRelease(p) || CleanActor(p.Actor) != p.Actor }
 
 // CleanActor makes a payload's actor safe to store and show: one line,
 // control characters and bidirectional overrides gone, runs of spaces
@@ -70,5 +79,25 @@ func Normalize(r Result) Result {
 // whatever the sender wrote; it ends up in notifications, the console and
 // terminals.
 func CleanActor(a string) string {
-	return plaintext.Bound(strings.Join(strings.Fields(plaintext.Line(a)), " "), events.MaxActorLength)
+	if !plainActor(a) {
+		a = strings.Join(strings.Fields(plaintext.Line(a)), " ")
+	}
+	return plaintext.Bound(a, events.MaxActorLength)
+}
+
+// plainActor reports whether an actor is printable ASCII with single spaces
+// between words, which the cleaning leaves as it is: what registries send,
+// checked without the allocations of taking it apart.
+func plainActor(a string) bool {
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case c == ' ':
+			if i == 0 || i == len(a)-1 || a[i-1] == ' ' {
+				return false
+			}
+		case c < '!' || c > '~':
+			return false
+		}
+	}
+	return true
 }
