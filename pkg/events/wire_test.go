@@ -150,13 +150,7 @@ func TestMessageBytesArePinned(t *testing.T) {
 // BenchmarkNewToMsg is ingest's share of the event work per webhook: build an
 // image.pushed in a sampled span and encode it as a message.
 func BenchmarkNewToMsg(b *testing.B) {
-	ctx := spanCtx(b, trace.FlagsSampled, "")
-	pushed := pushedData()
-	spec := events.Spec{
-		ID:   events.ID("image.pushed", "dev", pushed.Registry, pushed.Repository, pushed.Tag, pushed.Digest),
-		Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry", Environment: "dev",
-		Subject: pushed.Ref().String(), Data: pushed,
-	}
+	ctx, spec := benchSpec(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		e, err := events.New(ctx, spec)
@@ -166,6 +160,39 @@ func BenchmarkNewToMsg(b *testing.B) {
 		if _, err := events.ToMsg(e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkNew(b *testing.B) {
+	ctx, spec := benchSpec(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := events.New(ctx, spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkToMsg(b *testing.B) {
+	ctx, spec := benchSpec(b)
+	e, err := events.New(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := events.ToMsg(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchSpec(b *testing.B) (context.Context, events.Spec) {
+	pushed := pushedData()
+	return spanCtx(b, trace.FlagsSampled, ""), events.Spec{
+		ID:   events.ID("image.pushed", "dev", pushed.Registry, pushed.Repository, pushed.Tag, pushed.Digest),
+		Type: events.TypeImagePushed, Source: "/slipway/ingest/dev-registry", Environment: "dev",
+		Subject: pushed.Ref().String(), Data: pushed,
 	}
 }
 
