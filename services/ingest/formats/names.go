@@ -6,25 +6,76 @@ package formats
 // registry would accept.
 
 import (
-	"regexp"
 	"strings"
 )
 
-var (
-	// The distribution reference grammar: lowercase path components joined
-	// by separators. Anything else is refused by every registry, so a
-	// payload that carries it is broken (or forged), not a push to follow.
-	repoPathRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$`)
-	tagRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	hostRE     = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
-)
+// The checks are loops over bytes, not regular expressions: every push goes
+// through them, and a regular expression cost more than the rest of a
+// push's checks together. names_test.go holds each to the grammar it
+// implements, written as a regular expression.
 
 // maxRepoLen is distribution's limit on a repository name.
 const maxRepoLen = 255
 
+// validRepository accepts the distribution reference grammar's path:
+// lowercase components joined by "/". Anything else is refused by every
+// registry, so a payload that carries it is broken (or forged), not a push
+// to follow.
 func validRepository(repo string) bool {
-	return len(repo) <= maxRepoLen && repoPathRE.MatchString(repo)
+	return len(repo) <= maxRepoLen && allParts(repo, "/", validPathComponent)
 }
+
+// allParts reports whether every part of s between the separators passes
+// valid.
+func allParts(s, sep string, valid func(string) bool) bool {
+	for {
+		part, rest, more := strings.Cut(s, sep)
+		if !valid(part) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		s = rest
+	}
+}
+
+// validPathComponent accepts runs of lowercase letters and digits joined
+// by one separator each: ".", "_", "__", or one or more "-".
+func validPathComponent(c string) bool {
+	i := 0
+	for {
+		start := i
+		for i < len(c) && (isDigit(c[i]) || c[i] >= 'a' && c[i] <= 'z') {
+			i++
+		}
+		if i == start {
+			return false
+		}
+		if i == len(c) {
+			return true
+		}
+		switch c[i] {
+		case '.':
+			i++
+		case '_':
+			i++
+			if i < len(c) && c[i] == '_' {
+				i++
+			}
+		case '-':
+			for i < len(c) && c[i] == '-' {
+				i++
+			}
+		default:
+			return false
+		}
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isAlnum(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // validDigest accepts the digests registries compute; the hex length must
 // match the algorithm so a truncated digest never reaches a registry call.
@@ -61,10 +112,57 @@ func validDigest(d string) bool {
 // validTag accepts what a parser may put in Push.Tag: nothing (untagged), a
 // tag, or a digest standing in for a tag; Normalize sorts those out.
 func validTag(tag string) bool {
-	return tag == "" || tagRE.MatchString(tag) || validDigest(tag)
+	return tag == "" || isTag(tag) || validDigest(tag)
 }
 
-func validHost(h string) bool { return len(h) <= 255 && hostRE.MatchString(h) }
+// isTag accepts a tag as registries do: up to 128 letters, digits, "_",
+// "." and "-", not starting with "." or "-".
+func isTag(tag string) bool {
+	if tag == "" || len(tag) > 128 || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts a DNS name or IPv4 address, with an optional port of
+// up to five digits.
+func validHost(h string) bool {
+	if len(h) > 255 {
+		return false
+	}
+	name, port, hasPort := strings.Cut(h, ":")
+	if hasPort && (port == "" || len(port) > 5 || !allDigits(port)) {
+		return false
+	}
+	return allParts(name, ".", validLabel)
+}
+
+// validLabel accepts letters, digits and "-", not first or last.
+func validLabel(l string) bool {
+	if l == "" || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		if !isAlnum(l[i]) && l[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // validImage reports whether checkImage accepts the parts of a push, for a
 // caller that builds the field names of its messages only on an error.

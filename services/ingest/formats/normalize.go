@@ -1,7 +1,6 @@
 package formats
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
@@ -30,13 +29,32 @@ func IsManifestType(mt string) bool {
 	return manifestTypes[strings.TrimSpace(mt)]
 }
 
-// cosign's tag-schema attachments: sha256-<hex>.sig|.att|.sbom, and the OCI
-// referrers tag-schema fallback: sha256-<hex>.
-var attachmentTag = regexp.MustCompile(`^sha(256|384|512)-[0-9a-f]{32,128}(\.(sig|att|sbom))?$`)
-
 // IsAttachmentTag reports whether a tag names a signature, attestation, SBOM
-// or referrers index rather than a release of the image.
-func IsAttachmentTag(tag string) bool { return attachmentTag.MatchString(tag) }
+// or referrers index rather than a release of the image: cosign's
+// tag-schema attachments, sha256-<hex>.sig|.att|.sbom, and the OCI
+// referrers tag-schema fallback, sha256-<hex> (also sha384, sha512; 32 to
+// 128 hex digits).
+func IsAttachmentTag(tag string) bool {
+	rest, ok := strings.CutPrefix(tag, "sha")
+	if !ok || len(rest) < 4 {
+		return false
+	}
+	switch rest[:4] {
+	case "256-", "384-", "512-":
+	default:
+		return false
+	}
+	hex := rest[4:]
+	if i := strings.IndexByte(hex, '.'); i >= 0 {
+		switch hex[i:] {
+		case ".sig", ".att", ".sbom":
+		default:
+			return false
+		}
+		hex = hex[:i]
+	}
+	return len(hex) >= 32 && len(hex) <= 128 && isLowerHex(hex)
+}
 
 // isDigest reports whether a "tag" is really a digest (Harbor and others put
 // the digest in the tag field of untagged children).
