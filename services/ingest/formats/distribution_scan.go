@@ -211,20 +211,22 @@ func (sc *envelopeScanner) str() (string, bool) {
 	if !sc.next('"') {
 		return "", false
 	}
-	start, ascii := sc.i, true
-	for ; sc.i < len(sc.s); sc.i++ {
-		switch c := sc.s[sc.i]; {
-		case c == '"':
-			s := sc.s[start:sc.i]
-			sc.i++
-			return s, ascii || utf8.ValidString(s)
+	n := strings.IndexByte(sc.s[sc.i:], '"')
+	if n < 0 {
+		return "", false
+	}
+	s := sc.s[sc.i : sc.i+n]
+	sc.i += n + 1
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
 		case c == '\\', c < ' ':
 			return "", false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return "", false
+	return s, ascii || utf8.ValidString(s)
 }
 
 // int reads an integer as encoding/json reads one into an int64; a fraction
