@@ -27,9 +27,9 @@ import (
 )
 
 // BenchmarkIngestVsBridge runs, in one run and against one NATS server
-// (embedded in the benchmark's process, file storage), three processes one
-// after the other under the same load: b.N Distribution notifications (one
-// push each, unique ids) from benchClients senders at once.
+// (embedded in the benchmark's process, file storage), three processes
+// under the same load: Distribution notifications (one push each, unique
+// ids) from benchClients senders at once.
 //
 //  1. bridge: internal/minbridge, the least an honest webhook-to-JetStream
 //     bridge does (header check, bounded read, decode, one small JSON event,
@@ -39,20 +39,24 @@ import (
 //  3. ingest-otlp: the same, exporting its spans over OTLP/HTTP to a
 //     receiver in the benchmark's process that decodes every request.
 //
-// Each process gets benchWarmup webhooks first (connections, lazily built
-// state), then the measured b.N. Reported per process: msgs/s, p50/p99
-// latency, peak RSS (VmHWM), CPU time per webhook (user and system, from
-// /proc), and its throughput over the bridge's; and the CPU per webhook of
-// the benchmark's own process (senders and NATS), which all share the two
-// cores with.
+// All three run from the start; each gets benchWarmup webhooks, then the
+// measured ones (SLIPWAY_BENCH_WEBHOOKS, 20,000 by default, whatever b.N)
+// in benchRounds blocks taken in turn, in a rotating order, so that a
+// machine that slows down or speeds up during the run (a shared virtual
+// machine does) weighs on each alike. Reported per process: msgs/s (webhooks
+// over the time its blocks took), p50/p99 latency, peak RSS (VmHWM), CPU
+// time per webhook (user and system, from /proc), and its throughput over
+// the bridge's; and the CPU per webhook of the benchmark's own process
+// (senders and NATS), which they all share the two cores with.
 //
-//	go test -run='^$' -bench=IngestVsBridge -benchtime=20000x ./services/ingest/
+//	go test -run='^$' -bench=IngestVsBridge -benchtime=1x ./services/ingest/
 //
-// SLIPWAY_BENCH_PPROF=DIR also writes each process's CPU profile of the
-// measured phase (SLIPWAY_BENCH_PPROF_SECONDS long, 3 by default), its
-// allocation profile and its heap statistics into DIR (ops.pprof on).
-// SLIPWAY_BENCH_INGEST_BASELINE=BINARY adds a fourth phase with another
-// ingest binary (built from an earlier commit), for a before and after.
+// SLIPWAY_BENCH_PPROF=DIR also writes each process's CPU profile, taken
+// over SLIPWAY_BENCH_PPROF_SECONDS (3 by default) of extra load after the
+// measured blocks, its allocation profile and its heap statistics into DIR
+// (ops.pprof on). SLIPWAY_BENCH_INGEST_BASELINE=BINARY adds a fourth
+// process, another ingest binary (built from an earlier commit, say), for a
+// before and after in the same run.
 func BenchmarkIngestVsBridge(b *testing.B) {
 	ns := testkit.NATS(b)
 	_, js := ns.Connect(b)
@@ -63,137 +67,174 @@ func BenchmarkIngestVsBridge(b *testing.B) {
 	ingestBin := buildBinary(b, dir, "ingest", "./cmd/ingest")
 	bridgeBin := buildBinary(b, dir, "minbridge", "./internal/minbridge")
 	profileDir := os.Getenv("SLIPWAY_BENCH_PPROF")
+	n := benchWebhooks(b)
 
 	var spans atomic.Int64
 	receiver := httptest.NewServer(otlpReceiver(b, &spans))
 	b.Cleanup(receiver.Close)
 
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	type result struct {
-		rate     float64
-		p50, p99 time.Duration
-		rssMiB   float64
-		cpuUS    float64 // the process's CPU time (user+system) per webhook
-	}
-	phase := func(name string, start func(addr string) *exec.Cmd, path string) result {
+	ingest := func(name, bin string, env ...string) *benchProc {
 		addr := testkit.FreeAddr(b)
-		cmd := start(addr)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		}()
-		base := "http://" + addr
-		waitListening(b, base)
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
-		defer client.CloseIdleConnections()
-		bodies := func(n int, kind string) [][]byte {
-			out := make([][]byte, n)
-			for i := range out {
-				id := fmt.Sprintf("%s-%s-%s-%d", name, kind, run, i)
-				out[i] = envelope(distPush(id, "team/bench", id))
-			}
-			return out
-		}
-		warm, measured := bodies(benchWarmup, "warm"), bodies(b.N, "n")
-		send := func(set [][]byte) func(ctx context.Context, i int) error {
-			return func(ctx context.Context, i int) error { return postAccepted(ctx, client, base+path, set[i]) }
-		}
-		if profileDir != "" {
-			fetchProfile(b, base+"/debug/pprof/heap?debug=1", filepath.Join(profileDir, name+".idle.heap.txt"))
-		}
-		load(b, len(warm), send(warm))
-
-		profiled := make(chan struct{})
-		if profileDir != "" {
-			go func() {
-				defer close(profiled)
-				fetchProfile(b, base+"/debug/pprof/profile?seconds="+profileSeconds(), filepath.Join(profileDir, name+".cpu.pprof"))
-			}()
-		} else {
-			close(profiled)
-		}
-		cpu0 := cpuTime(b, cmd.Process.Pid)
-		lat, dur := load(b, b.N, send(measured))
-		cpu := cpuTime(b, cmd.Process.Pid) - cpu0
-		<-profiled
-		if profileDir != "" {
-			fetchProfile(b, base+"/debug/pprof/allocs", filepath.Join(profileDir, name+".allocs.pprof"))
-			fetchProfile(b, base+"/debug/pprof/heap?debug=1", filepath.Join(profileDir, name+".heap.txt"))
-		}
-		r := result{rate: float64(b.N) / dur.Seconds(), p50: percentile(lat, 50), p99: percentile(lat, 99),
-			cpuUS: float64(cpu.Microseconds()) / float64(b.N)}
-		if kb, ok := peakRSSKiB(cmd.Process.Pid); ok {
-			r.rssMiB = float64(kb) / 1024
-		}
-		return r
-	}
-
-	ingestCmd := func(bin string, env ...string) func(addr string) *exec.Cmd {
-		return func(addr string) *exec.Cmd {
-			cfg := filepath.Join(dir, "slipway-"+strconv.Itoa(len(env))+".yaml")
-			writeIngestConfig(b, cfg, ns.URL, addr, profileDir != "")
-			cmd := exec.Command(bin, "--config", cfg)
-			cmd.Env = append(os.Environ(), env...)
-			return cmd
-		}
+		cfg := filepath.Join(dir, name+".yaml")
+		writeIngestConfig(b, cfg, ns.URL, addr, profileDir != "")
+		cmd := exec.Command(bin, "--config", cfg)
+		cmd.Env = append(os.Environ(), env...)
+		return &benchProc{name: name, addr: addr, path: "/webhooks/dev-registry", cmd: cmd}
 	}
 	subject, _ := events.Subject(events.TypeImagePushed, "dev")
-	phases := []struct {
-		name  string
-		start func(addr string) *exec.Cmd
-		path  string
-	}{
-		{"bridge", func(addr string) *exec.Cmd {
-			return exec.Command(bridgeBin, "-listen", addr, "-nats", ns.URL, "-subject", subject, "-token", notifyToken)
-		}, "/webhook"},
-		{"ingest", ingestCmd(ingestBin, "OTEL_TRACES_EXPORTER=none"), "/webhooks/dev-registry"},
-		{"ingest-otlp", ingestCmd(ingestBin,
-			"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
-			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+receiver.URL+"/v1/traces"), "/webhooks/dev-registry"},
+	bridgeAddr := testkit.FreeAddr(b)
+	procs := []*benchProc{
+		{name: "bridge", addr: bridgeAddr, path: "/webhook",
+			cmd: exec.Command(bridgeBin, "-listen", bridgeAddr, "-nats", ns.URL, "-subject", subject, "-token", notifyToken)},
+		ingest("ingest", ingestBin, "OTEL_TRACES_EXPORTER=none"),
+		ingest("ingest-otlp", ingestBin, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+receiver.URL+"/v1/traces"),
 	}
-	// SLIPWAY_BENCH_INGEST_BASELINE=BINARY adds an ingest binary built from
-	// another commit, for a before-and-after in the same run.
 	if baseline := os.Getenv("SLIPWAY_BENCH_INGEST_BASELINE"); baseline != "" {
-		phases = append(phases, struct {
-			name  string
-			start func(addr string) *exec.Cmd
-			path  string
-		}{"ingest-baseline", ingestCmd(baseline, "OTEL_TRACES_EXPORTER=none"), "/webhooks/dev-registry"})
+		procs = append(procs, ingest("ingest-baseline", baseline, "OTEL_TRACES_EXPORTER=none"))
+	}
+	for _, p := range procs {
+		p.start(b)
+		p.send(b, benchWarmup, "warm")
 	}
 
-	results := map[string]result{}
 	self0 := cpuTime(b, os.Getpid())
 	b.ResetTimer()
-	for _, ph := range phases {
-		results[ph.name] = phase(ph.name, ph.start, ph.path)
-	}
-	b.StopTimer()
-	// The benchmark's own process (senders and the NATS server) over all
-	// phases, warm-ups included: what the bridge or ingest shares the two
-	// cores with.
-	self := cpuTime(b, os.Getpid()) - self0
-
-	bridge := results["bridge"]
-	for _, ph := range phases {
-		r := results[ph.name]
-		b.ReportMetric(r.rate, ph.name+"-msgs/s")
-		b.ReportMetric(ms(r.p50), ph.name+"-p50-ms")
-		b.ReportMetric(ms(r.p99), ph.name+"-p99-ms")
-		b.ReportMetric(r.rssMiB, ph.name+"-RSS-MiB")
-		b.ReportMetric(r.cpuUS, ph.name+"-CPU-us/webhook")
-		if ph.name != "bridge" {
-			b.ReportMetric(r.rate/bridge.rate, ph.name+"/bridge")
+	for round := range benchRounds {
+		for i := range procs {
+			p := procs[(round+i)%len(procs)]
+			p.measure(b, n/benchRounds)
 		}
 	}
-	b.ReportMetric(float64(self.Microseconds())/float64(len(phases)*(b.N+benchWarmup)), "senders+nats-CPU-us/webhook")
+	b.StopTimer()
+	// The benchmark's own process over the measured blocks: what the bridge
+	// or ingest shares the two cores with.
+	self := cpuTime(b, os.Getpid()) - self0
+
+	bridge := procs[0]
+	for _, p := range procs {
+		b.ReportMetric(p.rate(), p.name+"-msgs/s")
+		b.ReportMetric(ms(percentile(p.lat, 50)), p.name+"-p50-ms")
+		b.ReportMetric(ms(percentile(p.lat, 99)), p.name+"-p99-ms")
+		b.ReportMetric(p.cpuPerWebhook(), p.name+"-CPU-us/webhook")
+		if p != bridge {
+			b.ReportMetric(p.rate()/bridge.rate(), p.name+"/bridge")
+		}
+	}
+	b.ReportMetric(float64(self.Microseconds())/float64(len(procs)*n), "senders+nats-CPU-us/webhook")
 	// The spans the receiver got: a server and a producer span per webhook
 	// when none is dropped (the batch processor drops what its queue cannot
-	// hold, and the last batch may still be in flight at the end).
-	b.ReportMetric(float64(spans.Load())/float64(b.N+benchWarmup), "spans/webhook")
+	// hold, and the last batch may still be in flight).
+	b.ReportMetric(float64(spans.Load())/float64(n+benchWarmup), "spans/webhook")
+
+	for _, p := range procs {
+		if kb, ok := peakRSSKiB(p.cmd.Process.Pid); ok {
+			b.ReportMetric(float64(kb)/1024, p.name+"-RSS-MiB")
+		}
+	}
+	if profileDir != "" {
+		for _, p := range procs {
+			p.profile(b, profileDir)
+		}
+	}
+}
+
+const (
+	// benchWarmup is how many webhooks each process gets before the clock
+	// runs (connections, lazily built state).
+	benchWarmup = 2000
+	// benchRounds is how many blocks the measured webhooks come in.
+	benchRounds = 10
+)
+
+// benchWebhooks is how many webhooks each process gets measured:
+// SLIPWAY_BENCH_WEBHOOKS, 20,000 by default.
+func benchWebhooks(b *testing.B) int {
+	n := 20000
+	if s := os.Getenv("SLIPWAY_BENCH_WEBHOOKS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < benchRounds {
+			b.Fatalf("SLIPWAY_BENCH_WEBHOOKS=%q: a number of at least %d", s, benchRounds)
+		}
+	}
+	return n
+}
+
+// benchProc is one process under load and what was measured of it.
+type benchProc struct {
+	name, addr, path string
+	cmd              *exec.Cmd
+	client           *http.Client
+	sent             int // bodies built so far, for unique ids
+
+	lat  []time.Duration // of every measured webhook
+	busy time.Duration   // wall time of the measured blocks
+	cpu  time.Duration   // the process's CPU time during them
+}
+
+func (p *benchProc) start(b *testing.B) {
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Wait()
+	})
+	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	b.Cleanup(p.client.CloseIdleConnections)
+	waitListening(b, "http://"+p.addr)
+}
+
+// send posts count webhooks (built before the clock runs) and returns
+// their latencies and the wall time they took.
+func (p *benchProc) send(b *testing.B, count int, kind string) ([]time.Duration, time.Duration) {
+	b.StopTimer()
+	bodies := make([][]byte, count)
+	for i := range bodies {
+		id := fmt.Sprintf("%s-%s-%d-%d", p.name, kind, time.Now().UnixNano(), p.sent+i)
+		bodies[i] = envelope(distPush(id, "team/bench", id))
+	}
+	p.sent += count
+	b.StartTimer()
+	url := "http://" + p.addr + p.path
+	return load(b, count, func(ctx context.Context, i int) error { return postAccepted(ctx, p.client, url, bodies[i]) })
+}
+
+// measure sends one block of count webhooks and adds up what it cost.
+func (p *benchProc) measure(b *testing.B, count int) {
+	cpu0 := cpuTime(b, p.cmd.Process.Pid)
+	lat, dur := p.send(b, count, "n")
+	p.cpu += cpuTime(b, p.cmd.Process.Pid) - cpu0
+	p.lat = append(p.lat, lat...)
+	p.busy += dur
+}
+
+func (p *benchProc) rate() float64 { return float64(len(p.lat)) / p.busy.Seconds() }
+
+func (p *benchProc) cpuPerWebhook() float64 {
+	return float64(p.cpu.Microseconds()) / float64(len(p.lat))
+}
+
+// profile takes the process's CPU profile under more of the same load, then
+// its allocation profile and heap statistics, into dir.
+func (p *benchProc) profile(b *testing.B, dir string) {
+	base := "http://" + p.addr
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetchProfile(b, base+"/debug/pprof/profile?seconds="+profileSeconds(), filepath.Join(dir, p.name+".cpu.pprof"))
+	}()
+	for {
+		select {
+		case <-done:
+			fetchProfile(b, base+"/debug/pprof/allocs", filepath.Join(dir, p.name+".allocs.pprof"))
+			fetchProfile(b, base+"/debug/pprof/heap?debug=1", filepath.Join(dir, p.name+".heap.txt"))
+			return
+		default:
+			p.send(b, 1000, "profile")
+		}
+	}
 }
 
 // cpuTime is the CPU time (user and system) a process has used so far,
@@ -216,9 +257,6 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 	const tick = 10 * time.Millisecond
 	return time.Duration(utime+stime) * tick
 }
-
-// benchWarmup is how many webhooks each process gets before the clock runs.
-const benchWarmup = 2000
 
 // buildBinary builds a main package of this module into dir.
 func buildBinary(b *testing.B, dir, name, pkg string) string {
