@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/slipway-cd/slipway/pkg/platform/app"
@@ -46,6 +48,7 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	tuneGC(log)
 	addr := d.Config.Ingest.Listen
 	if addr == "" {
 		addr = DefaultListen
@@ -99,4 +102,22 @@ func (s *Service) Run(ctx context.Context, d app.Deps) error {
 	}
 	log.Info("ingest stopped")
 	return nil
+}
+
+// gcPercent is the garbage collector's target while ingest runs, unless
+// GOGC says otherwise. A webhook leaves about 10 KB of garbage and ingest's
+// live heap is small (2 MB), so at Go's default of 100 the collector ran
+// every 200 webhooks or so and took a quarter of ingest's CPU. At 150 it
+// runs a third less often: about 20 % less CPU per webhook, for the 1 to
+// 2 MiB of resident memory the allocation cuts had saved (see
+// docs/benchmarks.md).
+const gcPercent = 150
+
+// tuneGC sets gcPercent unless the operator set GOGC.
+func tuneGC(log *slog.Logger) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return
+	}
+	debug.SetGCPercent(gcPercent)
+	log.Debug("garbage collector target set", "gogc", gcPercent)
 }
