@@ -27,8 +27,7 @@ func serverSpan(c echo.Context, path string, attrs ...attribute.KeyValue) (conte
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := tracer.Start(ctx, r.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() {
-		span.SetAttributes(attrs...)
-		span.SetAttributes(tracehttp.Method(r.Method), semconv.HTTPRoute(c.Path()), semconv.URLPath(path), semconv.URLScheme(c.Scheme()))
+		span.SetAttributes(append(attrs, tracehttp.Method(r.Method), semconv.HTTPRoute(c.Path()), semconv.URLPath(path), semconv.URLScheme(c.Scheme()))...)
 	}
 	return ctx, span
 }
