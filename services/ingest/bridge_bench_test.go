@@ -45,8 +45,9 @@ import (
 // machine that slows down or speeds up during the run (a shared virtual
 // machine does) weighs on each alike. Reported per process: msgs/s (webhooks
 // over the time its blocks took), p50/p99 latency, peak RSS (VmHWM), CPU
-// time per webhook (user and system, from /proc), and its throughput over
-// the bridge's; and the CPU per webhook of the benchmark's own process
+// time per webhook (user and system, from /proc), its throughput over the
+// bridge's, and for ingest the mean wait for JetStream's ack (from its
+// /metrics); and the CPU per webhook of the benchmark's own process
 // (senders and NATS), which they all share the two cores with.
 //
 //	go test -run='^$' -bench=IngestVsBridge -benchtime=1x ./services/ingest/
@@ -122,6 +123,11 @@ func BenchmarkIngestVsBridge(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(self.Microseconds())/float64(len(procs)*n), "senders+nats-CPU-us/webhook")
+	for _, p := range procs {
+		if wait, ok := p.meanAckWait(b); ok {
+			b.ReportMetric(ms(wait), p.name+"-ack-wait-ms")
+		}
+	}
 	// The spans the receiver got: a server and a producer span per webhook
 	// when none is dropped (the batch processor drops what its queue cannot
 	// hold, and the last batch may still be in flight).
@@ -214,6 +220,31 @@ func (p *benchProc) rate() float64 { return float64(len(p.lat)) / p.busy.Seconds
 
 func (p *benchProc) cpuPerWebhook() float64 {
 	return float64(p.cpu.Microseconds()) / float64(len(p.lat))
+}
+
+// meanAckWait is how long an ingest process waited, on average, from
+// publishing an event to JetStream's ack (slipway_ingest_publish_seconds,
+// over every webhook it got); false for a process without that metric.
+func (p *benchProc) meanAckWait(b *testing.B) (time.Duration, bool) {
+	resp, err := http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	var sum, count float64
+	for line := range strings.Lines(string(text)) {
+		if v, ok := strings.CutPrefix(line, "slipway_ingest_publish_seconds_sum "); ok {
+			sum, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if v, ok := strings.CutPrefix(line, "slipway_ingest_publish_seconds_count "); ok {
+			count, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if count == 0 {
+		return 0, false
+	}
+	return time.Duration(sum / count * float64(time.Second)), true
 }
 
 // profile takes the process's CPU profile under more of the same load, then
